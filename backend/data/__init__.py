@@ -1,0 +1,1 @@
+"""Bars in: sources, validation, sessions, resampling (no torch here)."""
