@@ -22,6 +22,8 @@ from backend.errors import DataError, InputError
 from backend.jsonio import load_json
 
 FIELDS = ("train_start", "train_end", "test_start", "test_end")
+# fields of windows.resolved.json that are informational (the file can be read back as input)
+RESOLVED_INFO = {"train_bars", "test_bars", "train_sessions", "test_sessions", "as_given"}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -139,7 +141,7 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
         missing = [f for f in FIELDS if f not in item]
         if missing:
             raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
-        extra = set(item) - set(FIELDS) - {"id"}
+        extra = set(item) - set(FIELDS) - {"id"} - RESOLVED_INFO
         if extra:
             raise InputError(f"{where}: unknown field(s) {sorted(extra)}; allowed: id, {', '.join(FIELDS)}")
         wid = item.get("id", f"w{k + 1:02d}")

@@ -1,0 +1,1 @@
+"""Metrics, baselines and reports (pure NumPy where possible)."""

@@ -1,0 +1,90 @@
+"""Baselines on the same test bars, through the same env and costs as the agent.
+
+* ``buy_and_hold``: fully long (``max_position``) from the first bar of every session to
+  the close — the intraday buy-and-hold, since the env is flat overnight by design.
+* ``flat``: never trades (returns are all 0).
+* ``random``: seeded random target positions, re-drawn at random bars with a probability
+  chosen so that its expected turnover equals the agent's.
+* ``momentum``: long when the price is above the session's first open, short (or flat
+  without shorting) when below — a simple intraday trend rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backend.envs.intraday_env import IntradayTradingEnv
+from backend.evaluation.simulate import Trajectory, run_policy
+from backend.features import MarketArrays
+
+NAMES = ("buy_and_hold", "flat", "random", "momentum")
+
+
+def _constant(target: float):  # noqa: ANN202
+    def policy(obs: np.ndarray, env: IntradayTradingEnv) -> np.ndarray:
+        return env.action_for_target(target)
+
+    return policy
+
+
+def _random(max_pos: float, allow_short: bool, turnover_per_bar: float, seed: int):  # noqa: ANN202
+    rng = np.random.default_rng(seed)
+    lo = -max_pos if allow_short else 0.0
+    mean_jump = (max_pos - lo) / 3.0  # E|U - V| for U, V uniform on [lo, max]
+    prob = min(1.0, turnover_per_bar / mean_jump) if mean_jump > 0 else 0.0
+    state = {"target": 0.0}
+
+    def policy(obs: np.ndarray, env: IntradayTradingEnv) -> np.ndarray:
+        if rng.random() < prob:
+            state["target"] = float(rng.uniform(lo, max_pos))
+        return env.action_for_target(state["target"])
+
+    return policy
+
+
+def _momentum(market: MarketArrays, max_pos: float, allow_short: bool):  # noqa: ANN202
+    starts, ends = market.session_bounds()
+    session_open = np.repeat(market.open[starts], ends - starts)
+    signal = np.sign(market.close - session_open)
+
+    def policy(obs: np.ndarray, env: IntradayTradingEnv) -> np.ndarray:
+        s = signal[env.current_bar]
+        target = max_pos * s if (allow_short or s > 0) else 0.0
+        return env.action_for_target(float(target))
+
+    return policy
+
+
+def run_baselines(
+    make_env,  # noqa: ANN001 - () -> IntradayTradingEnv on the test span
+    market: MarketArrays,
+    agent: Trajectory,
+    interval: str,
+    initial_equity: float,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    env: IntradayTradingEnv = make_env()
+    cfg = env.config
+    n_bars = max(1, len(agent.returns))
+    policies = {
+        "buy_and_hold": _constant(cfg.max_position),
+        "flat": _constant(0.0),
+        "random": _random(cfg.max_position, cfg.allow_short, float(agent.traded.sum()) / n_bars, seed),
+        "momentum": _momentum(market, cfg.max_position, cfg.allow_short),
+    }
+    out = {}
+    for name, policy in policies.items():
+        traj = run_policy(make_env(), policy, market.session_id)
+        out[name] = traj.metrics(interval, initial_equity)
+        out[name]["_trajectory"] = traj
+    return out
+
+
+def beats(agent: dict[str, Any], baseline: dict[str, Any]) -> bool | None:
+    """Whether the agent's total return exceeds the baseline's (None if undefined)."""
+    a, b = agent.get("total_return"), baseline.get("total_return")
+    if a is None or b is None:
+        return None
+    return bool(a > b)

@@ -1,0 +1,81 @@
+"""Body of `wf eval` / `python -m backend.training.walk_forward_eval`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from backend import stages
+from backend.errors import EvaluationError, InputError
+
+
+def _table(doc: dict[str, Any]) -> str:
+    from backend.stages import fmt_num, fmt_pct
+
+    rows = [("agent", doc["evaluation"])] + list(doc["baselines"].items())
+    rows += [(f"agent @ {k} costs", v) for k, v in doc["cost_sensitivity"].items() if k != "1x"]
+    out = [f"{'':<22}{'return':>10}{'sharpe':>9}{'max DD':>10}{'trades':>8}{'turnover':>10}"]
+    for name, m in rows:
+        out.append(f"{name:<22}{fmt_pct(m['total_return']):>10}{fmt_num(m['sharpe']):>9}"
+                   f"{fmt_pct(m['max_drawdown']):>10}{m['n_trades']:>8}{fmt_num(m['turnover']):>10}")
+    return "\n".join(out)
+
+
+def replay(
+    model_path: str,
+    windows: str | None,
+    window_id: str | None,
+    symbol: str | None,
+    source: str | None,
+    data: str | None,
+    interval: str | None,
+    config: str | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+    stochastic: bool,
+    output_dir: str | None,
+) -> int:
+    from backend import pipeline
+
+    model = Path(model_path)
+    if not model.exists():
+        raise EvaluationError(f"{model}: model file not found; pass the model.zip of a trained window")
+    bundle_dir = model.parent
+    run_dir = bundle_dir.parent
+    if config is None:
+        if not (run_dir / "config.resolved.json").exists():
+            raise InputError(f"no --config given and {run_dir / 'config.resolved.json'} does not exist; pass --config")
+        config = str(run_dir / "config.resolved.json")
+    if windows is None:
+        if not (run_dir / "windows.resolved.json").exists():
+            raise InputError(f"no --windows given and {run_dir / 'windows.resolved.json'} does not exist; pass --windows")
+        windows = str(run_dir / "windows.resolved.json")
+    opts = pipeline.RunOptions(symbol=symbol, windows=windows, config=config, source=source, data=data,
+                               interval=interval, sets=list(sets), stochastic=stochastic, quiet=quiet)
+    s = pipeline.setup(opts)
+    ids = [w.id for w in s.windows]
+    wid = window_id or (bundle_dir.name if bundle_dir.name in ids else (ids[0] if len(ids) == 1 else None))
+    if wid not in ids:
+        raise InputError(f"--window {wid!r}: not in {windows} (ids: {', '.join(ids)}); pass --window")
+    window = s.windows[ids.index(wid)]
+
+    from backend.features import compute_features
+    from backend.training import bundle
+    from backend.training.walk_forward_eval import evaluation_document, headline, replay_bundle, write_replay_files
+
+    meta = bundle.read_metadata(bundle_dir)
+    if meta.get("data_hash") != s.bars.data_hash():
+        print(f"warning: the data differ from the training data (hash {s.bars.data_hash()} vs "
+              f"{meta.get('data_hash')}); metrics will not match the run's", file=sys.stderr)
+    features = compute_features(s.market, s.cfg.env.features)
+    result = replay_bundle(bundle_dir, s.cfg, s.market, features, window, s.cfg.data.interval)
+    doc = evaluation_document(result, window, s.market.timestamps, s.timezone)
+    doc["model_path"] = str(model)
+    out = Path(output_dir) if output_dir else bundle_dir / "replay"
+    write_replay_files(out, result, s.market, s.timezone, doc, s.cfg.env.initial_capital)
+    stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation))
+    if not quiet:
+        print(_table(doc))
+    print(f"replay written to {out}")
+    return 0

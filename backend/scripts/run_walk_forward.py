@@ -1,0 +1,11 @@
+"""Thin entry script: `python backend/scripts/run_walk_forward.py ...` == `wf run ...`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from backend.cli import run_main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main()

@@ -1,0 +1,1 @@
+"""Training pipeline (torch / stable-baselines3 are imported lazily, never on the dry-run path)."""
