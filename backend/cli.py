@@ -1,7 +1,7 @@
 """The `wf` command line (click). Heavy libraries are imported inside commands only.
 
-    wf run ...     walk-forward: Window Setup → Training → Evaluation → Summary
-    wf eval ...    replay a saved agent on its test window (also: python -m backend.training.walk_forward_eval)
+wf run ...     walk-forward: Window Setup → Training → Evaluation → Summary
+wf eval ...    replay a saved agent on its test window (also: python -m backend.training.walk_forward_eval)
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import click
 
 from backend import stages
 from backend.errors import (
-    EXIT_INPUT,
     EXIT_INTERRUPTED,
     ArtifactError,
     DataError,
@@ -71,9 +70,10 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
                 sys.exit(EXIT_INTERRUPTED)
             except click.exceptions.Exit:
                 raise
-            except Exception as e:  # noqa: BLE001 - unexpected: still one line, exit code of the stage
-                stages.emit(False, default_stage, f"{type(e).__name__}: {e} (internal error; rerun with --debug)",
-                            prefix)
+            except Exception as e:
+                stages.emit(
+                    False, default_stage, f"{type(e).__name__}: {e} (internal error; rerun with --debug)", prefix
+                )
                 if debug:
                     traceback.print_exc()
                 sys.exit({"Evaluation": 5, "Training": 4}.get(default_stage, 3))
@@ -85,17 +85,22 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
 
 
 def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed([
-        click.option("--symbol", help="Ticker (the bundled sample is SPY)."),
-        click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]),
-                     help="Where bars come from (default: file with --data, sample for SPY, else yfinance)."),
-        click.option("--data", "data", type=str, help="CSV/Parquet file of bars (implies --source file)."),
-        click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]), help="Bar interval."),
-        click.option("--config", type=str, help="Config JSON (default configs/sac_intraday.json)."),
-        click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a config value."),
-        click.option("--quiet", is_flag=True, help="Only stage markers and the summary path."),
-        click.option("--debug", is_flag=True, help="Show tracebacks of errors."),
-    ]):
+    for opt in reversed(
+        [
+            click.option("--symbol", help="Ticker (the bundled sample is SPY)."),
+            click.option(
+                "--source",
+                type=click.Choice(["sample", "file", "yfinance", "synthetic"]),
+                help="Where bars come from (default: file with --data, sample for SPY, else yfinance).",
+            ),
+            click.option("--data", "data", type=str, help="CSV/Parquet file of bars (implies --source file)."),
+            click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]), help="Bar interval."),
+            click.option("--config", type=str, help="Config JSON (default configs/sac_intraday.json)."),
+            click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a config value."),
+            click.option("--quiet", is_flag=True, help="Only stage markers and the summary path."),
+            click.option("--debug", is_flag=True, help="Show tracebacks of errors."),
+        ]
+    ):
         fn = opt(fn)
     return fn
 

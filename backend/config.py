@@ -270,7 +270,7 @@ def _format_error(err: dict[str, Any]) -> str:
         if parent is not None:
             close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1, cutoff=0.5)
             if close:
-                hint = f"; did you mean '{'.'.join(str(p) for p in loc[:-1] + (close[0],))}'?"
+                hint = f"; did you mean '{'.'.join(str(p) for p in (*loc[:-1], close[0]))}'?"
             else:
                 hint = f"; valid keys here: {', '.join(parent.model_fields)}"
         return f"unknown key '{path}'{hint}"
@@ -287,7 +287,9 @@ def _format_error(err: dict[str, Any]) -> str:
 def validate(raw: dict[str, Any], source: str = "config") -> Config:
     """Validate a raw dict; raise :class:`InputError` listing every problem on one line."""
     if not isinstance(raw, dict):
-        raise InputError(f"{source}: the config must be a JSON object with sections data, env, sac, training, evaluation")
+        raise InputError(
+            f"{source}: the config must be a JSON object with sections data, env, sac, training, evaluation"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
@@ -448,9 +450,7 @@ def load_config(
     if is_legacy(raw):
         raw, unmapped = from_legacy(raw, source)
         if unmapped:
-            warnings.append(
-                f"{source}: legacy keys not implemented by this harness (ignored): {', '.join(unmapped)}"
-            )
+            warnings.append(f"{source}: legacy keys not implemented by this harness (ignored): {', '.join(unmapped)}")
     if not isinstance(raw, dict):
         raise InputError(f"{source}: the config must be a JSON object")
     for key, value in (data_overrides or {}).items():

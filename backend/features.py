@@ -34,7 +34,7 @@ class MarketArrays:
     session_minutes: np.ndarray  # float64, length of this bar's session
 
     @classmethod
-    def from_bars(cls, frame, session_open: np.ndarray, session_close: np.ndarray) -> MarketArrays:  # noqa: ANN001
+    def from_bars(cls, frame, session_open: np.ndarray, session_close: np.ndarray) -> MarketArrays:
         ts = frame.index.as_unit("ns").asi8
         new_session = np.r_[True, session_open[1:] != session_open[:-1]]
         return cls(

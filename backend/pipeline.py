@@ -142,8 +142,9 @@ def setup(opts: RunOptions) -> Setup:
     origin = opts.windows or "automatic windows"
     if specs is None:
         days = sorted({d.date() for d in bars.frame.index})
-        specs = auto_windows(days, start or days[0], end or days[-1], opts.train_days, opts.test_days,
-                             opts.step_days, opts.mode, tz)
+        specs = auto_windows(
+            days, start or days[0], end or days[-1], opts.train_days, opts.test_days, opts.step_days, opts.mode, tz
+        )
         if embargo:
             # keep the test span where it is and cut the train span short (no leakage)
             specs = [_trim_train(s, market, embargo) for s in specs]
@@ -159,7 +160,9 @@ def _trim_train(spec: WindowSpec, market: MarketArrays, embargo: int) -> WindowS
     if cut <= 0:
         raise DataError(f"window {spec.id}: the embargo of {embargo} bars leaves no train bars")
     new_end = pd.Timestamp(int(market.timestamps[cut]), tz="UTC").tz_convert(spec.train_end.tz)
-    return WindowSpec(spec.id, spec.train_start, min(spec.train_end, new_end), spec.test_start, spec.test_end, spec.text)
+    return WindowSpec(
+        spec.id, spec.train_start, min(spec.train_end, new_end), spec.test_start, spec.test_end, spec.text
+    )
 
 
 def window_setup_detail(s: Setup) -> str:
@@ -174,8 +177,11 @@ def window_setup_detail(s: Setup) -> str:
 
 def dry_run_table(s: Setup) -> str:
     rep = s.bars.report
-    repairs = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in rep.items()
-                        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions")) and v)
+    repairs = ", ".join(
+        f"{k.replace('_', ' ')} {v:,}"
+        for k, v in rep.items()
+        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions")) and v
+    )
     prov = s.bars.provenance
     lines = [
         f"data: {prov['source']} {prov['symbol']} {prov['interval']}, {rep['bars']:,} bars in {rep['sessions']:,} "
@@ -259,11 +265,23 @@ class Summary:
 def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
     d = w.describe(s.market.timestamps, s.timezone)
     return {
-        "id": w.id, "train_start": d["train_start"], "train_end": d["train_end"], "test_start": d["test_start"],
-        "test_end": d["test_end"], "train_bars": w.train_bars, "test_bars": w.test_bars,
-        "train_sessions": w.train_sessions, "test_sessions": w.test_sessions,
-        "status": "pending", "training": None, "evaluation": None, "baselines": None, "beats": None,
-        "cost_sensitivity": None, "gates": None, "error": None,
+        "id": w.id,
+        "train_start": d["train_start"],
+        "train_end": d["train_end"],
+        "test_start": d["test_start"],
+        "test_end": d["test_end"],
+        "train_bars": w.train_bars,
+        "test_bars": w.test_bars,
+        "train_sessions": w.train_sessions,
+        "test_sessions": w.test_sessions,
+        "status": "pending",
+        "training": None,
+        "evaluation": None,
+        "baselines": None,
+        "beats": None,
+        "cost_sensitivity": None,
+        "gates": None,
+        "error": None,
     }
 
 
@@ -312,11 +330,24 @@ def _aggregate(out: Path, entries: list[dict[str, Any]], interval: str, capital:
         return None
     eq = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
     sessions = pd.to_datetime(eq["timestamp"].str.slice(0, 10)).astype("int64").to_numpy()
-    agent = metrics.compute(eq["net_return"].to_numpy(), eq["position"].to_numpy(), eq["cost"].to_numpy(),
-                            eq["traded"].to_numpy(), sessions, interval, capital)
-    bh = metrics.compute(eq["buy_and_hold_return"].to_numpy(), eq["buy_and_hold_position"].to_numpy(),
-                         eq["buy_and_hold_cost"].to_numpy(), eq["buy_and_hold_traded"].to_numpy(), sessions,
-                         interval, capital)
+    agent = metrics.compute(
+        eq["net_return"].to_numpy(),
+        eq["position"].to_numpy(),
+        eq["cost"].to_numpy(),
+        eq["traded"].to_numpy(),
+        sessions,
+        interval,
+        capital,
+    )
+    bh = metrics.compute(
+        eq["buy_and_hold_return"].to_numpy(),
+        eq["buy_and_hold_position"].to_numpy(),
+        eq["buy_and_hold_cost"].to_numpy(),
+        eq["buy_and_hold_traded"].to_numpy(),
+        sessions,
+        interval,
+        capital,
+    )
     return {**agent, "windows": len(frames), "buy_and_hold": bh}
 
 
@@ -341,26 +372,29 @@ def execute(opts: RunOptions, s: Setup) -> int:
     write_json(out / "windows.resolved.json", windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo))
     write_text(out / "command.txt", _command())
     write_json(out / "environment.json", _environment())
-    summary = Summary(out / "summary.json", {
-        "schema_version": SCHEMA_VERSION,
-        "status": "running",
-        "symbol": s.bars.symbol,
-        "interval": cfg.data.interval,
-        "source": s.bars.source,
-        "synthetic": s.bars.synthetic,
-        "config_hash": chash,
-        "data_hash": dhash,
-        "config_path": s.loaded.path,
-        "data": {**s.bars.provenance, "report": s.bars.report},
-        "stages": {"window_setup": {"status": "ok", "seconds": 0.0}},
-        "windows": [_window_entry(w, s) for w in s.windows],
-        "aggregate": None,
-        "warnings": list(s.loaded.warnings),
-        "unmapped_legacy_keys": s.loaded.unmapped,
-        "started_at": _now(),
-        "finished_at": None,
-        "seconds": None,
-    })
+    summary = Summary(
+        out / "summary.json",
+        {
+            "schema_version": SCHEMA_VERSION,
+            "status": "running",
+            "symbol": s.bars.symbol,
+            "interval": cfg.data.interval,
+            "source": s.bars.source,
+            "synthetic": s.bars.synthetic,
+            "config_hash": chash,
+            "data_hash": dhash,
+            "config_path": s.loaded.path,
+            "data": {**s.bars.provenance, "report": s.bars.report},
+            "stages": {"window_setup": {"status": "ok", "seconds": 0.0}},
+            "windows": [_window_entry(w, s) for w in s.windows],
+            "aggregate": None,
+            "warnings": list(s.loaded.warnings),
+            "unmapped_legacy_keys": s.loaded.unmapped,
+            "started_at": _now(),
+            "finished_at": None,
+            "seconds": None,
+        },
+    )
     summary.save()
 
     import pandas as pd  # noqa: F401 - warm import before timing windows
@@ -397,33 +431,51 @@ def execute(opts: RunOptions, s: Setup) -> int:
                     (wdir / stale).unlink(missing_ok=True)
                 bar = _progress_bar(opts.quiet, cfg.training.total_timesteps, w.id)
                 try:
-                    result = train_window(cfg, s.market, features, w, wdir, tb_dir, dhash, s.bars.provenance,
-                                          previous_model if cfg.training.warm_start else None, bar)
+                    result = train_window(
+                        cfg,
+                        s.market,
+                        features,
+                        w,
+                        wdir,
+                        tb_dir,
+                        dhash,
+                        s.bars.provenance,
+                        previous_model if cfg.training.warm_start else None,
+                        bar,
+                    )
                 finally:
                     if bar is not None:
                         bar.close()
             except KeyboardInterrupt:
-                entry.update(status="interrupted", error={"stage": "training", "type": "KeyboardInterrupt",
-                                                          "message": "interrupted during training"})
+                entry.update(
+                    status="interrupted",
+                    error={"stage": "training", "type": "KeyboardInterrupt", "message": "interrupted during training"},
+                )
                 stages.emit(False, f"Training [{w.id}]", "interrupted (Ctrl-C / SIGTERM); rerun with --resume", prefix)
                 interrupted = True
                 break
             except ArtifactError:
                 raise
-            except Exception as e:  # noqa: BLE001 - recorded per window, the others go on
+            except Exception as e:
                 err = e if isinstance(e, HarnessError) else TrainingError(f"{type(e).__name__}: {e}")
                 entry.update(status="failed", error={"stage": "training", "type": type(e).__name__, "message": str(e)})
                 failures.append(TrainingError.exit_code if not isinstance(err, HarnessError) else err.exit_code)
                 summary.stage(f"training_{w.id}", "failed", time.perf_counter() - t0)
                 stages.emit(False, f"Training [{w.id}]", f"{type(e).__name__}: {e}", prefix)
                 continue
-            entry["training"] = {"timesteps": result.timesteps, "seconds": round(result.seconds, 3),
-                                 "steps_per_second": round(result.steps_per_second, 1),
-                                 "model_path": f"{w.id}/model.zip"}
+            entry["training"] = {
+                "timesteps": result.timesteps,
+                "seconds": round(result.seconds, 3),
+                "steps_per_second": round(result.steps_per_second, 1),
+                "model_path": f"{w.id}/model.zip",
+            }
             summary.stage(f"training_{w.id}", "ok", time.perf_counter() - t0)
-            stages.emit(True, f"Training [{w.id}]",
-                        f"{result.timesteps:,} steps, {result.seconds:.1f} s, {result.steps_per_second:,.0f} steps/s",
-                        prefix)
+            stages.emit(
+                True,
+                f"Training [{w.id}]",
+                f"{result.timesteps:,} steps, {result.seconds:.1f} s, {result.steps_per_second:,.0f} steps/s",
+                prefix,
+            )
             previous_model = result.model_path
             # Evaluation
             t0 = time.perf_counter()
@@ -432,21 +484,35 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 doc = evaluation_document(rep, w, s.market.timestamps, s.timezone)
                 write_replay_files(wdir, rep, s.market, s.timezone, doc, cfg.env.initial_capital)
             except KeyboardInterrupt:
-                entry.update(status="interrupted", error={"stage": "evaluation", "type": "KeyboardInterrupt",
-                                                          "message": "interrupted during evaluation"})
+                entry.update(
+                    status="interrupted",
+                    error={
+                        "stage": "evaluation",
+                        "type": "KeyboardInterrupt",
+                        "message": "interrupted during evaluation",
+                    },
+                )
                 stages.emit(False, f"Evaluation [{w.id}]", "interrupted; rerun with --resume", prefix)
                 interrupted = True
                 break
             except ArtifactError:
                 raise
-            except Exception as e:  # noqa: BLE001
-                entry.update(status="failed", error={"stage": "evaluation", "type": type(e).__name__, "message": str(e)})
+            except Exception as e:
+                entry.update(
+                    status="failed", error={"stage": "evaluation", "type": type(e).__name__, "message": str(e)}
+                )
                 failures.append(EvaluationError.exit_code)
                 summary.stage(f"evaluation_{w.id}", "failed", time.perf_counter() - t0)
                 stages.emit(False, f"Evaluation [{w.id}]", f"{type(e).__name__}: {e}", prefix)
                 continue
-            entry.update(status="completed", evaluation=rep.evaluation, baselines=rep.baselines, beats=rep.beats,
-                         cost_sensitivity=rep.cost_sensitivity, gates=_gates(cfg, rep.evaluation, rep.beats))
+            entry.update(
+                status="completed",
+                evaluation=rep.evaluation,
+                baselines=rep.baselines,
+                beats=rep.beats,
+                cost_sensitivity=rep.cost_sensitivity,
+                gates=_gates(cfg, rep.evaluation, rep.beats),
+            )
             summary.stage(f"evaluation_{w.id}", "ok", time.perf_counter() - t0)
             stages.emit(True, f"Evaluation [{w.id}]", headline(rep.evaluation), prefix)
 
@@ -466,12 +532,11 @@ def execute(opts: RunOptions, s: Setup) -> int:
         status, code = "failed", failures[0] if failures else EXIT_PARTIAL
     summary.doc.update(status=status, finished_at=_now(), seconds=round(time.perf_counter() - started, 3))
     summary.stage("summary", "ok", 0.0)
-    stages.emit(True, "Summary",
-                f"{summary.path}" + ("" if status == "completed" else f" (status {status})"), prefix)
+    stages.emit(True, "Summary", f"{summary.path}" + ("" if status == "completed" else f" (status {status})"), prefix)
     return code
 
 
-def _progress_bar(quiet: bool, total: int, wid: str):  # noqa: ANN202
+def _progress_bar(quiet: bool, total: int, wid: str):
     import sys
 
     if quiet or not sys.stdout.isatty():

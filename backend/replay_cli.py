@@ -13,12 +13,14 @@ from backend.errors import EvaluationError, InputError
 def _table(doc: dict[str, Any]) -> str:
     from backend.stages import fmt_num, fmt_pct
 
-    rows = [("agent", doc["evaluation"])] + list(doc["baselines"].items())
+    rows = [("agent", doc["evaluation"]), *list(doc["baselines"].items())]
     rows += [(f"agent @ {k} costs", v) for k, v in doc["cost_sensitivity"].items() if k != "1x"]
     out = [f"{'':<22}{'return':>10}{'sharpe':>9}{'max DD':>10}{'trades':>8}{'turnover':>10}"]
     for name, m in rows:
-        out.append(f"{name:<22}{fmt_pct(m['total_return']):>10}{fmt_num(m['sharpe']):>9}"
-                   f"{fmt_pct(m['max_drawdown']):>10}{m['n_trades']:>8}{fmt_num(m['turnover']):>10}")
+        out.append(
+            f"{name:<22}{fmt_pct(m['total_return']):>10}{fmt_num(m['sharpe']):>9}"
+            f"{fmt_pct(m['max_drawdown']):>10}{m['n_trades']:>8}{fmt_num(m['turnover']):>10}"
+        )
     return "\n".join(out)
 
 
@@ -49,10 +51,21 @@ def replay(
         config = str(run_dir / "config.resolved.json")
     if windows is None:
         if not (run_dir / "windows.resolved.json").exists():
-            raise InputError(f"no --windows given and {run_dir / 'windows.resolved.json'} does not exist; pass --windows")
+            raise InputError(
+                f"no --windows given and {run_dir / 'windows.resolved.json'} does not exist; pass --windows"
+            )
         windows = str(run_dir / "windows.resolved.json")
-    opts = pipeline.RunOptions(symbol=symbol, windows=windows, config=config, source=source, data=data,
-                               interval=interval, sets=list(sets), stochastic=stochastic, quiet=quiet)
+    opts = pipeline.RunOptions(
+        symbol=symbol,
+        windows=windows,
+        config=config,
+        source=source,
+        data=data,
+        interval=interval,
+        sets=list(sets),
+        stochastic=stochastic,
+        quiet=quiet,
+    )
     s = pipeline.setup(opts)
     ids = [w.id for w in s.windows]
     wid = window_id or (bundle_dir.name if bundle_dir.name in ids else (ids[0] if len(ids) == 1 else None))
@@ -66,8 +79,11 @@ def replay(
 
     meta = bundle.read_metadata(bundle_dir)
     if meta.get("data_hash") != s.bars.data_hash():
-        print(f"warning: the data differ from the training data (hash {s.bars.data_hash()} vs "
-              f"{meta.get('data_hash')}); metrics will not match the run's", file=sys.stderr)
+        print(
+            f"warning: the data differ from the training data (hash {s.bars.data_hash()} vs "
+            f"{meta.get('data_hash')}); metrics will not match the run's",
+            file=sys.stderr,
+        )
     features = compute_features(s.market, s.cfg.env.features)
     result = replay_bundle(bundle_dir, s.cfg, s.market, features, window, s.cfg.data.interval)
     doc = evaluation_document(result, window, s.market.timestamps, s.timezone)

@@ -11,8 +11,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("backend", "torch", "stable-baselines3", "gymnasium", "numpy", "pandas", "pyarrow", "pydantic",
-            "exchange-calendars", "yfinance", "tensorboard", "click")
+PACKAGES = (
+    "backend",
+    "torch",
+    "stable-baselines3",
+    "gymnasium",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "exchange-calendars",
+    "yfinance",
+    "tensorboard",
+    "click",
+)
 
 
 def git_commit(repo: Path | None = None) -> str | None:
@@ -23,8 +35,9 @@ def git_commit(repo: Path | None = None) -> str | None:
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                           capture_output=True, text=True, timeout=5).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=5
+    ).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 

@@ -9,6 +9,7 @@ data before anything trains.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -84,7 +85,7 @@ def _is_date_only(text: str) -> bool:
 
 def _parse_time(value: Any, where: str, tz: str, end: bool) -> pd.Timestamp:
     if isinstance(value, bool) or not isinstance(value, str):
-        raise InputError(f"{where}: expected an ISO date string like \"2019-01-02\", got {value!r}")
+        raise InputError(f'{where}: expected an ISO date string like "2019-01-02", got {value!r}')
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as e:
@@ -114,7 +115,9 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
     if isinstance(raw, dict):
         unknown = set(raw) - {"windows", "timezone", "embargo_bars", "description"}
         if unknown:
-            raise InputError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; allowed: windows, timezone, embargo_bars")
+            raise InputError(
+                f"{origin}: unknown top-level key(s) {sorted(unknown)}; allowed: windows, timezone, embargo_bars"
+            )
         if "windows" not in raw:
             raise InputError(f"{origin}: missing 'windows' (a list of windows)")
         tz = raw.get("timezone", default_tz)
@@ -122,7 +125,7 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
             raise InputError(f"{origin}: 'timezone' must be a string like \"America/New_York\"")
         try:
             pd.Timestamp("2020-01-01", tz=tz)
-        except Exception as e:  # noqa: BLE001 - pytz/zoneinfo raise different types
+        except Exception as e:
             raise InputError(f"{origin}: 'timezone' {tz!r} is not a known time zone") from e
         embargo = raw.get("embargo_bars", 0)
         if isinstance(embargo, bool) or not isinstance(embargo, int) or embargo < 0:
@@ -161,10 +164,18 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
                 f"{where}: test_start {item['test_start']} is not after train_end {item['train_end']}; "
                 "the test span must start after training ends"
             )
-        specs.append(WindowSpec(wid, ts["train_start"], ts["train_end"], ts["test_start"], ts["test_end"],
-                                {f: str(item[f]) for f in FIELDS}))
+        specs.append(
+            WindowSpec(
+                wid,
+                ts["train_start"],
+                ts["train_end"],
+                ts["test_start"],
+                ts["test_end"],
+                {f: str(item[f]) for f in FIELDS},
+            )
+        )
     ordered = sorted(specs, key=lambda s: s.test_start)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.test_start < a.test_end:
             raise InputError(
                 f"{origin}: the test spans of {a.id} and {b.id} overlap; out-of-sample spans must not overlap "
@@ -214,7 +225,9 @@ def auto_windows(
         }
         ts = {f: _parse_time(v, f, tz, end=f.endswith("_end")) for f, v in text.items()}
         k += 1
-        specs.append(WindowSpec(f"w{k:02d}", ts["train_start"], ts["train_end"], ts["test_start"], ts["test_end"], text))
+        specs.append(
+            WindowSpec(f"w{k:02d}", ts["train_start"], ts["train_end"], ts["test_start"], ts["test_end"], text)
+        )
         first_test += step
     return specs
 
@@ -234,10 +247,11 @@ def resolve(
         spans = {"train": (idx["train_start"], idx["train_end"]), "test": (idx["test_start"], idx["test_end"])}
         for span, (lo, hi) in spans.items():
             if hi <= lo:
+                tz = spec.train_start.tz
                 raise DataError(
                     f"{origin}: window {spec.id}: the {span} span {spec.text[span + '_start']} -> "
-                    f"{spec.text[span + '_end']} holds no bars (data cover {first.tz_convert(spec.train_start.tz).date()} "
-                    f"-> {last.tz_convert(spec.train_start.tz).date()}); move the window inside the data"
+                    f"{spec.text[span + '_end']} holds no bars (data cover {first.tz_convert(tz).date()} "
+                    f"-> {last.tz_convert(tz).date()}); move the window inside the data"
                 )
         gap = idx["test_start"] - idx["train_end"]
         if gap < embargo_bars:
@@ -246,8 +260,18 @@ def resolve(
                 f"embargo_bars {embargo_bars}; end training earlier or lower embargo_bars"
             )
         n_sessions = {k: len(np.unique(session_id[lo:hi])) for k, (lo, hi) in spans.items()}
-        out.append(Window(spec.id, idx["train_start"], idx["train_end"], idx["test_start"], idx["test_end"],
-                          n_sessions["train"], n_sessions["test"], spec))
+        out.append(
+            Window(
+                spec.id,
+                idx["train_start"],
+                idx["train_end"],
+                idx["test_start"],
+                idx["test_end"],
+                n_sessions["train"],
+                n_sessions["test"],
+                spec,
+            )
+        )
     return out
 
 

@@ -48,5 +48,7 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     df = build(sys.argv[1])
-    print(f"{len(df)} rows, {df['timestamp'].iloc[0]} -> {df['timestamp'].iloc[-1]}; wrote {OUT} "
-          f"({OUT.stat().st_size / 1e6:.2f} MB)")
+    print(
+        f"{len(df)} rows, {df['timestamp'].iloc[0]} -> {df['timestamp'].iloc[-1]}; wrote {OUT} "
+        f"({OUT.stat().st_size / 1e6:.2f} MB)"
+    )

@@ -37,7 +37,7 @@ class Bars:
 
     @property
     def n_sessions(self) -> int:
-        return int(len(np.unique(self.session_open)))
+        return len(np.unique(self.session_open))
 
     def data_hash(self) -> str:
         return self.provenance["content_hash"]
@@ -107,19 +107,30 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
             symbol = Path(cfg.path).stem.upper()
             provenance["symbol"] = symbol
     elif source == "synthetic":
-        lo = cfg.start.isoformat() if cfg.start else (hint_range[0].isoformat() if hint_range else SYNTHETIC_DEFAULT_RANGE[0])
-        hi = cfg.end.isoformat() if cfg.end else (hint_range[1].isoformat() if hint_range else SYNTHETIC_DEFAULT_RANGE[1])
+        lo = (
+            cfg.start.isoformat()
+            if cfg.start
+            else (hint_range[0].isoformat() if hint_range else SYNTHETIC_DEFAULT_RANGE[0])
+        )
+        hi = (
+            cfg.end.isoformat()
+            if cfg.end
+            else (hint_range[1].isoformat() if hint_range else SYNTHETIC_DEFAULT_RANGE[1])
+        )
         if hint_range and not cfg.start:
             lo = (hint_range[0] - timedelta(days=14)).isoformat()  # history for the first lookback
         raw = sources.synthetic_bars(lo, hi, cfg.calendar, cfg.timezone, seed=cfg.synthetic_seed)
         origin = "synthetic"
-        provenance.update(origin=f"synthetic random walk, seed {cfg.synthetic_seed} (tests and sanity checks only)",
-                          adjustment="none")
+        provenance.update(
+            origin=f"synthetic random walk, seed {cfg.synthetic_seed} (tests and sanity checks only)", adjustment="none"
+        )
     elif source == "yfinance":
         from backend.data import yahoo
 
         end = cfg.end or (hint_range[1] if hint_range else date.today())
-        start = cfg.start or (hint_range[0] - timedelta(days=7) if hint_range else end - timedelta(days=LIMIT_DAYS(cfg.interval)))
+        start = cfg.start or (
+            hint_range[0] - timedelta(days=7) if hint_range else end - timedelta(days=LIMIT_DAYS(cfg.interval))
+        )
         cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else yahoo.default_cache_dir()
         fetch_interval = "60m" if cfg.interval == "1h" else cfg.interval
         raw, meta = yahoo.load(symbol, fetch_interval, start, end, cache_dir, cfg.timezone)
@@ -131,29 +142,31 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
     raw.index = raw.index.as_unit("ns")
     frame = _restrict(raw, cfg.start, cfg.end)
     if frame.empty:
-        raise DataError(f"{origin}: no bars between {cfg.start} and {cfg.end}; the data cover {raw.index[0]} -> {raw.index[-1]}")
+        raise DataError(
+            f"{origin}: no bars between {cfg.start} and {cfg.end}; the data cover {raw.index[0]} -> {raw.index[-1]}"
+        )
     frame, report = validate.check_bars(frame, origin)
     frame, s_open, s_close, counts = sessions.filter_sessions(frame, cfg.calendar)
     report.update(counts)
     _check_interval(frame, s_open, cfg.interval, origin)
     raw_rows = len(frame)
     frame, s_open, s_close = sessions.resample(frame, s_open, s_close, cfg.interval)
-    report["input_rows"] = int(len(raw))
+    report["input_rows"] = len(raw)
     report["session_rows"] = raw_rows
-    report["bars"] = int(len(frame))
-    report["sessions"] = int(len(np.unique(s_open)))
+    report["bars"] = len(frame)
+    report["sessions"] = len(np.unique(s_open))
     per_session = np.unique(s_open, return_counts=True)[1]
     report["single_bar_sessions"] = int((per_session == 1).sum())
     provenance.update(
         first_bar=str(frame.index[0]),
         last_bar=str(frame.index[-1]),
-        rows=int(len(frame)),
+        rows=len(frame),
         content_hash=_hash_frame(frame),
     )
     return Bars(frame, s_open, s_close, symbol, cfg.interval, source, report, provenance)
 
 
-def LIMIT_DAYS(interval: str) -> int:  # noqa: N802 - constant-like helper
+def LIMIT_DAYS(interval: str) -> int:
     from backend.data.yahoo import LIMITS
 
     key = "60m" if interval == "1h" else interval

@@ -20,12 +20,12 @@ NS_PER_MIN = 60_000_000_000
 
 
 @lru_cache(maxsize=8)
-def _calendar(name: str):  # noqa: ANN202
+def _calendar(name: str):
     import exchange_calendars as xcals
 
     try:
         return xcals.get_calendar(name)
-    except Exception as e:  # InvalidCalendarName and friends
+    except xcals.errors.InvalidCalendarName as e:
         raise InputError(f"data.calendar = {name!r} is not a known exchange calendar (try 'XNYS')") from e
 
 

@@ -47,8 +47,9 @@ def normalise_columns(frame: pd.DataFrame, origin: str, timezone: str) -> pd.Dat
         try:
             times = pd.to_datetime(frame[time_col], utc=False)
         except (ValueError, TypeError) as e:
-            raise DataError(f"{origin}: column '{time_col}' does not parse as timestamps: {e}") from e
-        if times.dtype == object:  # mixed offsets
+            if "mixed time" not in str(e).lower():
+                raise DataError(f"{origin}: column '{time_col}' does not parse as timestamps: {e}") from e
+            # offsets that change with DST (-05:00 / -04:00): exact instants, converted below
             times = pd.to_datetime(frame[time_col], utc=True)
         frame = frame.drop(columns=[time_col])
         frame.index = pd.DatetimeIndex(times)

@@ -115,7 +115,7 @@ def fetch_history(symbol: str, start: date, end: date, interval: str, cache_dir:
     def call() -> None:
         try:
             box["frame"] = _yf_history(symbol, start, end, interval, cache_dir)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller thread
+        except BaseException as e:
             box["error"] = e
 
     thread = threading.Thread(target=call, daemon=True)
@@ -130,7 +130,7 @@ def fetch_history(symbol: str, start: date, end: date, interval: str, cache_dir:
 
 def _is_rate_limit(error: BaseException) -> bool:
     text = f"{type(error).__name__} {error}".lower()
-    return "rate" in text and "limit" in text or "too many requests" in text or "429" in text
+    return ("rate" in text and "limit" in text) or "too many requests" in text or "429" in text
 
 
 def _cache_paths(cache_dir: Path, symbol: str, interval: str) -> tuple[Path, Path]:
@@ -226,7 +226,7 @@ def _fetch_with_retries(symbol: str, start: date, end: date, interval: str, cach
     for attempt in range(RETRIES):
         try:
             return fetch_history(symbol, start, end, interval, cache_dir)
-        except BaseException as e:  # noqa: BLE001 - classified below
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             last = e

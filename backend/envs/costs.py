@@ -35,8 +35,13 @@ class CostModel:
 
     def scaled(self, factor: float) -> CostModel:
         """The same model with every cost multiplied by ``factor`` (cost sensitivity)."""
-        return CostModel(self.buy_rate * factor, self.sell_rate * factor, self.per_share * factor,
-                         self.min_fee * factor, self.max_pct)
+        return CostModel(
+            self.buy_rate * factor,
+            self.sell_rate * factor,
+            self.per_share * factor,
+            self.min_fee * factor,
+            self.max_pct,
+        )
 
     def fraction(self, delta: float, price: float, equity_cash: float) -> float:
         """Cost of trading ``delta`` (fraction of equity) at ``price``, as a fraction of equity."""

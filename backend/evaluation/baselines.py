@@ -22,14 +22,14 @@ from backend.features import MarketArrays
 NAMES = ("buy_and_hold", "flat", "random", "momentum")
 
 
-def _constant(target: float):  # noqa: ANN202
+def _constant(target: float):
     def policy(obs: np.ndarray, env: IntradayTradingEnv) -> np.ndarray:
         return env.action_for_target(target)
 
     return policy
 
 
-def _random(max_pos: float, allow_short: bool, turnover_per_bar: float, seed: int):  # noqa: ANN202
+def _random(max_pos: float, allow_short: bool, turnover_per_bar: float, seed: int):
     rng = np.random.default_rng(seed)
     lo = -max_pos if allow_short else 0.0
     mean_jump = (max_pos - lo) / 3.0  # E|U - V| for U, V uniform on [lo, max]
@@ -44,7 +44,7 @@ def _random(max_pos: float, allow_short: bool, turnover_per_bar: float, seed: in
     return policy
 
 
-def _momentum(market: MarketArrays, max_pos: float, allow_short: bool):  # noqa: ANN202
+def _momentum(market: MarketArrays, max_pos: float, allow_short: bool):
     starts, ends = market.session_bounds()
     session_open = np.repeat(market.open[starts], ends - starts)
     signal = np.sign(market.close - session_open)
@@ -58,7 +58,7 @@ def _momentum(market: MarketArrays, max_pos: float, allow_short: bool):  # noqa:
 
 
 def run_baselines(
-    make_env,  # noqa: ANN001 - () -> IntradayTradingEnv on the test span
+    make_env,
     market: MarketArrays,
     agent: Trajectory,
     interval: str,

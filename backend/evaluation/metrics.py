@@ -33,9 +33,24 @@ BARS_PER_SESSION = {"1m": 390, "2m": 195, "5m": 78, "15m": 26, "30m": 13, "1h": 
 MIN_SESSIONS_FOR_CAGR = 63
 
 METRIC_KEYS = (
-    "total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
-    "max_drawdown_bars", "n_trades", "win_rate", "avg_trade_return", "avg_holding_bars",
-    "turnover", "exposure", "costs_paid", "final_equity", "n_bars", "n_sessions",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_bars",
+    "n_trades",
+    "win_rate",
+    "avg_trade_return",
+    "avg_holding_bars",
+    "turnover",
+    "exposure",
+    "costs_paid",
+    "final_equity",
+    "n_bars",
+    "n_sessions",
 )
 
 
@@ -149,7 +164,7 @@ def compute(
     """Every metric of the summary schema for one per-bar series."""
     r = np.asarray(returns, dtype=np.float64)
     ppy = bars_per_year(interval)
-    n_sessions = int(len(np.unique(session_id))) if len(session_id) else 0
+    n_sessions = len(np.unique(session_id)) if len(session_id) else 0
     mdd, mdd_bars = max_drawdown(r)
     rt = trades(positions, r)
     trade_returns = np.array([x[2] for x in rt])

@@ -31,8 +31,9 @@ class Trajectory:
     session_id: np.ndarray
 
     def metrics(self, interval: str, initial_equity: float) -> dict[str, Any]:
-        return metrics.compute(self.returns, self.positions, self.costs, self.traded, self.session_id,
-                               interval, initial_equity)
+        return metrics.compute(
+            self.returns, self.positions, self.costs, self.traded, self.session_id, interval, initial_equity
+        )
 
 
 def run_policy(env: IntradayTradingEnv, policy: Policy, session_id: np.ndarray) -> Trajectory:

@@ -51,7 +51,9 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
 def read_metadata(bundle_dir: Path) -> dict[str, Any]:
     path = bundle_dir / METADATA_FILE
     if not path.exists():
-        raise EvaluationError(f"{path}: bundle metadata missing; the window did not finish training (rerun with --resume)")
+        raise EvaluationError(
+            f"{path}: bundle metadata missing; the window did not finish training (rerun with --resume)"
+        )
     try:
         return load_json(path, "bundle metadata")
     except Exception as e:
@@ -78,8 +80,9 @@ def verify_files(bundle_dir: Path, meta: dict[str, Any]) -> None:
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir: Path) -> None:
     """One error naming every field that differs, with both values and the fix."""
     saved = meta.get("compatibility", {})
-    diffs = [f"{key}: bundle {saved.get(key)!r} vs now {want!r}" for key, want in expected.items()
-             if saved.get(key) != want]
+    diffs = [
+        f"{key}: bundle {saved.get(key)!r} vs now {want!r}" for key, want in expected.items() if saved.get(key) != want
+    ]
     if diffs:
         raise EvaluationError(
             f"{bundle_dir}: the bundle does not match this config/data — {'; '.join(diffs)}. Fix: replay with the "

@@ -80,15 +80,21 @@ class FiniteCheckCallback(BaseCallback):
     def _on_step(self) -> bool:
         rewards = self.locals.get("rewards")
         if rewards is not None and not np.all(np.isfinite(rewards)):
-            raise TrainingError(f"non-finite reward at step {self.num_timesteps} (check: reward); "
-                                "inspect the bars and the reward settings")
+            raise TrainingError(
+                f"non-finite reward at step {self.num_timesteps} (check: reward); "
+                "inspect the bars and the reward settings"
+            )
         obs = self.locals.get("new_obs")
         if obs is not None and not np.all(np.isfinite(obs)):
-            raise TrainingError(f"non-finite observation at step {self.num_timesteps} (check: observation); "
-                                "inspect the features of the train span")
+            raise TrainingError(
+                f"non-finite observation at step {self.num_timesteps} (check: observation); "
+                "inspect the features of the train span"
+            )
         for key in ("train/actor_loss", "train/critic_loss", "train/ent_coef_loss"):
             value = self.logger.name_to_value.get(key)
             if value is not None and not math.isfinite(value):
-                raise TrainingError(f"non-finite {key} at step {self.num_timesteps} (check: loss); "
-                                    "lower sac.learning_rate or check the reward scale")
+                raise TrainingError(
+                    f"non-finite {key} at step {self.num_timesteps} (check: loss); "
+                    "lower sac.learning_rate or check the reward scale"
+                )
         return True

@@ -56,7 +56,7 @@ def observation_stats(cfg: Config, features: np.ndarray, window: Window) -> tupl
     return mean, var, window.train_bars
 
 
-def make_vec_env(env_fn, cfg: Config, stats: tuple[np.ndarray, np.ndarray, int] | None):  # noqa: ANN001, ANN201
+def make_vec_env(env_fn, cfg: Config, stats: tuple[np.ndarray, np.ndarray, int] | None):
     """DummyVecEnv (+ VecMonitor) + frozen VecNormalize with the given statistics."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
@@ -127,8 +127,9 @@ def train_window(
     from backend.training.callbacks import EpisodeStatsCallback, FiniteCheckCallback, ProgressFileCallback
 
     total = cfg.training.total_timesteps
-    progress = ProgressFileCallback(out_dir / "training_progress.json", window.id, total,
-                                    cfg.training.progress_every, progress_bar)
+    progress = ProgressFileCallback(
+        out_dir / "training_progress.json", window.id, total, cfg.training.progress_every, progress_bar
+    )
     callbacks = CallbackList([progress, EpisodeStatsCallback(), FiniteCheckCallback()])
     start = time.perf_counter()
     model.learn(total_timesteps=total, callback=callbacks, log_interval=10, progress_bar=False)
@@ -161,8 +162,13 @@ def train_window(
         "config_hash": config_hash(cfg),
         "data_hash": data_hash,
         "compatibility": bundle.compatibility_fields(cfg, n_features, len(STATE_NAMES)),
-        "training": {"timesteps": total, "seed": seed, "device": device, "seconds": round(seconds, 3),
-                     "warm_start_from": str(warm_start_from) if warm_start_from else None},
+        "training": {
+            "timesteps": total,
+            "seed": seed,
+            "device": device,
+            "seconds": round(seconds, 3),
+            "warm_start_from": str(warm_start_from) if warm_start_from else None,
+        },
         "files": files,
     }
     write_json(out_dir / bundle.METADATA_FILE, meta)

@@ -40,7 +40,7 @@ class ReplayResult:
     baseline_trajectories: dict[str, Trajectory]
 
 
-def load_agent(bundle_dir: Path, cfg: Config, n_features: int, env_fn):  # noqa: ANN001, ANN201
+def load_agent(bundle_dir: Path, cfg: Config, n_features: int, env_fn):
     """Verify the bundle (metadata, hashes) and load policy + frozen normalisation."""
     meta = bundle.read_metadata(bundle_dir)
     bundle.verify_files(bundle_dir, meta)
@@ -118,34 +118,44 @@ def evaluation_document(result: ReplayResult, window: Window, timestamps: np.nda
     }
 
 
-def write_replay_files(out_dir: Path, result: ReplayResult, market: MarketArrays, tz: str,
-                       doc: dict[str, Any], capital: float) -> None:
+def write_replay_files(
+    out_dir: Path, result: ReplayResult, market: MarketArrays, tz: str, doc: dict[str, Any], capital: float
+) -> None:
     """evaluation.json, equity.csv and trades.csv (each atomically)."""
     traj = result.trajectory
     lo = traj.start
     n = len(traj.returns)
     stamps = pd.DatetimeIndex(market.timestamps[lo : lo + n], tz="UTC").tz_convert(tz)
     bh = result.baseline_trajectories["buy_and_hold"]
-    equity = pd.DataFrame({
-        "timestamp": stamps.map(lambda t: t.isoformat()),
-        "close": market.close[lo : lo + n],
-        "position": traj.positions,
-        "action": traj.actions,
-        "net_return": traj.returns,
-        "cost": traj.costs,
-        "traded": traj.traded,
-        "equity": capital * np.cumprod(1.0 + traj.returns),
-        "buy_and_hold_return": bh.returns,
-        "buy_and_hold_position": bh.positions,
-        "buy_and_hold_cost": bh.costs,
-        "buy_and_hold_traded": bh.traded,
-        "buy_and_hold_equity": capital * np.cumprod(1.0 + bh.returns),
-    })
+    equity = pd.DataFrame(
+        {
+            "timestamp": stamps.map(lambda t: t.isoformat()),
+            "close": market.close[lo : lo + n],
+            "position": traj.positions,
+            "action": traj.actions,
+            "net_return": traj.returns,
+            "cost": traj.costs,
+            "traded": traj.traded,
+            "equity": capital * np.cumprod(1.0 + traj.returns),
+            "buy_and_hold_return": bh.returns,
+            "buy_and_hold_position": bh.positions,
+            "buy_and_hold_cost": bh.costs,
+            "buy_and_hold_traded": bh.traded,
+            "buy_and_hold_equity": capital * np.cumprod(1.0 + bh.returns),
+        }
+    )
     rows = []
     for k, j, ret in trades(traj.positions, traj.returns):
-        rows.append({"entry_time": stamps[k].isoformat(), "exit_time": stamps[min(j + 1, n - 1)].isoformat(),
-                     "side": "long" if traj.positions[k] > 0 else "short", "bars": j - k + 1,
-                     "entry_position": traj.positions[k], "return": ret})
+        rows.append(
+            {
+                "entry_time": stamps[k].isoformat(),
+                "exit_time": stamps[min(j + 1, n - 1)].isoformat(),
+                "side": "long" if traj.positions[k] > 0 else "short",
+                "bars": j - k + 1,
+                "entry_position": traj.positions[k],
+                "return": ret,
+            }
+        )
     trade_frame = pd.DataFrame(rows, columns=["entry_time", "exit_time", "side", "bars", "entry_position", "return"])
     write_json(out_dir / "evaluation.json", doc)
     write_atomic(out_dir / "equity.csv", lambda tmp: equity.to_csv(tmp, index=False, float_format="%.10g"))
@@ -155,9 +165,11 @@ def write_replay_files(out_dir: Path, result: ReplayResult, market: MarketArrays
 def headline(evaluation: dict[str, Any]) -> str:
     from backend.stages import fmt_num, fmt_pct
 
-    return (f"Sharpe {fmt_num(evaluation.get('sharpe'))}, "
-            f"return {fmt_pct(evaluation.get('total_return'))}, max DD {fmt_pct(evaluation.get('max_drawdown'))}, "
-            f"{evaluation.get('n_trades', 0)} trades")
+    return (
+        f"Sharpe {fmt_num(evaluation.get('sharpe'))}, "
+        f"return {fmt_pct(evaluation.get('total_return'))}, max DD {fmt_pct(evaluation.get('max_drawdown'))}, "
+        f"{evaluation.get('n_trades', 0)} trades"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,140 @@
+"""The documented commands, as a user types them (subprocesses from the repo root)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import no_temp_files, strict_json, wf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "examples"
+SCRIPT = ROOT / "backend" / "scripts" / "run_walk_forward.py"
+
+
+def sh(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PYTHONIOENCODING": "utf-8", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_end_to_end_subprocess(tiny_config, tiny_windows, tmp_path):
+    out = tmp_path / "run"
+    p = sh(
+        SCRIPT,
+        "--symbol",
+        "SPY",
+        "--source",
+        "sample",
+        "--windows",
+        tiny_windows,
+        "--config",
+        tiny_config,
+        "--timesteps",
+        "300",
+        "--output-dir",
+        out,
+        "--quiet",
+        "--stochastic",
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    markers = [line for line in p.stdout.splitlines() if line.startswith("[STAGE")]
+    assert markers[0].startswith("[STAGE ✅] Window Setup — 2 windows")
+    assert markers[-1] == f"[STAGE ✅] Summary — {out / 'summary.json'}"
+    assert len(markers) == 6 and p.stdout.splitlines() == markers  # --quiet: markers only
+    s = strict_json(out / "summary.json")
+    assert s["status"] == "completed" and s["windows"][0]["training"]["timesteps"] == 300
+    assert s["windows"][0]["evaluation"]["deterministic"] is False
+    assert no_temp_files(out)
+
+
+def test_dry_run_never_imports_torch():
+    code = (
+        "import sys\n"
+        "from backend.cli import cli\n"
+        "try:\n"
+        "    cli(['run', '--symbol', 'SPY', '--source', 'sample', '--windows', 'tmp/mini_windows_multi.json',"
+        " '--dry-run'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'stable_baselines3', 'gymnasium', 'tensorboard') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    p = sh("-c", code)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[STAGE ✅] Window Setup — 3 windows" in p.stdout
+    assert "w03     2019-03-01 -> 2019-03-26" in p.stdout
+
+
+def test_legacy_config_and_windows_dry_run_report_unmapped_keys():
+    if not SHARED.exists():
+        pytest.skip("../shared/examples not present")
+    p = sh(SCRIPT, "--windows", SHARED / "legacy_windows.json", "--config", SHARED / "legacy_config.json", "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "training_settings.benchmark_symbol" in p.stdout and "SPY 15m" in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--config", "{cfg_typo}"], 2, "did you mean 'sac.learning_rate'"),
+        (["--windows", "{bad_windows}"], 2, "test_start 2019-01-20 is not after train_end"),
+        (["--windows", "{outside}"], 3, "holds no bars"),
+        (["--windows", "{missing}"], 2, "window file not found"),
+        (["--symbol", "TNA", "--source", "sample"], 2, "SPY only"),
+        (["--timesteps", "0"], 2, "training.total_timesteps"),
+        (["--set", "sac.gamma=2"], 2, "sac.gamma"),
+    ],
+)
+def test_bad_input_exit_codes_without_traceback(tmp_path, args, code, needle):
+    files = {
+        "cfg_typo": ({"sac": {"learning_rat": 0.1}}, "c.json"),
+        "bad_windows": (
+            [
+                {
+                    "train_start": "2019-01-02",
+                    "train_end": "2019-01-25",
+                    "test_start": "2019-01-20",
+                    "test_end": "2019-01-30",
+                }
+            ],
+            "w.json",
+        ),
+        "outside": (
+            [
+                {
+                    "train_start": "2021-01-04",
+                    "train_end": "2021-01-25",
+                    "test_start": "2021-01-28",
+                    "test_end": "2021-01-29",
+                }
+            ],
+            "o.json",
+        ),
+    }
+    paths = {"missing": str(tmp_path / "nope.json")}
+    for key, (obj, name) in files.items():
+        (tmp_path / name).write_text(json.dumps(obj))
+        paths[key] = str(tmp_path / name)
+    args = [a.format(**paths) for a in args]
+    if "--windows" not in args:
+        args += ["--windows", "tmp/mini_window.json"]
+    res = wf("run", *args, "--dry-run")
+    assert res.exit_code == code, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[STAGE ❌] Window Setup") and needle in lines[0]
+    assert "Traceback" not in res.output
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path, tiny_config, tiny_windows):
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = wf("run", "--config", tiny_config, "--windows", tiny_windows, "--output-dir", f, "--quiet")
+    assert res.exit_code == 2 and "is a file" in res.output

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from backend.config import CostConfig, EnvConfig
+from backend.envs.costs import CostModel
+from backend.envs.intraday_env import IntradayTradingEnv
+
+SPAN = (20_000, 20_400)
+
+
+@pytest.mark.parametrize("reward", ["pnl", "log_return", "dsr"])
+def test_env_passes_sb3_and_gymnasium_checks(market_5m, features_5m, reward):
+    cfg = EnvConfig(reward=reward)
+    sb3_check_env(IntradayTradingEnv(market_5m, features_5m, SPAN, cfg), warn=False)
+    gym_check_env(IntradayTradingEnv(market_5m, features_5m, SPAN, cfg), skip_render_check=True)
+
+
+def test_registered_with_gymnasium(market_5m, features_5m):
+    import gymnasium as gym
+
+    import backend.envs  # noqa: F401 - registers
+
+    env = gym.make("IntradayTrading-v0", market=market_5m, features=features_5m, span=SPAN, config=EnvConfig())
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (32 * 10 + 3,)
+
+
+def test_observation_is_the_last_lookback_feature_rows(market_5m, features_5m):
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(lookback=8), "sequential")
+    obs, info = env.reset(seed=0)
+    t = info["bar"]
+    assert t == SPAN[0]  # episode 0 starts at the first bar of the span
+    assert np.array_equal(obs[:80].reshape(8, 10), features_5m[t - 7 : t + 1])
+    assert obs[80] == 0.0 and obs[82] == 1.0  # flat, whole episode ahead
+
+
+def _run(env, target):
+    rets, infos = [], []
+    env.reset(options={"episode": 0})
+    done = False
+    while not done:
+        _obs, _r, done, _, info = env.step(env.action_for_target(target))
+        rets.append(info["net_return"])
+        infos.append(info)
+    return np.array(rets), infos
+
+
+def test_buy_and_hold_accounting_and_flatten_at_close(market_5m, features_5m):
+    costs = CostConfig(commission_bps=1.0, slippage_buy_bps=2.0, slippage_sell_bps=3.0)
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(costs=costs), "sequential")
+    first, last = env.episode_bounds
+    rets, infos = _run(env, 1.0)
+    close = market_5m.close[first[0] : last[0] + 1]
+    gross = close[-1] / close[0]
+    expected = gross * (1 - 3e-4) * (1 - 4e-4) - 1  # buy at the first close, sell at the last
+    assert np.prod(1 + rets) - 1 == pytest.approx(expected, rel=1e-12)
+    assert infos[-1]["bar"] == last[0] and env.position == 0.0
+    assert infos[-1]["traded"] == pytest.approx(1.0)  # the flatten
+    assert len(rets) == last[0] - first[0]
+
+
+def test_flat_policy_earns_nothing_and_short_mirrors_long(market_5m, features_5m):
+    cfg = EnvConfig(costs=CostConfig(commission_bps=0, slippage_buy_bps=0, slippage_sell_bps=0))
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, cfg, "sequential")
+    flat, _ = _run(env, 0.0)
+    assert not flat.any()
+    long, _ = _run(env, 0.5)
+    short, _ = _run(env, -0.5)
+    assert np.all(np.sign(long[np.abs(long) > 1e-12]) == -np.sign(short[np.abs(long) > 1e-12]))
+
+
+def test_no_short_maps_actions_to_long_only(market_5m, features_5m):
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(allow_short=False), "sequential")
+    env.reset(options={"episode": 0})
+    _, _, _, _, info = env.step(np.array([-1.0], np.float32))
+    assert info["position"] == 0.0
+    _, _, _, _, info = env.step(np.array([0.0], np.float32))
+    assert info["position"] == pytest.approx(0.5)
+
+
+def test_forced_exit(market_5m, features_5m):
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(forced_exit_minutes=60), "sequential")
+    first, last = env.episode_bounds
+    assert np.all(last - first == 12)  # 60 minutes of 5m bars after the open
+    _, infos = _run(env, 1.0)
+    assert len(infos) == 12 and env.position == 0.0
+
+
+def test_rebalance_threshold_skips_small_trades(market_5m, features_5m):
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(rebalance_threshold=0.1), "sequential")
+    env.reset(options={"episode": 0})
+    _, _, _, _, a = env.step(env.action_for_target(0.5))
+    _, _, _, _, b = env.step(env.action_for_target(0.55))
+    assert a["traded"] == pytest.approx(0.5) and b["traded"] == 0.0
+    _, _, _, _, c = env.step(env.action_for_target(0.05))  # near zero → flat
+    assert c["position"] == 0.0
+
+
+def test_cost_model_per_share_min_and_cap():
+    m = CostModel.from_config(
+        CostConfig(
+            commission_bps=0,
+            slippage_buy_bps=0,
+            slippage_sell_bps=0,
+            commission_per_share=0.01,
+            commission_min=1.0,
+            commission_max_pct=0.001,
+        )
+    )
+    # 0.5 × 100,000 at 100 = 500 shares → 5.00 fee → 5e-5 of equity
+    assert m.fraction(0.5, 100.0, 100_000.0) == pytest.approx(5e-5)
+    # 0.001 × 100,000 at 100 = 1 share → 0.01, min fee 1.0, capped at 0.1 % of 100 notional = 0.1
+    assert m.fraction(0.001, 100.0, 100_000.0) == pytest.approx(0.1 / 100_000)
+    assert m.fraction(0.0, 100.0, 100_000.0) == 0.0
+    assert m.scaled(2.0).fraction(0.5, 100.0, 100_000.0) == pytest.approx(1e-4)
+
+
+def test_dsr_reward_is_bounded_and_warmup_zero(market_5m, features_5m):
+    env = IntradayTradingEnv(market_5m, features_5m, SPAN, EnvConfig(reward="dsr", dsr={"warmup_steps": 5}))
+    env.reset(seed=0)
+    rewards = []
+    for a in np.random.default_rng(0).uniform(-1, 1, (300, 1)).astype(np.float32):
+        _, r, done, _, _ = env.step(a)
+        rewards.append(r)
+        if done:
+            env.reset()
+    assert rewards[:5] == [0.0] * 5 and max(abs(x) for x in rewards) <= 5.0 and any(rewards[5:])

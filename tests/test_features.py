@@ -1,0 +1,87 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from backend.config import DEFAULT_FEATURES, EnvConfig
+from backend.envs.intraday_env import IntradayTradingEnv
+from backend.errors import InputError
+from backend.features import FEATURES, compute_features, fit_normalisation
+
+
+def perturb_after(market, t, seed=0):
+    """Replace every bar after t by positive noise (timestamps and sessions unchanged)."""
+    rng = np.random.default_rng(seed)
+    n = len(market) - t - 1
+    noise = {}
+    for name in ("open", "high", "low", "close", "volume"):
+        arr = getattr(market, name).copy()
+        arr[t + 1 :] = rng.uniform(1, 1000, n)
+        noise[name] = arr
+    return dataclasses.replace(market, **noise)
+
+
+@pytest.mark.parametrize("cut", [100, 5_000, 31_337])
+def test_no_feature_looks_ahead(market_5m, cut):
+    names = list(FEATURES)
+    a = compute_features(market_5m, names)
+    b = compute_features(perturb_after(market_5m, cut, seed=cut), names)
+    for j, name in enumerate(names):
+        assert np.array_equal(a[: cut + 1, j], b[: cut + 1, j]), f"feature {name} changes when bars after t change"
+    # and the perturbation is real: later rows do differ
+    assert not np.array_equal(a[cut + 1 :], b[cut + 1 :])
+
+
+def test_env_observations_and_rewards_do_not_look_ahead(market_5m, features_5m):
+    cfg = EnvConfig()
+    span = (10_000, 10_400)
+    cut = 10_200
+    other = perturb_after(market_5m, cut)
+    feats = compute_features(other, cfg.features)
+    envs = [
+        IntradayTradingEnv(market_5m, features_5m, span, cfg, "sequential"),
+        IntradayTradingEnv(other, feats, span, cfg, "sequential"),
+    ]
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, (400, 1)).astype(np.float32)
+    logs = []
+    for env in envs:
+        obs_log = []
+        obs, _ = env.reset(seed=0)
+        obs_log.append((env.current_bar, obs, 0.0))
+        for a in actions:
+            obs, r, done, _, _ = env.step(a)
+            # reward of the step into bar t uses close[t]; observation at t uses bars <= t
+            obs_log.append((env.current_bar, obs, r))
+            if done:
+                if env.current_bar >= span[1] - 1:
+                    break
+                obs, _ = env.reset()
+                obs_log.append((env.current_bar, obs, 0.0))
+        logs.append(obs_log)
+    compared = 0
+    for (ta, oa, ra), (tb, ob, rb) in zip(*logs, strict=False):
+        if ta > cut:  # past the cut the two runs may legitimately diverge
+            break
+        assert ta == tb
+        assert np.array_equal(oa, ob) and ra == rb, f"bar {ta} depends on bars after {cut}"
+        compared += 1
+    assert compared > 150
+
+
+def test_unknown_feature_suggests():
+    with pytest.raises(InputError, match="did you mean 'ret_1'"):
+        compute_features(None, ["ret1"])
+
+
+def test_defaults_are_registered_and_finite(features_5m):
+    assert set(DEFAULT_FEATURES) <= set(FEATURES)
+    assert features_5m.dtype == np.float32 and np.isfinite(features_5m).all()
+
+
+def test_normalisation_uses_train_span_only(features_5m):
+    mean, var = fit_normalisation(features_5m, 100, 600)
+    changed = features_5m.copy()
+    changed[600:] = 1e6
+    mean2, var2 = fit_normalisation(changed, 100, 600)
+    assert np.array_equal(mean, mean2) and np.array_equal(var, var2)

@@ -1,0 +1,201 @@
+"""Walk-forward runs in-process on tiny configs: artifacts, determinism, replay, resume, interruption."""
+
+import json
+
+import pytest
+
+from backend.training import bundle
+from tests.helpers import no_temp_files, strict_json, wf
+
+
+def run(tiny_config, tiny_windows, out, *extra):
+    return wf("run", "--config", tiny_config, "--windows", tiny_windows, "--output-dir", out, "--quiet", *extra)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from tests.conftest import TINY_CONFIG, TINY_WINDOWS
+
+    tmp = tmp_path_factory.mktemp("run")
+    cfg, wins = tmp / "tiny.json", tmp / "windows.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    wins.write_text(json.dumps(TINY_WINDOWS))
+    res = run(cfg, wins, tmp / "out")
+    return res, tmp / "out", cfg, wins
+
+
+def test_run_writes_the_documented_run_folder(finished_run):
+    res, out, _, _ = finished_run
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for marker in (
+        "Window Setup",
+        "Training [w01]",
+        "Evaluation [w01]",
+        "Training [w02]",
+        "Evaluation [w02]",
+        "Summary",
+    ):
+        assert any(line.startswith("[STAGE ✅] " + marker) for line in lines), marker
+    for name in ("summary.json", "config.resolved.json", "windows.resolved.json", "command.txt", "environment.json"):
+        assert (out / name).exists(), name
+    for wid in ("w01", "w02"):
+        for name in (
+            "model.zip",
+            "vecnormalize.pkl",
+            "metadata.json",
+            "training_progress.json",
+            "evaluation.json",
+            "equity.csv",
+            "trades.csv",
+        ):
+            assert (out / wid / name).exists(), f"{wid}/{name}"
+        assert list((out / "tensorboard" / wid).glob("events.out.tfevents.*"))
+    summary = strict_json(out / "summary.json")
+    assert summary["status"] == "completed" and summary["schema_version"] == 1
+    assert summary["source"] == "sample" and summary["symbol"] == "SPY" and summary["interval"] == "15m"
+    w = summary["windows"][0]
+    assert w["status"] == "completed" and w["training"]["timesteps"] == 200 and w["error"] is None
+    for key in (
+        "total_return",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "n_trades",
+        "turnover",
+        "win_rate",
+        "exposure",
+        "final_equity",
+    ):
+        assert key in w["evaluation"]
+    assert w["evaluation"]["deterministic"] is True
+    assert set(w["baselines"]) == {"buy_and_hold", "flat", "random", "momentum"}
+    assert w["baselines"]["flat"]["total_return"] == 0.0
+    assert set(w["cost_sensitivity"]) == {"0x", "1x", "2x"}
+    assert w["cost_sensitivity"]["1x"] == {k: v for k, v in w["evaluation"].items() if k != "deterministic"}
+    agg = summary["aggregate"]
+    assert agg["n_bars"] == sum(x["test_bars"] for x in summary["windows"]) and agg["windows"] == 2
+    meta = strict_json(out / "w01" / "metadata.json")
+    assert meta["feature_names"] == ["ret_1", "ret_5", "vol_20", "time_of_day"]
+    assert meta["observation_shape"] == [4 * 4 + 3] and meta["interval"] == "15m"
+    assert meta["files"]["model.zip"] == bundle.sha256_file(out / "w01" / "model.zip")
+    assert meta["data_hash"] == summary["data_hash"] and meta["config_hash"] == summary["config_hash"]
+    assert strict_json(out / "w01" / "training_progress.json")["status"] == "completed"
+    assert no_temp_files(out)
+
+
+def test_replay_reproduces_the_summary_exactly(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    res = wf("eval", "--model-path", out / "w02" / "model.zip", "--output-dir", tmp_path / "replay", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "[STAGE ✅] Evaluation [w02]" in res.output
+    replayed = strict_json(tmp_path / "replay" / "evaluation.json")
+    summary = strict_json(out / "summary.json")
+    assert replayed["evaluation"] == summary["windows"][1]["evaluation"]
+    assert replayed["baselines"] == summary["windows"][1]["baselines"]
+
+
+def test_same_seed_same_metrics(finished_run, tmp_path):
+    _, out, cfg, wins = finished_run
+    res = run(cfg, wins, tmp_path / "again")
+    assert res.exit_code == 0, res.output
+    a = strict_json(out / "summary.json")["windows"]
+    b = strict_json(tmp_path / "again" / "summary.json")["windows"]
+    assert [w["evaluation"] for w in a] == [w["evaluation"] for w in b]
+    res = run(cfg, wins, tmp_path / "seed1", "--seed", "1")
+    c = strict_json(tmp_path / "seed1" / "summary.json")["windows"]
+    assert [w["evaluation"] for w in a] != [w["evaluation"] for w in c]
+
+
+def test_tampered_bundle_is_never_loaded(finished_run, tmp_path, monkeypatch):
+    import shutil
+
+    from stable_baselines3 import SAC
+
+    _, out, _, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    with open(copy / "w01" / "model.zip", "ab") as fh:
+        fh.write(b"\0")
+
+    def forbidden(*a, **k):
+        raise AssertionError("a tampered bundle was unpickled")
+
+    monkeypatch.setattr(SAC, "load", forbidden)
+    res = wf("eval", "--model-path", copy / "w01" / "model.zip", "--quiet")
+    assert res.exit_code == 5
+    assert "[STAGE ❌] Evaluation" in res.output and "SHA-256" in res.output and "Traceback" not in res.output
+    (copy / "w02" / "vecnormalize.pkl").unlink()
+    res = wf("eval", "--model-path", copy / "w02" / "model.zip", "--quiet")
+    assert res.exit_code == 5 and "vecnormalize.pkl" in res.output and "missing" in res.output
+
+
+def test_mismatched_config_names_each_field(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    cfg = strict_json(out / "config.resolved.json")
+    cfg["env"]["lookback"] = 6
+    p = tmp_path / "other.json"
+    p.write_text(json.dumps(cfg))
+    res = wf("eval", "--model-path", out / "w01" / "model.zip", "--config", p, "--quiet")
+    assert res.exit_code == 5
+    assert "lookback: bundle 4 vs now 6" in res.output and "observation_shape: bundle [19] vs now [27]" in res.output
+
+
+def test_existing_folder_needs_resume_or_overwrite(finished_run):
+    _, out, cfg, wins = finished_run
+    res = run(cfg, wins, out)
+    assert res.exit_code == 2 and "--resume" in res.output
+
+
+def test_interrupt_then_resume(tiny_config, tiny_windows, tmp_path, monkeypatch):
+    from backend.training import trainer
+
+    real = trainer.train_window
+    calls = []
+    state = {"interrupted": False}
+
+    def interrupted_on_w02(cfg, market, features, window, *a, **k):
+        calls.append(window.id)
+        if window.id == "w02" and not state["interrupted"]:  # Ctrl-C during the first try only
+            state["interrupted"] = True
+            raise KeyboardInterrupt
+        return real(cfg, market, features, window, *a, **k)
+
+    monkeypatch.setattr(trainer, "train_window", interrupted_on_w02)
+    out = tmp_path / "out"
+    res = run(tiny_config, tiny_windows, out)
+    assert res.exit_code == 130
+    assert "[STAGE ❌] Training [w02] — interrupted" in res.output
+    summary = strict_json(out / "summary.json")
+    assert summary["status"] == "interrupted"
+    assert [w["status"] for w in summary["windows"]] == ["completed", "interrupted"]
+    assert no_temp_files(out)
+    w01_model = (out / "w01" / "model.zip").read_bytes()
+
+    calls.clear()
+    res = run(tiny_config, tiny_windows, out, "--resume")
+    assert res.exit_code == 0, res.output
+    assert calls == ["w02"]  # w01 was not retrained
+    assert "Training [w01] — skipped" in res.output
+    assert (out / "w01" / "model.zip").read_bytes() == w01_model
+    assert strict_json(out / "summary.json")["status"] == "completed"
+
+
+def test_failed_window_is_recorded_and_others_go_on(tiny_config, tiny_windows, tmp_path, monkeypatch):
+    from backend.training import trainer
+
+    real = trainer.train_window
+
+    def fail_w01(cfg, market, features, window, *a, **k):
+        if window.id == "w01":
+            raise RuntimeError("boom")
+        return real(cfg, market, features, window, *a, **k)
+
+    monkeypatch.setattr(trainer, "train_window", fail_w01)
+    res = run(tiny_config, tiny_windows, tmp_path / "out")
+    assert res.exit_code == 1
+    assert "[STAGE ❌] Training [w01] — RuntimeError: boom" in res.output
+    summary = strict_json(tmp_path / "out" / "summary.json")
+    assert summary["status"] == "partial"
+    assert summary["windows"][0]["error"]["message"] == "boom"
+    assert summary["windows"][1]["status"] == "completed"
