@@ -131,6 +131,7 @@ def cli() -> None:
 @click.option("--timesteps", type=int, help="Override training.total_timesteps.")
 @click.option("--resume", is_flag=True, help="Continue a run folder, skipping finished windows.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --output-dir.")
+@click.option("--no-report", is_flag=True, help="Skip report.html and the PNG plots.")
 @handle_errors("Window Setup")
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""

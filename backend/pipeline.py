@@ -66,6 +66,7 @@ class RunOptions:
     sets: list[str] = field(default_factory=list)
     resume: bool = False
     overwrite: bool = False
+    no_report: bool = False
     prefix: str = ""  # stage-marker prefix (sweep member name)
 
     def overrides(self) -> list[str]:
@@ -89,6 +90,7 @@ class Setup:
     windows: list[Window]
     embargo: int
     timezone: str
+    seconds: float = 0.0
 
     @property
     def cfg(self) -> Config:
@@ -106,6 +108,7 @@ def _parse_day(text: str | None, flag: str) -> date | None:
 
 def setup(opts: RunOptions) -> Setup:
     """Config → data → windows, validated; no torch."""
+    started = time.perf_counter()
     if opts.data and opts.source not in (None, "file"):
         raise InputError(f"--data implies --source file, but --source {opts.source} was given; drop one")
     loaded = load_config(
@@ -149,7 +152,7 @@ def setup(opts: RunOptions) -> Setup:
             # keep the test span where it is and cut the train span short (no leakage)
             specs = [_trim_train(s, market, embargo) for s in specs]
     windows = resolve(specs, market.timestamps, market.session_id, embargo, origin)
-    return Setup(loaded, bars, market, windows, embargo, tz)
+    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started)
 
 
 def _trim_train(spec: WindowSpec, market: MarketArrays, embargo: int) -> WindowSpec:
@@ -385,7 +388,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
             "data_hash": dhash,
             "config_path": s.loaded.path,
             "data": {**s.bars.provenance, "report": s.bars.report},
-            "stages": {"window_setup": {"status": "ok", "seconds": 0.0}},
+            "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
             "windows": [_window_entry(w, s) for w in s.windows],
             "aggregate": None,
             "warnings": list(s.loaded.warnings),
@@ -454,7 +457,8 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 stages.emit(False, f"Training [{w.id}]", "interrupted (Ctrl-C / SIGTERM); rerun with --resume", prefix)
                 interrupted = True
                 break
-            except ArtifactError:
+            except ArtifactError as e:
+                _abort(summary, entry, "training", e)
                 raise
             except Exception as e:
                 err = e if isinstance(e, HarnessError) else TrainingError(f"{type(e).__name__}: {e}")
@@ -495,7 +499,8 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 stages.emit(False, f"Evaluation [{w.id}]", "interrupted; rerun with --resume", prefix)
                 interrupted = True
                 break
-            except ArtifactError:
+            except ArtifactError as e:
+                _abort(summary, entry, "evaluation", e)
                 raise
             except Exception as e:
                 entry.update(
@@ -531,9 +536,40 @@ def execute(opts: RunOptions, s: Setup) -> int:
     else:
         status, code = "failed", failures[0] if failures else EXIT_PARTIAL
     summary.doc.update(status=status, finished_at=_now(), seconds=round(time.perf_counter() - started, 3))
+    summary.save()
+    if not opts.no_report and done:
+        _report(out, summary, prefix)
     summary.stage("summary", "ok", 0.0)
     stages.emit(True, "Summary", f"{summary.path}" + ("" if status == "completed" else f" (status {status})"), prefix)
     return code
+
+
+def _abort(summary: Summary, entry: dict[str, Any], stage: str, error: Exception) -> None:
+    """An artifact could not be written: stop, but leave a summary that says so (if it can be written)."""
+    entry.update(status="failed", error={"stage": stage, "type": type(error).__name__, "message": str(error)})
+    summary.doc.update(status="failed", finished_at=_now())
+    try:
+        summary.save()
+    except ArtifactError:
+        pass  # the disk refuses even the summary; the previous summary.json stays intact
+
+
+def _report(out: Path, summary: Summary, prefix: str) -> None:
+    """report.html + PNGs; a failure is shown and recorded but does not change the exit code."""
+    t0 = time.perf_counter()
+    try:
+        from backend.evaluation.report import build_report
+
+        path = build_report(out)
+    except ArtifactError:
+        raise
+    except Exception as e:
+        summary.doc["warnings"].append(f"report failed: {type(e).__name__}: {e}")
+        summary.stage("report", "failed", time.perf_counter() - t0)
+        stages.emit(False, "Report", f"{type(e).__name__}: {e}", prefix)
+        return
+    summary.stage("report", "ok", time.perf_counter() - t0)
+    stages.emit(True, "Report", str(path), prefix)
 
 
 def _progress_bar(quiet: bool, total: int, wid: str):

@@ -138,3 +138,41 @@ def test_output_dir_that_is_a_file_is_refused(tmp_path, tiny_config, tiny_window
     f.write_text("x")
     res = wf("run", "--config", tiny_config, "--windows", tiny_windows, "--output-dir", f, "--quiet")
     assert res.exit_code == 2 and "is a file" in res.output
+
+
+def test_sigterm_during_training_leaves_a_true_summary(tiny_config, tiny_windows, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--windows",
+            str(tiny_windows),
+            "--config",
+            str(tiny_config),
+            "--timesteps",
+            "200000",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONIOENCODING": "utf-8", "PATH": "/usr/bin:/bin"},
+    )
+    deadline = time.time() + 120
+    while not (out / "w01" / "training_progress.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "[STAGE ❌] Training [w01] — interrupted" in stdout and "Traceback" not in stdout + stderr
+    summary = strict_json(out / "summary.json")
+    assert summary["status"] == "interrupted" and summary["windows"][0]["status"] == "interrupted"
+    assert no_temp_files(out)

@@ -199,3 +199,77 @@ def test_failed_window_is_recorded_and_others_go_on(tiny_config, tiny_windows, t
     assert summary["status"] == "partial"
     assert summary["windows"][0]["error"]["message"] == "boom"
     assert summary["windows"][1]["status"] == "completed"
+
+
+def test_no_space_while_saving_exits_6_and_leaves_no_model(tiny_config, tiny_windows, tmp_path, monkeypatch):
+    import errno
+
+    from stable_baselines3 import SAC
+
+    def full_disk(self, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SAC, "save", full_disk)
+    out = tmp_path / "out"
+    res = run(tiny_config, tiny_windows, out)
+    assert res.exit_code == 6
+    assert "[STAGE ❌] Artifacts — ArtifactError:" in res.output and "No space left on device" in res.output
+    assert not (out / "w01" / "model.zip").exists() and not (out / "w01" / "metadata.json").exists()
+    summary = strict_json(out / "summary.json")
+    assert summary["status"] == "failed" and summary["windows"][0]["error"]["type"] == "ArtifactError"
+    assert no_temp_files(out)
+
+
+def test_atomic_write_failure_leaves_previous_file(tmp_path, monkeypatch):
+    import os
+
+    from backend.errors import ArtifactError
+    from backend.jsonio import write_json
+
+    target = tmp_path / "s.json"
+    write_json(target, {"v": 1})
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(ArtifactError, match="No space left"):
+        write_json(target, {"v": 2})
+    assert strict_json(target) == {"v": 1} and no_temp_files(tmp_path)
+
+
+def test_non_finite_reward_stops_training_with_exit_4(tiny_config, tiny_windows, tmp_path, monkeypatch):
+    from backend.envs.intraday_env import IntradayTradingEnv
+
+    real = IntradayTradingEnv.step
+    count = {"n": 0}
+
+    def nan_at_30(self, action):
+        obs, r, te, tr, info = real(self, action)
+        count["n"] += 1
+        return obs, (float("nan") if count["n"] == 30 else r), te, tr, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "step", nan_at_30)
+    res = run(
+        tiny_config,
+        tiny_windows,
+        tmp_path / "out",
+        "--set",
+        "training.total_timesteps=60",
+        "--set",
+        "sac.learning_starts=10",
+    )
+    # first window fails at step 30, the second trains (the counter has passed 30)
+    assert "[STAGE ❌] Training [w01] — TrainingError: non-finite reward at step 30 (check: reward)" in res.output
+    assert res.exit_code == 1
+    summary = strict_json(tmp_path / "out" / "summary.json")
+    assert summary["windows"][0]["status"] == "failed" and summary["windows"][1]["status"] == "completed"
+
+
+def test_debug_shows_traceback(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text('{"sac": {"gama": 0.9}}')
+    quiet = wf("run", "--config", p, "--windows", "tmp/mini_window.json", "--dry-run")
+    loud = wf("run", "--config", p, "--windows", "tmp/mini_window.json", "--dry-run", "--debug")
+    assert quiet.exit_code == loud.exit_code == 2
+    assert "Traceback" not in quiet.output and "Traceback" in loud.output

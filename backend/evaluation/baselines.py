@@ -4,7 +4,7 @@
   the close — the intraday buy-and-hold, since the env is flat overnight by design.
 * ``flat``: never trades (returns are all 0).
 * ``random``: seeded random target positions, re-drawn at random bars with a probability
-  chosen so that its expected turnover equals the agent's.
+  calibrated (a few replays, same seed) so that its turnover matches the agent's.
 * ``momentum``: long when the price is above the session's first open, short (or flat
   without shorting) when below — a simple intraday trend rule.
 """
@@ -65,21 +65,37 @@ def run_baselines(
     initial_equity: float,
     seed: int,
 ) -> dict[str, dict[str, Any]]:
-    env: IntradayTradingEnv = make_env()
-    cfg = env.config
-    n_bars = max(1, len(agent.returns))
-    policies = {
-        "buy_and_hold": _constant(cfg.max_position),
-        "flat": _constant(0.0),
-        "random": _random(cfg.max_position, cfg.allow_short, float(agent.traded.sum()) / n_bars, seed),
-        "momentum": _momentum(market, cfg.max_position, cfg.allow_short),
-    }
-    out = {}
-    for name, policy in policies.items():
-        traj = run_policy(make_env(), policy, market.session_id)
+    cfg = make_env().config
+    out: dict[str, dict[str, Any]] = {}
+
+    def record(name: str, traj: Trajectory) -> None:
         out[name] = traj.metrics(interval, initial_equity)
         out[name]["_trajectory"] = traj
-    return out
+
+    record("buy_and_hold", run_policy(make_env(), _constant(cfg.max_position), market.session_id))
+    record("flat", run_policy(make_env(), _constant(0.0), market.session_id))
+    # random: bisect the switching rate until its turnover matches the agent's (turnover grows
+    # with the rate, but not linearly: every session ends with a flatten)
+    target = float(agent.traded.sum())
+
+    def play(rate: float) -> Trajectory:
+        return run_policy(make_env(), _random(cfg.max_position, cfg.allow_short, rate, seed), market.session_id)
+
+    lo, hi = 0.0, 2.0 * cfg.max_position
+    traj = play(0.0)
+    best = (abs(float(traj.traded.sum()) - target), traj)
+    for _ in range(20 if target > 0 else 0):
+        mid = 0.5 * (lo + hi)
+        traj = play(mid)
+        got = float(traj.traded.sum())
+        best = min(best, (abs(got - target), traj), key=lambda x: x[0])
+        if abs(got - target) <= 0.01 * target:
+            break
+        lo, hi = (mid, hi) if got < target else (lo, mid)
+    traj = best[1]
+    record("random", traj)
+    record("momentum", run_policy(make_env(), _momentum(market, cfg.max_position, cfg.allow_short), market.session_id))
+    return {name: out[name] for name in NAMES}
 
 
 def beats(agent: dict[str, Any], baseline: dict[str, Any]) -> bool | None:

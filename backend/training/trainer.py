@@ -12,7 +12,7 @@ import numpy as np
 
 from backend.config import Config, config_hash
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
-from backend.errors import TrainingError
+from backend.errors import ArtifactError, TrainingError
 from backend.features import MarketArrays, fit_normalisation
 from backend.jsonio import atomic_path, write_atomic, write_json
 from backend.training import bundle
@@ -141,7 +141,10 @@ def train_window(
     # Save: model and statistics first, metadata (with their hashes) last.
     model_path = out_dir / bundle.MODEL_FILE
     buf = io.BytesIO()
-    model.save(buf)
+    try:
+        model.save(buf)
+    except OSError as e:
+        raise ArtifactError(f"{model_path}: cannot save the model ({e.strerror or e}); free space and --resume") from e
     write_atomic(model_path, lambda tmp: tmp.write_bytes(buf.getvalue()))
     files = {bundle.MODEL_FILE: bundle.sha256_file(model_path)}
     if cfg.training.normalize_obs:
