@@ -48,7 +48,8 @@ def test_end_to_end_subprocess(tiny_config, tiny_windows, tmp_path):
     markers = [line for line in p.stdout.splitlines() if line.startswith("[STAGE")]
     assert markers[0].startswith("[STAGE ✅] Window Setup — 2 windows")
     assert markers[-1] == f"[STAGE ✅] Summary — {out / 'summary.json'}"
-    assert len(markers) == 6 and p.stdout.splitlines() == markers  # --quiet: markers only
+    assert len(markers) == 7 and p.stdout.splitlines() == markers  # --quiet: markers only
+    assert markers[-2] == f"[STAGE ✅] Report — {out / 'report.html'}"
     s = strict_json(out / "summary.json")
     assert s["status"] == "completed" and s["windows"][0]["training"]["timesteps"] == 300
     assert s["windows"][0]["evaluation"]["deterministic"] is False

@@ -113,6 +113,7 @@ def build_report(run_dir: Path) -> Path:
     agg = summary.get("aggregate") or {}
     head = ["window", "train", "test", "status", "return", "Sharpe", "max DD", "trades", "B&H return", "beats", "error"]
     synthetic = '<p class="warn">SYNTHETIC data — tests and sanity checks only.</p>' if summary.get("synthetic") else ""
+    bh_total = (agg.get("buy_and_hold") or {}).get("total_return")
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Walk-forward report — {html.escape(summary["symbol"])} {html.escape(summary["interval"])}</title>
@@ -129,7 +130,7 @@ config {html.escape(summary["config_hash"])}; data {html.escape(summary["data_ha
 started {html.escape(str(summary.get("started_at")))}.</p>
 <p>Out of sample (all test spans stitched): return {fmt_pct(agg.get("total_return"))},
 Sharpe {fmt_num(agg.get("sharpe"))}, max drawdown {fmt_pct(agg.get("max_drawdown"))},
-{agg.get("n_trades", 0)} trades; intraday buy &amp; hold {fmt_pct((agg.get("buy_and_hold") or {}).get("total_return"))}.</p>
+{agg.get("n_trades", 0)} trades; intraday buy &amp; hold {fmt_pct(bh_total)}.</p>
 <h2>Windows</h2>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>
 {"".join(_row(w) for w in summary["windows"])}
