@@ -54,7 +54,7 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
             debug = bool(kwargs.get("debug"))
             if kwargs.get("quiet"):
                 _quiet_libraries()
-            prefix = kwargs.get("prefix") or ""
+            prefix = kwargs.get("member_name") or ""
             try:
                 code = fn(*args, **kwargs)
             except HarnessError as e:
@@ -132,12 +132,14 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue a run folder, skipping finished windows.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --output-dir.")
 @click.option("--no-report", is_flag=True, help="Skip report.html and the PNG plots.")
+@click.option("--member-name", hidden=True, help="Sweep member name (prefixes stage markers).")
 @handle_errors("Window Setup")
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""
     from backend import pipeline
 
     kw.pop("debug")
+    kw["prefix"] = kw.pop("member_name") or ""
     kw["sets"] = list(kw["sets"])
     opts = pipeline.RunOptions(**kw)
     s = pipeline.setup(opts)
@@ -149,6 +151,10 @@ def run_command(**kw: Any) -> int:
         from datetime import datetime
 
         opts.output_dir = str(Path("runs") / f"{s.bars.symbol}-{s.cfg.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
+    if opts.prefix:
+        from backend.windows import check_id
+
+        check_id(opts.prefix, "--member-name")
     if not opts.quiet:
         print(pipeline.dry_run_table(s), flush=True)
     for w in s.loaded.warnings:
@@ -171,6 +177,124 @@ def eval_command(**kw: Any) -> int:
 
     kw.pop("debug")
     return replay(**kw)
+
+
+RUN_FLAGS = (
+    "windows",
+    "start",
+    "end",
+    "train_days",
+    "test_days",
+    "step_days",
+    "mode",
+    "embargo_bars",
+    "symbol",
+    "source",
+    "data",
+    "interval",
+    "timesteps",
+)
+
+
+@cli.command("sweep")
+@click.option("--configs", "configs", multiple=True, required=True, help="Config files or globs (repeatable).")
+@click.option("--seeds", type=int, default=None, help="Seeds 0..N-1 for every config.")
+@click.option("--seed-list", type=str, default=None, help="Comma-separated seeds, e.g. 0,1,7.")
+@click.option("--windows", type=str, help="Window file.")
+@click.option("--start")
+@click.option("--end")
+@click.option("--train-days", type=int)
+@click.option("--test-days", type=int)
+@click.option("--step-days", type=int)
+@click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling")
+@click.option("--embargo-bars", type=int)
+@click.option("--symbol")
+@click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
+@click.option("--data", type=str)
+@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]))
+@click.option("--timesteps", type=int)
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE")
+@click.option("--stochastic", is_flag=True)
+@click.option("--no-report", is_flag=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Members run at once.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", type=str, default=None, help="Existing Ray cluster (default: start a local one).")
+@click.option("--output-dir", type=str, required=True, help="Sweep folder.")
+@click.option("--resume", is_flag=True, help="Skip completed, unchanged members; rerun the rest.")
+@click.option("--overwrite", is_flag=True, help="Replace existing member folders.")
+@click.option("--quiet", is_flag=True)
+@click.option("--debug", is_flag=True)
+@handle_errors("Sweep")
+def sweep_command(**kw: Any) -> int:
+    """Run every config × seed as a walk-forward member and compare them."""
+    from backend import sweep
+
+    if kw["workers"] < 1:
+        raise InputError("--workers must be at least 1")
+    if kw["seeds"] is not None and kw["seed_list"] is not None:
+        raise InputError("--seeds and --seed-list exclude each other")
+    if kw["seed_list"] is not None:
+        try:
+            seeds = [int(x) for x in kw["seed_list"].split(",") if x.strip()]
+        except ValueError as e:
+            raise InputError(f"--seed-list {kw['seed_list']!r}: expected integers like 0,1,7") from e
+    else:
+        seeds = list(range(kw["seeds"] if kw["seeds"] is not None else 1))
+    if not seeds or min(seeds) < 0:
+        raise InputError("seeds must be non-negative integers")
+    out = Path(kw["output_dir"])
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output-dir {out}: is a file; choose a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    members = sweep.plan(sweep.expand_configs(list(kw["configs"])), seeds, out)
+    existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
+    if existing and not (kw["resume"] or kw["overwrite"]):
+        raise InputError(f"--output-dir {out}: members {existing} already ran; pass --resume or --overwrite")
+    run_args: list[str] = []
+    run_kwargs: dict[str, Any] = {"sets": list(kw["sets"]), "stochastic": kw["stochastic"]}
+    for name in RUN_FLAGS:
+        value = kw[name]
+        if value is None or (name == "mode" and value == "rolling"):
+            continue
+        run_args += ["--" + name.replace("_", "-"), str(value)]
+        run_kwargs[name] = value
+    for item in kw["sets"]:
+        run_args += ["--set", item]
+    if kw["stochastic"]:
+        run_args.append("--stochastic")
+    if kw["no_report"]:
+        run_args.append("--no-report")
+    with sweep.SweepLock(out):
+        code = sweep.execute(
+            members, run_args, run_kwargs, kw["workers"], kw["resume"], kw["quiet"], kw["executor"], kw["ray_address"]
+        )
+        rows = sweep.rows_for(members)
+        extra = sweep.sweep_statistics(rows)
+        sweep.write_results(out, rows, extra)
+    print(sweep.format_table(sweep.sort_rows(rows)), flush=True)
+    stages.emit(
+        code == 0,
+        "Sweep",
+        f"{sum(m.status in ('completed', 'skipped') for m in members)}/{len(members)} "
+        f"members completed — {out / 'sweep.json'}",
+    )
+    return code
+
+
+@cli.command("compare")
+@click.argument("folders", nargs=-1, required=True)
+@click.option("--sort", "sort_key", default="oos_sharpe", show_default=True, help="Column to sort by.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--debug", is_flag=True)
+@handle_errors("Compare")
+def compare_command(folders: tuple[str, ...], sort_key: str, as_json: bool, debug: bool) -> int:
+    """Compare run or sweep folders in one table, sorted by out-of-sample Sharpe."""
+    from backend import sweep
+    from backend.jsonio import dumps
+
+    rows = sweep.sort_rows(sweep.collect(list(folders)), sort_key)
+    print(dumps(rows) if as_json else sweep.format_table(rows), flush=True)
+    return 0
 
 
 def main() -> None:

@@ -168,6 +168,14 @@ def _trim_train(spec: WindowSpec, market: MarketArrays, embargo: int) -> WindowS
     )
 
 
+def windows_hash(s: Setup) -> str:
+    import hashlib
+    import json
+
+    doc = windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def window_setup_detail(s: Setup) -> str:
     train = sum(w.train_bars for w in s.windows)
     test = sum(w.test_bars for w in s.windows)
@@ -386,6 +394,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
             "synthetic": s.bars.synthetic,
             "config_hash": chash,
             "data_hash": dhash,
+            "windows_hash": windows_hash(s),
             "config_path": s.loaded.path,
             "data": {**s.bars.provenance, "report": s.bars.report},
             "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
@@ -403,6 +412,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
     import pandas as pd  # noqa: F401 - warm import before timing windows
 
     from backend.features import compute_features
+    from backend.training.tb import log_evaluation, log_hparams
     from backend.training.trainer import train_window
     from backend.training.walk_forward_eval import evaluation_document, headline, replay_bundle, write_replay_files
 
@@ -519,6 +529,8 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 gates=_gates(cfg, rep.evaluation, rep.beats),
             )
             summary.stage(f"evaluation_{w.id}", "ok", time.perf_counter() - t0)
+            if cfg.training.tensorboard:
+                log_evaluation(tb_dir, rep.evaluation, rep.baselines, cfg.training.total_timesteps)
             stages.emit(True, f"Evaluation [{w.id}]", headline(rep.evaluation), prefix)
 
     entries = summary.doc["windows"]
@@ -535,6 +547,8 @@ def execute(opts: RunOptions, s: Setup) -> int:
         status, code = "partial", EXIT_PARTIAL
     else:
         status, code = "failed", failures[0] if failures else EXIT_PARTIAL
+    if cfg.training.tensorboard and done:
+        log_hparams(out / "tensorboard", cfg, summary.doc["aggregate"])
     summary.doc.update(status=status, finished_at=_now(), seconds=round(time.perf_counter() - started, 3))
     summary.save()
     if not opts.no_report and done:

@@ -132,7 +132,7 @@ def train_window(
     )
     callbacks = CallbackList([progress, EpisodeStatsCallback(), FiniteCheckCallback()])
     start = time.perf_counter()
-    model.learn(total_timesteps=total, callback=callbacks, log_interval=10, progress_bar=False)
+    model.learn(total_timesteps=total, callback=callbacks, log_interval=1, progress_bar=False)
     seconds = time.perf_counter() - start
     for name, param in model.policy.named_parameters():
         if not torch.isfinite(param).all():

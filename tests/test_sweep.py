@@ -1,0 +1,182 @@
+"""wf sweep / wf compare: members in worker processes, failures recorded, resume, lock, Ray."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import TINY_CONFIG
+from tests.helpers import strict_json, wf
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cfgs")
+    good = json.loads(json.dumps(TINY_CONFIG))
+    (d / "alpha.json").write_text(json.dumps(good))
+    good["sac"]["learning_rate"] = 1e-4
+    (d / "beta.json").write_text(json.dumps(good))
+    typo = json.loads(json.dumps(TINY_CONFIG))
+    typo["sac"]["learning_rat"] = 0.1
+    (d / "typo.json").write_text(json.dumps(typo))
+    return d
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory):
+    p = tmp_path_factory.mktemp("w") / "w.json"
+    p.write_text(
+        json.dumps(
+            [
+                {
+                    "train_start": "2019-01-02",
+                    "train_end": "2019-01-11",
+                    "test_start": "2019-01-14",
+                    "test_end": "2019-01-15",
+                }
+            ]
+        )
+    )
+    return p
+
+
+def sweep(configs, windows, out, *extra):
+    return wf(
+        "sweep",
+        "--configs",
+        str(configs / "*.json"),
+        "--windows",
+        windows,
+        "--workers",
+        "2",
+        "--output-dir",
+        out,
+        "--no-report",
+        "--quiet",
+        *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_sweep(configs, windows, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    return sweep(configs, windows, out), out
+
+
+def test_sweep_records_failures_and_goes_on(first_sweep):
+    res, out = first_sweep
+    assert res.exit_code == 1, res.output
+    assert "[typo_s0] [STAGE ❌] Window Setup — InputError:" in res.output
+    assert "[alpha_s0] [STAGE ✅] Summary" in res.output and "[beta_s0] [STAGE ✅] Summary" in res.output
+    doc = strict_json(out / "sweep.json")
+    rows = {r["name"]: r for r in doc["members"]}
+    assert set(rows) == {"alpha_s0", "beta_s0", "typo_s0"} and doc["n_trials"] == 3
+    assert rows["alpha_s0"]["status"] == rows["beta_s0"]["status"] == "completed"
+    assert rows["typo_s0"]["status"] == "failed" and "sac.learning_rat" in rows["typo_s0"]["error"]
+    assert rows["alpha_s0"]["config_hash"] != rows["beta_s0"]["config_hash"]
+    assert rows["alpha_s0"]["oos_sharpe"] == strict_json(out / "alpha_s0" / "summary.json")["aggregate"]["sharpe"]
+    csv_lines = (out / "sweep.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("name,")
+    table = res.output[res.output.index("member") :]
+    assert table.index("alpha_s0") < table.index("typo_s0")  # failed rows sort last
+    assert not (out / ".sweep.lock").exists()
+
+
+def test_resume_skips_finished_members_and_retries_failed(first_sweep, configs, windows):
+    _, out = first_sweep
+    before = {n: (out / n / "summary.json").read_bytes() for n in ("alpha_s0", "beta_s0")}
+    res = sweep(configs, windows, out, "--resume")
+    assert res.exit_code == 1
+    assert "[alpha_s0] [STAGE ✅] Sweep member — completed earlier" in res.output
+    assert "[typo_s0] [STAGE ❌] Window Setup" in res.output  # tried again
+    assert {n: (out / n / "summary.json").read_bytes() for n in before} == before
+    assert len(strict_json(out / "sweep.json")["members"]) == 3
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(first_sweep, configs, windows):
+    _, out = first_sweep
+    (out / ".sweep.lock").write_text(str(os.getpid()))  # a live process holds it
+    try:
+        res = sweep(configs, windows, out, "--resume")
+    finally:
+        (out / ".sweep.lock").unlink()
+    assert res.exit_code == 2 and "another sweep" in res.output
+    (out / ".sweep.lock").write_text("999999999")  # stale: that process is gone
+    res = sweep(configs, windows, out, "--resume")
+    assert res.exit_code == 1 and not (out / ".sweep.lock").exists()
+
+
+def test_existing_members_need_resume_or_overwrite(first_sweep, configs, windows):
+    _, out = first_sweep
+    res = sweep(configs, windows, out)
+    assert res.exit_code == 2 and "--resume" in res.output
+
+
+def test_compare_table_sort_and_json(first_sweep, tmp_path):
+    _, out = first_sweep
+    res = wf("compare", out, "--json")
+    assert res.exit_code == 0
+    rows = json.loads(res.output)
+    assert [r["name"] for r in rows][-1] == "typo_s0"
+    res = wf("compare", out / "alpha_s0", out / "beta_s0", "--sort", "name")
+    assert res.exit_code == 0 and res.output.index("alpha_s0") < res.output.index("beta_s0")
+    assert wf("compare", out, "--sort", "bogus").exit_code == 2
+    assert wf("compare", tmp_path).exit_code == 2
+
+
+def test_seed_list_names_members(configs, windows, tmp_path):
+    one = tmp_path / "cfg"
+    one.mkdir()
+    shutil.copy(configs / "alpha.json", one / "alpha.json")
+    res = wf(
+        "sweep",
+        "--configs",
+        one / "alpha.json",
+        "--seed-list",
+        "3,4",
+        "--windows",
+        windows,
+        "--workers",
+        "2",
+        "--output-dir",
+        tmp_path / "out",
+        "--no-report",
+        "--quiet",
+    )
+    assert res.exit_code == 0, res.output
+    rows = strict_json(tmp_path / "out" / "sweep.json")["members"]
+    assert sorted((r["name"], r["seed"]) for r in rows) == [("alpha_s3", 3), ("alpha_s4", 4)]
+    assert rows[0]["oos_sharpe"] != rows[1]["oos_sharpe"]
+
+
+def test_ray_executor_without_ray_exits_2(configs, windows, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    res = wf(
+        "sweep",
+        "--configs",
+        configs / "alpha.json",
+        "--windows",
+        windows,
+        "--executor",
+        "ray",
+        "--output-dir",
+        tmp_path / "o",
+        "--quiet",
+    )
+    assert res.exit_code == 2 and "pip install" in res.output
+
+
+def test_ray_executor_gives_the_same_table(first_sweep, configs, windows, tmp_path):
+    pytest.importorskip("ray")
+    _, local = first_sweep
+    res = sweep(configs, windows, tmp_path / "ray", "--executor", "ray")
+    assert res.exit_code == 1, res.output
+    by_ray = {r["name"]: r for r in strict_json(tmp_path / "ray" / "sweep.json")["members"]}
+    by_local = {r["name"]: r for r in strict_json(local / "sweep.json")["members"]}
+    for name in ("alpha_s0", "beta_s0"):
+        for key in ("oos_sharpe", "oos_total_return", "oos_n_trades", "config_hash"):
+            assert by_ray[name][key] == by_local[name][key], (name, key)
+    assert by_ray["typo_s0"]["status"] == "failed"
