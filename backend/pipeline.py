@@ -326,10 +326,14 @@ def _can_resume(entry: dict[str, Any] | None, out: Path, wid: str) -> bool:
     return (out / wid / "evaluation.json").exists() and (out / wid / "equity.csv").exists()
 
 
-def _aggregate(out: Path, entries: list[dict[str, Any]], interval: str, capital: float) -> dict[str, Any] | None:
+def _aggregate(
+    out: Path, entries: list[dict[str, Any]], interval: str, capital: float, seed: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Metrics and statistics (PSR, bootstrap CI of Sharpe) of the stitched out-of-sample curve."""
     import pandas as pd
 
     from backend.evaluation import metrics
+    from backend.evaluation.statistics import summary_statistics
 
     frames = []
     for sid, e in enumerate(entries):
@@ -338,7 +342,7 @@ def _aggregate(out: Path, entries: list[dict[str, Any]], interval: str, capital:
             f["window"] = sid
             frames.append(f)
     if not frames:
-        return None
+        return None, None
     eq = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
     sessions = pd.to_datetime(eq["timestamp"].str.slice(0, 10)).astype("int64").to_numpy()
     agent = metrics.compute(
@@ -359,7 +363,8 @@ def _aggregate(out: Path, entries: list[dict[str, Any]], interval: str, capital:
         interval,
         capital,
     )
-    return {**agent, "windows": len(frames), "buy_and_hold": bh}
+    stats = summary_statistics(eq["net_return"].to_numpy(), metrics.bars_per_year(interval), seed=seed)
+    return {**agent, "windows": len(frames), "buy_and_hold": bh}, stats
 
 
 def execute(opts: RunOptions, s: Setup) -> int:
@@ -535,7 +540,9 @@ def execute(opts: RunOptions, s: Setup) -> int:
 
     entries = summary.doc["windows"]
     done = sum(e["status"] == "completed" for e in entries)
-    summary.doc["aggregate"] = _aggregate(out, entries, cfg.data.interval, cfg.env.initial_capital)
+    summary.doc["aggregate"], summary.doc["statistics"] = _aggregate(
+        out, entries, cfg.data.interval, cfg.env.initial_capital, cfg.evaluation.seed
+    )
     gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
     if gated:
         summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}

@@ -329,6 +329,9 @@ def member_row(summary_path: Path, name: str | None = None, seed: int | None = N
         "windows": len(s.get("windows", [])),
         "windows_beating_buy_and_hold": beat,
         "psr": (s.get("statistics") or {}).get("psr"),
+        "sharpe_ci_low": (s.get("statistics") or {}).get("sharpe_ci_low"),
+        "sharpe_ci_high": (s.get("statistics") or {}).get("sharpe_ci_high"),
+        "_stats": s.get("statistics"),
     }
 
 
@@ -354,9 +357,11 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "oos_sharpe") -> list[dict[
 def format_table(rows: list[dict[str, Any]]) -> str:
     from backend.stages import fmt_num, fmt_pct
 
+    trials = next((r["dsr_n_trials"] for r in rows if r.get("dsr_n_trials")), None)
+    dsr_head = f"DSR(N={trials})" if trials else "DSR"
     head = (
         f"{'member':<28}{'status':<12}{'OOS Sharpe':>11}{'OOS return':>12}{'max DD':>9}{'trades':>8}"
-        f"{'mean Sh':>9}{'med Sh':>9}{'beat B&H':>10}{'DSR':>7}"
+        f"{'mean Sh':>9}{'med Sh':>9}{'beat B&H':>10}{'PSR':>7}{dsr_head:>11}"
     )
     out = [head, "-" * len(head)]
     for r in rows:
@@ -366,7 +371,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{(r.get('oos_n_trades') if r.get('oos_n_trades') is not None else '-')!s:>8}"
             f"{fmt_num(r.get('mean_window_sharpe')):>9}{fmt_num(r.get('median_window_sharpe')):>9}"
             f"{str(r.get('windows_beating_buy_and_hold', 0)) + '/' + str(r.get('windows', 0)):>10}"
-            f"{fmt_num(r.get('dsr')):>7}"
+            f"{fmt_num(r.get('psr')):>7}{fmt_num(r.get('dsr')):>11}"
         )
     return "\n".join(out)
 
@@ -412,24 +417,47 @@ def collect(paths: list[str]) -> list[dict[str, Any]]:
         folder = Path(p)
         if (folder / "sweep.json").exists():
             doc = load_json(folder / "sweep.json", "sweep")
+            members = []
             for r in doc.get("members", []):
                 summary = Path(r["path"]) / "summary.json"
-                rows.append({**r, **member_row(summary, r["name"], r.get("seed"))} if summary.exists() else r)
-            _attach_dsr(rows, doc)
+                members.append({**r, **member_row(summary, r["name"], r.get("seed"))} if summary.exists() else r)
+            sweep_statistics(members)
+            rows.extend(members)
         elif (folder / "summary.json").exists():
-            rows.append(member_row(folder / "summary.json"))
+            row = member_row(folder / "summary.json")
+            row.pop("_stats", None)
+            rows.append(row)
         else:
             raise InputError(f"{folder}: neither a run folder (summary.json) nor a sweep folder (sweep.json)")
     return rows
 
 
-def _attach_dsr(rows: list[dict[str, Any]], doc: dict[str, Any]) -> None:
-    dsr = {m["name"]: m.get("dsr") for m in doc.get("members", [])}
-    for r in rows:
-        if r["name"] in dsr and r.get("dsr") is None:
-            r["dsr"] = dsr[r["name"]]
-
-
 def sweep_statistics(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sweep-level numbers (the number of trials is the sweep's own member count)."""
-    return {"n_trials": len(rows)}
+    """Deflated Sharpe ratio of every member, with the number of trials taken from the sweep itself.
+
+    Trials are the members that produced an out-of-sample Sharpe; the variance of the trials'
+    per-bar Sharpe ratios sets the expected maximum Sharpe of unskilled trials.
+    """
+    import numpy as np
+
+    from backend.evaluation.statistics import deflated_sharpe_ratio, expected_max_sharpe
+
+    with_sr = [r for r in rows if r.get("_stats") and r["_stats"].get("sharpe_per_bar") is not None]
+    n_trials = len(with_sr)
+    srs = np.array([r["_stats"]["sharpe_per_bar"] for r in with_sr])
+    variance = float(srs.var(ddof=1)) if n_trials > 1 else 0.0
+    counted = {id(r) for r in with_sr}
+    for r in rows:
+        st = r.pop("_stats", None) or {}
+        r["dsr"] = None
+        if id(r) in counted:
+            r["dsr"] = deflated_sharpe_ratio(
+                st["sharpe_per_bar"], st["n_obs"], st["skew"], st["kurtosis"], n_trials, variance
+            )
+        r["dsr_n_trials"] = n_trials
+    return {
+        "n_trials": n_trials,
+        "n_members": len(rows),
+        "sharpe_per_bar_variance": variance,
+        "expected_max_sharpe_per_bar": expected_max_sharpe(n_trials, variance) if n_trials else None,
+    }

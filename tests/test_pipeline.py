@@ -73,6 +73,9 @@ def test_run_writes_the_documented_run_folder(finished_run):
     assert w["baselines"]["flat"]["total_return"] == 0.0
     assert set(w["cost_sensitivity"]) == {"0x", "1x", "2x"}
     assert w["cost_sensitivity"]["1x"] == {k: v for k, v in w["evaluation"].items() if k != "deterministic"}
+    stats = summary["statistics"]
+    assert 0.0 <= stats["psr"] <= 1.0 and stats["n_obs"] == summary["aggregate"]["n_bars"]
+    assert stats["sharpe_ci_low"] <= summary["aggregate"]["sharpe"] <= stats["sharpe_ci_high"]
     agg = summary["aggregate"]
     assert agg["n_bars"] == sum(x["test_bars"] for x in summary["windows"]) and agg["windows"] == 2
     meta = strict_json(out / "w01" / "metadata.json")

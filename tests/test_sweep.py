@@ -71,7 +71,12 @@ def test_sweep_records_failures_and_goes_on(first_sweep):
     assert "[alpha_s0] [STAGE ✅] Summary" in res.output and "[beta_s0] [STAGE ✅] Summary" in res.output
     doc = strict_json(out / "sweep.json")
     rows = {r["name"]: r for r in doc["members"]}
-    assert set(rows) == {"alpha_s0", "beta_s0", "typo_s0"} and doc["n_trials"] == 3
+    assert set(rows) == {"alpha_s0", "beta_s0", "typo_s0"}
+    assert doc["n_trials"] == 2 and doc["n_members"] == 3  # trials = members with an out-of-sample Sharpe
+    assert 0.0 <= rows["alpha_s0"]["dsr"] <= 1.0 and rows["alpha_s0"]["dsr_n_trials"] == 2
+    assert rows["alpha_s0"]["dsr"] <= rows["alpha_s0"]["psr"] + 1e-12
+    assert rows["typo_s0"]["dsr"] is None
+    assert "DSR(N=2)" in res.output
     assert rows["alpha_s0"]["status"] == rows["beta_s0"]["status"] == "completed"
     assert rows["typo_s0"]["status"] == "failed" and "sac.learning_rat" in rows["typo_s0"]["error"]
     assert rows["alpha_s0"]["config_hash"] != rows["beta_s0"]["config_hash"]
