@@ -129,6 +129,8 @@ def cli() -> None:
 @click.option("--stochastic", is_flag=True, help="Evaluate with the stochastic policy.")
 @click.option("--seed", type=int, help="Override training.seed.")
 @click.option("--timesteps", type=int, help="Override training.total_timesteps.")
+@click.option("--seeds", "n_seeds", type=int, help="Train every window with seeds 0..N-1; report the spread.")
+@click.option("--seed-list", type=str, help="Comma-separated seeds (instead of --seeds).")
 @click.option("--resume", is_flag=True, help="Continue a run folder, skipping finished windows.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --output-dir.")
 @click.option("--no-report", is_flag=True, help="Skip report.html and the PNG plots.")
@@ -140,6 +142,7 @@ def run_command(**kw: Any) -> int:
 
     kw.pop("debug")
     kw["prefix"] = kw.pop("member_name") or ""
+    seeds = _seed_list(kw.pop("n_seeds"), kw.pop("seed_list"), kw.get("seed"))
     kw["sets"] = list(kw["sets"])
     opts = pipeline.RunOptions(**kw)
     s = pipeline.setup(opts)
@@ -160,7 +163,30 @@ def run_command(**kw: Any) -> int:
     for w in s.loaded.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
     stages.emit(True, "Window Setup", pipeline.window_setup_detail(s), opts.prefix)
+    if seeds is not None:
+        from backend.seeds import run_seeds
+
+        return run_seeds(opts, s, seeds)
     return pipeline.execute(opts, s)
+
+
+def _seed_list(n: int | None, listed: str | None, single: int | None) -> list[int] | None:
+    if n is None and listed is None:
+        return None
+    if single is not None:
+        raise InputError("--seed and --seeds/--seed-list exclude each other")
+    if n is not None and listed is not None:
+        raise InputError("--seeds and --seed-list exclude each other")
+    if listed is not None:
+        try:
+            seeds = [int(x) for x in listed.split(",") if x.strip()]
+        except ValueError as e:
+            raise InputError(f"--seed-list {listed!r}: expected integers like 0,1,7") from e
+    else:
+        seeds = list(range(n or 0))
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise InputError("seeds must be distinct non-negative integers (--seeds N with N >= 1)")
+    return seeds
 
 
 @cli.command("eval")
@@ -225,6 +251,25 @@ def audit_command(**kw: Any) -> int:
     return 0
 
 
+@cli.command("sanity")
+@click.option("--timesteps", type=int, default=5000, show_default=True, help="SAC steps per run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--output-dir", type=str, default=None, help="Folder for both runs (default runs/sanity-<time>).")
+@click.option("--quiet", is_flag=True)
+@click.option("--debug", is_flag=True)
+@handle_errors("Sanity")
+def sanity_command(timesteps: int, seed: int, output_dir: str | None, quiet: bool, debug: bool) -> int:
+    """Planted edge must be found; a random walk must not show one."""
+    from datetime import datetime
+
+    from backend.sanity import run_sanity
+
+    if timesteps < 600:
+        raise InputError("--timesteps must be at least 600 (SAC starts learning after 500 steps)")
+    out = Path(output_dir) if output_dir else Path("runs") / f"sanity-{datetime.now():%Y%m%d-%H%M%S}"
+    return run_sanity(out, timesteps, seed, quiet)
+
+
 RUN_FLAGS = (
     "windows",
     "start",
@@ -277,17 +322,7 @@ def sweep_command(**kw: Any) -> int:
 
     if kw["workers"] < 1:
         raise InputError("--workers must be at least 1")
-    if kw["seeds"] is not None and kw["seed_list"] is not None:
-        raise InputError("--seeds and --seed-list exclude each other")
-    if kw["seed_list"] is not None:
-        try:
-            seeds = [int(x) for x in kw["seed_list"].split(",") if x.strip()]
-        except ValueError as e:
-            raise InputError(f"--seed-list {kw['seed_list']!r}: expected integers like 0,1,7") from e
-    else:
-        seeds = list(range(kw["seeds"] if kw["seeds"] is not None else 1))
-    if not seeds or min(seeds) < 0:
-        raise InputError("seeds must be non-negative integers")
+    seeds = _seed_list(kw["seeds"], kw["seed_list"], None) or [0]
     out = Path(kw["output_dir"])
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {out}: is a file; choose a folder")

@@ -67,6 +67,8 @@ class DataConfig(Strict):
     """yfinance cache folder (default: the user's cache dir)."""
     synthetic_seed: int = 0
     """Seed of the synthetic source."""
+    synthetic_edge: float = Field(0.0, ge=0, lt=1)
+    """Planted edge of the synthetic source (0 = random walk; see wf sanity)."""
 
     @model_validator(mode="after")
     def _range(self) -> DataConfig:

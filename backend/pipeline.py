@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -291,6 +292,7 @@ def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
         "baselines": None,
         "beats": None,
         "cost_sensitivity": None,
+        "diagnostics": None,
         "gates": None,
         "error": None,
     }
@@ -531,9 +533,13 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 baselines=rep.baselines,
                 beats=rep.beats,
                 cost_sensitivity=rep.cost_sensitivity,
+                diagnostics=rep.diagnostics,
                 gates=_gates(cfg, rep.evaluation, rep.beats),
             )
             summary.stage(f"evaluation_{w.id}", "ok", time.perf_counter() - t0)
+            for warning in rep.diagnostics["warnings"]:
+                summary.doc["warnings"].append(f"{w.id}: {warning}")
+                print(f"warning: {w.id}: {warning}", file=sys.stderr, flush=True)
             if cfg.training.tensorboard:
                 log_evaluation(tb_dir, rep.evaluation, rep.baselines, cfg.training.total_timesteps)
             stages.emit(True, f"Evaluation [{w.id}]", headline(rep.evaluation), prefix)

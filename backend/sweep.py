@@ -297,14 +297,22 @@ def _ray_member(cmd: list[str], cwd: str) -> tuple[int, list[str], float]:
 # ------------------------------------------------------------------------------------ comparison
 
 
+def _window_sharpe(w: dict[str, Any]) -> float | None:
+    if w.get("evaluation"):
+        return w["evaluation"].get("sharpe")
+    return ((w.get("seed_spread") or {}).get("sharpe") or {}).get("mean")
+
+
 def member_row(summary_path: Path, name: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """One comparison row from a run's summary.json."""
     import numpy as np
 
     s = load_json(summary_path, "summary")
     agg = s.get("aggregate") or {}
+    if s.get("kind") == "multi_seed":  # no single curve: compare the mean over seeds
+        agg = {k: v["mean"] for k, v in (s.get("aggregate_spread") or {}).items()}
     wins = [w for w in s.get("windows", []) if w.get("status") == "completed"]
-    sharpes = [w["evaluation"]["sharpe"] for w in wins if w["evaluation"].get("sharpe") is not None]
+    sharpes = [x for x in (_window_sharpe(w) for w in wins) if x is not None]
     beat = sum(1 for w in wins if (w.get("beats") or {}).get("buy_and_hold"))
     cfg = (
         load_json(summary_path.parent / "config.resolved.json", "config")

@@ -276,3 +276,55 @@ def test_debug_shows_traceback(tmp_path):
     loud = wf("run", "--config", p, "--windows", "tmp/mini_window.json", "--dry-run", "--debug")
     assert quiet.exit_code == loud.exit_code == 2
     assert "Traceback" not in quiet.output and "Traceback" in loud.output
+
+
+def test_seeds_report_the_spread(tiny_config, tiny_windows, tmp_path):
+    out = tmp_path / "seeds"
+    res = run(tiny_config, tiny_windows, out, "--seeds", "3")
+    assert res.exit_code == 0, res.output
+    assert "[s2] [STAGE ✅] Summary" in res.output and "[STAGE ✅] Seeds — 3 seeds" in res.output
+    top = strict_json(out / "summary.json")
+    assert top["kind"] == "multi_seed" and top["seeds"] == [0, 1, 2] and top["aggregate"] is None
+    per_seed = [strict_json(out / f"s{k}" / "summary.json")["aggregate"]["sharpe"] for k in range(3)]
+    sp = top["aggregate_spread"]["sharpe"]
+    assert sp["values"] == per_seed and sp["min"] == min(per_seed) and sp["max"] == max(per_seed)
+    assert sp["mean"] == pytest.approx(sum(per_seed) / 3) and sp["std"] > 0
+    assert set(top["windows"][0]["seed_spread"]["total_return"]) >= {"mean", "std", "min", "max"}
+    assert wf("run", "--seeds", "2", "--seed", "1", "--windows", tiny_windows, "--dry-run").exit_code == 2
+
+
+def test_warm_start_continues_from_the_previous_window(tiny_config, tiny_windows, tmp_path):
+    out = tmp_path / "warm"
+    res = run(tiny_config, tiny_windows, out, "--set", "training.warm_start=true")
+    assert res.exit_code == 0, res.output
+    m1 = strict_json(out / "w01" / "metadata.json")
+    m2 = strict_json(out / "w02" / "metadata.json")
+    assert m1["training"]["warm_start_from"] is None
+    assert m2["training"]["warm_start_from"] == str(out / "w01" / "model.zip")
+    # normalisation is refitted on each window's own train span
+    import pickle
+
+    s1 = pickle.loads((out / "w01" / "vecnormalize.pkl").read_bytes()).obs_rms.mean
+    s2 = pickle.loads((out / "w02" / "vecnormalize.pkl").read_bytes()).obs_rms.mean
+    assert not (s1 == s2).all()
+
+
+def test_gates_are_reported_per_window_and_in_aggregate(tiny_config, tiny_windows, tmp_path):
+    out = tmp_path / "gated"
+    res = run(
+        tiny_config,
+        tiny_windows,
+        out,
+        "--set",
+        "evaluation.gates.min_trades=1000",
+        "--set",
+        "evaluation.gates.max_drawdown=0.5",
+        "--set",
+        "evaluation.gates.beat_buy_and_hold=true",
+    )
+    assert res.exit_code == 0, res.output
+    summary = strict_json(out / "summary.json")
+    g = summary["windows"][0]["gates"]
+    assert g["checks"]["min_trades"] is False and g["checks"]["max_drawdown"] is True and g["passed"] is False
+    assert "beat_buy_and_hold" in g["checks"]
+    assert summary["gates"] == {"windows_passed": 0, "windows_checked": 2}

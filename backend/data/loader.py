@@ -119,10 +119,13 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
         )
         if hint_range and not cfg.start:
             lo = (hint_range[0] - timedelta(days=14)).isoformat()  # history for the first lookback
-        raw = sources.synthetic_bars(lo, hi, cfg.calendar, cfg.timezone, seed=cfg.synthetic_seed)
+        raw = sources.synthetic_bars(
+            lo, hi, cfg.calendar, cfg.timezone, seed=cfg.synthetic_seed, edge=cfg.synthetic_edge
+        )
         origin = "synthetic"
         provenance.update(
-            origin=f"synthetic random walk, seed {cfg.synthetic_seed} (tests and sanity checks only)", adjustment="none"
+            origin=f"synthetic bars, seed {cfg.synthetic_seed}, edge {cfg.synthetic_edge} (tests and sanity only)",
+            adjustment="none",
         )
     elif source == "yfinance":
         from backend.data import yahoo

@@ -96,10 +96,20 @@ def read_file(path: str, timezone: str) -> pd.DataFrame:
 
 
 def synthetic_bars(
-    start: str, end: str, calendar: str, timezone: str, seed: int = 0, drift: float = 0.0, vol: float = 0.0008
+    start: str,
+    end: str,
+    calendar: str,
+    timezone: str,
+    seed: int = 0,
+    drift: float = 0.0,
+    vol: float = 0.0008,
+    edge: float = 0.0,
 ) -> pd.DataFrame:
-    """Deterministic 1-minute random-walk bars on the calendar's regular sessions.
+    """Deterministic 1-minute bars on the calendar's regular sessions.
 
+    With ``edge = 0`` a pure random walk. With ``edge > 0`` a planted, learnable edge: the
+    next bar's log return has mean ``edge × vol × sign(this bar's return)`` (each bar opens
+    at the previous close, so this bar's return is its ``body`` feature, known at its close).
     For tests and sanity checks only; runs on it are labelled synthetic.
     """
     from backend.data.sessions import _calendar
@@ -116,6 +126,9 @@ def synthetic_bars(
     rng = np.random.default_rng(seed)
     n = len(idx)
     rets = drift + vol * rng.standard_normal(n)
+    if edge:
+        for t in range(1, n):  # sequential by construction: the edge depends on the last return
+            rets[t] += edge * vol * (1.0 if rets[t - 1] > 0 else -1.0)
     close = 100.0 * np.exp(np.cumsum(rets))
     open_ = np.r_[100.0, close[:-1]]
     wiggle = np.abs(rng.standard_normal(n)) * vol * close * 0.5

@@ -20,6 +20,7 @@ from backend.config import Config
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
 from backend.errors import EvaluationError
 from backend.evaluation import baselines as bl
+from backend.evaluation.diagnostics import diagnose
 from backend.evaluation.metrics import trades
 from backend.evaluation.simulate import Trajectory, run_policy
 from backend.features import MarketArrays
@@ -36,6 +37,7 @@ class ReplayResult:
     baselines: dict[str, dict[str, Any]]
     beats: dict[str, bool | None]
     cost_sensitivity: dict[str, dict[str, Any]]
+    diagnostics: dict[str, Any]
     trajectory: Trajectory
     baseline_trajectories: dict[str, Trajectory]
 
@@ -103,6 +105,7 @@ def replay_bundle(
         baselines=base,
         beats={name: bl.beats(evaluation, m) for name, m in base.items()},
         cost_sensitivity={f"{s:g}x": runs[s].metrics(interval, capital) for s in COST_SCALES},
+        diagnostics=diagnose(agent, cfg.env.max_position, evaluation["n_trades"]),
         trajectory=agent,
         baseline_trajectories=trajectories,
     )
@@ -115,6 +118,7 @@ def evaluation_document(result: ReplayResult, window: Window, timestamps: np.nda
         "baselines": result.baselines,
         "beats": result.beats,
         "cost_sensitivity": result.cost_sensitivity,
+        "diagnostics": result.diagnostics,
     }
 
 
