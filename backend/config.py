@@ -65,6 +65,10 @@ class DataConfig(Strict):
     """Exchange time zone; naive timestamps in files are read in this zone."""
     cache_dir: str | None = None
     """yfinance cache folder (default: the user's cache dir)."""
+    benchmark_symbol: str | None = None
+    """Second series for the benchmark buy-and-hold line and relative metrics (a symbol, or a CSV/Parquet path)."""
+    max_jump: float | None = Field(0.25, gt=0)
+    """Largest close-to-close move accepted (fraction); bigger ones look like unadjusted splits."""
     synthetic_seed: int = 0
     """Seed of the synthetic source."""
     synthetic_edge: float = Field(0.0, ge=0, lt=1)
@@ -307,6 +311,7 @@ _LEGACY_SETTINGS: dict[str, tuple[str, ...]] = {
     "start_date": ("data", "start"),
     "end_date": ("data", "end"),
     "interval": ("data", "interval"),
+    "benchmark_symbol": ("data", "benchmark_symbol"),
     "total_timesteps": ("training", "total_timesteps"),
     "reward_mode": ("env", "reward"),
     "initial_capital": ("env", "initial_capital"),
@@ -432,11 +437,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 class LoadedConfig:
     """A validated config plus what the loading noticed."""
 
-    def __init__(self, config: Config, path: str | None, warnings: list[str], unmapped: list[str]):
+    def __init__(
+        self, config: Config, path: str | None, warnings: list[str], unmapped: list[str], legacy: bool = False
+    ):
         self.config = config
         self.path = path
         self.warnings = warnings
         self.unmapped = unmapped
+        self.legacy = legacy
 
 
 def load_config(
@@ -449,7 +457,8 @@ def load_config(
     raw = load_json(source, "config file")
     warnings: list[str] = []
     unmapped: list[str] = []
-    if is_legacy(raw):
+    legacy = is_legacy(raw)
+    if legacy:
         raw, unmapped = from_legacy(raw, source)
         if unmapped:
             warnings.append(f"{source}: legacy keys not implemented by this harness (ignored): {', '.join(unmapped)}")
@@ -462,7 +471,7 @@ def load_config(
                 break
             raw["data"][key] = value
     apply_overrides(raw, overrides or [])
-    return LoadedConfig(validate(raw, source), source, warnings, unmapped)
+    return LoadedConfig(validate(raw, source), source, warnings, unmapped, legacy)
 
 
 def config_dict(config: Config) -> dict[str, Any]:

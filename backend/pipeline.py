@@ -58,6 +58,8 @@ class RunOptions:
     source: str | None = None
     data: str | None = None
     interval: str | None = None
+    cache_dir: str | None = None
+    benchmark: str | None = None
     output_dir: str | None = None
     dry_run: bool = False
     quiet: bool = False
@@ -92,6 +94,7 @@ class Setup:
     embargo: int
     timezone: str
     seconds: float = 0.0
+    benchmark: Any = None  # backend.data.benchmark.Benchmark | None
 
     @property
     def cfg(self) -> Config:
@@ -120,6 +123,8 @@ def setup(opts: RunOptions) -> Setup:
             "source": "file" if opts.data else opts.source,
             "path": opts.data,
             "interval": opts.interval,
+            "cache_dir": opts.cache_dir,
+            "benchmark_symbol": opts.benchmark,
         },
     )
     cfg = loaded.config
@@ -131,9 +136,9 @@ def setup(opts: RunOptions) -> Setup:
     embargo, tz = 0, cfg.data.timezone
     if opts.windows:
         specs, embargo, tz = load_windows(opts.windows, cfg.data.timezone)
-    elif not auto:
+    elif not auto and not opts.dry_run:
         raise InputError("no windows: pass --windows FILE, or --train-days and --test-days (with --start/--end)")
-    elif opts.train_days is None or opts.test_days is None:
+    elif auto and (opts.train_days is None or opts.test_days is None):
         raise InputError("automatic windows need both --train-days and --test-days (in trading sessions)")
     if opts.embargo_bars is not None:
         if opts.embargo_bars < 0:
@@ -144,6 +149,8 @@ def setup(opts: RunOptions) -> Setup:
     bars = load_bars(cfg.data, hint)
     market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close)
     origin = opts.windows or "automatic windows"
+    if specs is None and not auto:  # dry-run without windows: describe the data only
+        return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
     if specs is None:
         days = sorted({d.date() for d in bars.frame.index})
         specs = auto_windows(
@@ -153,7 +160,14 @@ def setup(opts: RunOptions) -> Setup:
             # keep the test span where it is and cut the train span short (no leakage)
             specs = [_trim_train(s, market, embargo) for s in specs]
     windows = resolve(specs, market.timestamps, market.session_id, embargo, origin)
-    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started)
+    benchmark = None
+    if cfg.data.benchmark_symbol:
+        from backend.data.benchmark import load_benchmark
+
+        benchmark = load_benchmark(cfg.data, bars, hint)
+        if benchmark.warning:
+            loaded.warnings.append(benchmark.warning)
+    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
 
 
 def _trim_train(spec: WindowSpec, market: MarketArrays, embargo: int) -> WindowSpec:
@@ -178,12 +192,23 @@ def windows_hash(s: Setup) -> str:
 
 
 def window_setup_detail(s: Setup) -> str:
+    if not s.windows:
+        return (
+            f"no windows given; data: {s.bars.report['bars']:,} bars in {s.bars.report['sessions']:,} sessions "
+            f"({s.bars.provenance['first_bar'][:10]} -> {s.bars.provenance['last_bar'][:10]})"
+        )
     train = sum(w.train_bars for w in s.windows)
     test = sum(w.test_bars for w in s.windows)
     n = len(s.windows)
     text = f"{n} window{'s' if n != 1 else ''}, {train:,} train bars, {test:,} test bars"
     if s.bars.synthetic:
         text += " (SYNTHETIC data — tests and sanity checks only)"
+    if s.benchmark is not None:
+        text += (
+            f"; benchmark {s.benchmark.symbol}"
+            if s.benchmark.close is not None
+            else f"; benchmark {s.benchmark.symbol} unavailable (see warnings)"
+        )
     return text
 
 
@@ -192,7 +217,7 @@ def dry_run_table(s: Setup) -> str:
     repairs = ", ".join(
         f"{k.replace('_', ' ')} {v:,}"
         for k, v in rep.items()
-        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions")) and v
+        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions", "gap_bars", "with_gaps")) and v
     )
     prov = s.bars.provenance
     lines = [
@@ -201,10 +226,16 @@ def dry_run_table(s: Setup) -> str:
     ]
     if repairs:
         lines.append(f"data repairs/notes: {repairs}")
+    if s.loaded.legacy:
+        lines.append(
+            f"config: earlier-harness format ({s.loaded.path}); "
+            + (f"not implemented: {', '.join(s.loaded.unmapped)}" if s.loaded.unmapped else "every key mapped")
+        )
     for w in s.loaded.warnings:
         lines.append(f"warning: {w}")
     header = f"{'id':<8}{'train':<25}{'sessions':>9}{'bars':>8}   {'test':<25}{'sessions':>9}{'bars':>8}"
-    lines.append(header)
+    if s.windows:
+        lines.append(header)
     for w in s.windows:
         d = w.describe(s.market.timestamps, s.timezone)
         lines.append(
@@ -293,6 +324,7 @@ def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
         "beats": None,
         "cost_sensitivity": None,
         "diagnostics": None,
+        "benchmark": None,
         "gates": None,
         "error": None,
     }
@@ -404,6 +436,11 @@ def execute(opts: RunOptions, s: Setup) -> int:
             "windows_hash": windows_hash(s),
             "config_path": s.loaded.path,
             "data": {**s.bars.provenance, "report": s.bars.report},
+            "benchmark": (
+                {"symbol": s.benchmark.symbol, "available": s.benchmark.close is not None, **s.benchmark.info}
+                if s.benchmark
+                else None
+            ),
             "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
             "windows": [_window_entry(w, s) for w in s.windows],
             "aggregate": None,
@@ -501,7 +538,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
             # Evaluation
             t0 = time.perf_counter()
             try:
-                rep = replay_bundle(wdir, cfg, s.market, features, w, cfg.data.interval)
+                rep = replay_bundle(wdir, cfg, s.market, features, w, cfg.data.interval, s.benchmark)
                 doc = evaluation_document(rep, w, s.market.timestamps, s.timezone)
                 write_replay_files(wdir, rep, s.market, s.timezone, doc, cfg.env.initial_capital)
             except KeyboardInterrupt:
@@ -534,6 +571,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
                 beats=rep.beats,
                 cost_sensitivity=rep.cost_sensitivity,
                 diagnostics=rep.diagnostics,
+                benchmark=rep.benchmark,
                 gates=_gates(cfg, rep.evaluation, rep.beats),
             )
             summary.stage(f"evaluation_{w.id}", "ok", time.perf_counter() - t0)

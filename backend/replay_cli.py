@@ -26,6 +26,8 @@ def _table(doc: dict[str, Any]) -> str:
 
 def replay(
     model_path: str,
+    cache_dir: str | None,
+    benchmark: str | None,
     windows: str | None,
     window_id: str | None,
     symbol: str | None,
@@ -85,7 +87,7 @@ def replay(
             file=sys.stderr,
         )
     features = compute_features(s.market, s.cfg.env.features)
-    result = replay_bundle(bundle_dir, s.cfg, s.market, features, window, s.cfg.data.interval)
+    result = replay_bundle(bundle_dir, s.cfg, s.market, features, window, s.cfg.data.interval, s.benchmark)
     doc = evaluation_document(result, window, s.market.timestamps, s.timezone)
     doc["model_path"] = str(model)
     out = Path(output_dir) if output_dir else bundle_dir / "replay"

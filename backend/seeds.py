@@ -49,7 +49,9 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
     runs, codes = [], []
     for seed in seeds:
         cfg = s.cfg.model_copy(update={"training": s.cfg.training.model_copy(update={"seed": seed})})
-        sub = dataclasses.replace(s, loaded=LoadedConfig(cfg, s.loaded.path, s.loaded.warnings, s.loaded.unmapped))
+        sub = dataclasses.replace(
+            s, loaded=LoadedConfig(cfg, s.loaded.path, s.loaded.warnings, s.loaded.unmapped, s.loaded.legacy)
+        )
         sub_opts = dataclasses.replace(
             opts,
             output_dir=str(out / f"s{seed}"),

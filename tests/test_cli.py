@@ -79,7 +79,40 @@ def test_legacy_config_and_windows_dry_run_report_unmapped_keys():
         pytest.skip("../shared/examples not present")
     p = sh(SCRIPT, "--windows", SHARED / "legacy_windows.json", "--config", SHARED / "legacy_config.json", "--dry-run")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "training_settings.benchmark_symbol" in p.stdout and "SPY 15m" in p.stdout
+    assert "config: earlier-harness format" in p.stdout and "every key mapped" in p.stdout and "SPY 15m" in p.stdout
+    # the benchmark (IWM) is mapped; offline it is reported unavailable, not dropped silently
+    assert "benchmark IWM unavailable" in p.stdout
+
+
+def test_legacy_unimplemented_keys_are_reported_in_dry_run_and_summary(tmp_path):
+    raw = {
+        "agent_type": "SAC_INTRADAY",
+        "symbol": "SPY",
+        "training_settings": {"interval": "15m", "total_timesteps": 300, "fancy_option": 1},
+        "sac_hyperparameters": {"learning_starts": 50, "batch_size": 32, "policy_noise": 0.2},
+    }
+    cfg = tmp_path / "legacy.json"
+    cfg.write_text(json.dumps(raw))
+    p = sh(SCRIPT, "--windows", "tmp/mini_window.json", "--config", cfg, "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "not implemented: training_settings.fancy_option, sac_hyperparameters.policy_noise" in p.stdout
+    res = wf(
+        "run",
+        "--windows",
+        "tmp/mini_window.json",
+        "--config",
+        cfg,
+        "--output-dir",
+        tmp_path / "o",
+        "--quiet",
+        "--no-report",
+        "--set",
+        "sac.net_arch=[8]",
+    )
+    assert res.exit_code == 0, res.output
+    s = strict_json(tmp_path / "o" / "summary.json")
+    assert s["unmapped_legacy_keys"] == ["training_settings.fancy_option", "sac_hyperparameters.policy_noise"]
+    assert any("fancy_option" in w for w in s["warnings"])
 
 
 @pytest.mark.parametrize(

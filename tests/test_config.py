@@ -105,8 +105,26 @@ def test_legacy_config_maps_and_reports_unmapped():
     assert cfg.evaluation.gates.min_trades == 10 and cfg.evaluation.gates.max_drawdown == pytest.approx(0.15)
     assert cfg.sac.learning_rate == 0.0001 and cfg.sac.learning_starts == 1000
     assert cfg.data.start.isoformat() == "2019-01-02"
-    assert loaded.unmapped == ["training_settings.benchmark_symbol"]
-    assert len(loaded.warnings) == 1 and "benchmark_symbol" in loaded.warnings[0]
+    assert cfg.data.benchmark_symbol == "IWM"
+    assert loaded.legacy and loaded.unmapped == [] and loaded.warnings == []
+
+
+def test_legacy_unknown_keys_are_listed_once_never_dropped(tmp_path):
+    raw = (
+        json.loads((SHARED / "legacy_config.json").read_text())
+        if (SHARED / "legacy_config.json").exists()
+        else {"agent_type": "SAC", "training_settings": {}}
+    )
+    raw["training_settings"]["use_gpu_magic"] = True
+    raw["training_settings"]["commission"] = {"per_share": 0.01, "rebate": 0.1}
+    raw["ppo_settings"] = {"clip": 0.2}
+    loaded = load_config(write(tmp_path, raw))
+    assert sorted(loaded.unmapped) == [
+        "ppo_settings",
+        "training_settings.commission.rebate",
+        "training_settings.use_gpu_magic",
+    ]
+    assert len(loaded.warnings) == 1 and all(k in loaded.warnings[0] for k in loaded.unmapped)
 
 
 def test_legacy_rejects_non_sac(tmp_path):

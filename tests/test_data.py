@@ -8,6 +8,7 @@ from backend.config import DataConfig
 from backend.data import sources, yahoo
 from backend.data.loader import load_bars
 from backend.errors import DataError, InputError
+from tests.helpers import wf
 
 NY = "America/New_York"
 
@@ -193,3 +194,49 @@ def test_yfinance_1m_is_chunked_and_empty_results_are_not_cached(tmp_path, monke
     with pytest.raises(DataError, match="no 5m bars"):
         load_bars(cfg)
     assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_messy_csv_across_march_dst_is_rejected_naming_every_problem(tmp_path):
+    raw = sources.read_sample().loc["2019-03-08":"2019-03-12"]  # DST starts Sunday 2019-03-10
+    f = raw.reset_index()
+    f.loc[f.index[400], "close"] = np.nan  # a NaN close on 2019-03-11
+    f = pd.concat([f.iloc[:10], f.iloc[9:10], f.iloc[10:]])  # a duplicated timestamp on 2019-03-08
+    f = pd.concat([f.iloc[:500], f.iloc[520:530], f.iloc[500:520], f.iloc[530:]])  # unsorted on 2019-03-11
+    f["timestamp"] = f["timestamp"].map(lambda t: t.isoformat())  # -05:00 before, -04:00 after the change
+    path = tmp_path / "messy.csv"
+    f.to_csv(path, index=False)
+    res = wf("run", "--data", path, "--windows", "tmp/mini_window.json", "--dry-run")
+    assert res.exit_code == 3, res.output
+    line = res.output.strip()
+    assert "not sorted" in line and "2019-03-11" in line
+    assert "duplicate timestamps at 2019-03-08 09:39:00-05:00" in line
+    assert "NaN/inf in close at 2019-03-11" in line
+    assert str(path) in line and "Traceback" not in res.output
+
+
+def test_dst_offsets_in_a_file_are_read_as_exact_instants(tmp_path):
+    raw = sources.read_sample().loc["2019-03-08":"2019-03-12"]
+    f = raw.reset_index()
+    f["timestamp"] = f["timestamp"].map(lambda t: t.isoformat())
+    f.to_csv(tmp_path / "ok.csv", index=False)
+    bars = load_bars(DataConfig(source="file", path=str(tmp_path / "ok.csv"), interval="5m"))
+    first = pd.Series(bars.frame.index.strftime("%H:%M")).groupby(np.asarray(bars.frame.index.date)).first()
+    assert set(first) == {"09:30"}
+
+
+def test_split_like_jumps_are_errors_unless_allowed(tmp_path):
+    raw = sources.read_sample().loc["2019-03-08":"2019-03-11"].copy()
+    cut = raw.index[500]
+    for col in ("open", "high", "low", "close"):
+        raw.loc[raw.index >= cut, col] /= 2  # an unadjusted 2:1 split
+    raw.reset_index().to_csv(tmp_path / "split.csv", index=False)
+    cfg = DataConfig(source="file", path=str(tmp_path / "split.csv"), interval="5m")
+    with pytest.raises(DataError, match="split-like jumps of more than 25%"):
+        load_bars(cfg)
+    assert load_bars(cfg.model_copy(update={"max_jump": None})).report["bars"] > 0
+
+
+def test_gaps_and_single_bar_sessions_are_counted(sample_5m):
+    rep = sample_5m.report
+    assert rep["gap_bars"] == 14 and rep["sessions_with_gaps"] == 1  # 2019-10-31 starts at 10:40
+    assert rep["single_bar_sessions"] == 0

@@ -131,12 +131,16 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
         from backend.data import yahoo
 
         end = cfg.end or (hint_range[1] if hint_range else date.today())
-        start = cfg.start or (
-            hint_range[0] - timedelta(days=7) if hint_range else end - timedelta(days=LIMIT_DAYS(cfg.interval))
+        needed = cfg.start or (hint_range[0] if hint_range else end - timedelta(days=LIMIT_DAYS(cfg.interval)))
+        start = (
+            needed
+            if cfg.start
+            else max(needed - timedelta(days=7), date.today() - timedelta(days=LIMIT_DAYS(cfg.interval)))
         )
+        start = min(start, needed)
         cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else yahoo.default_cache_dir()
         fetch_interval = "60m" if cfg.interval == "1h" else cfg.interval
-        raw, meta = yahoo.load(symbol, fetch_interval, start, end, cache_dir, cfg.timezone)
+        raw, meta = yahoo.load(symbol, fetch_interval, start, end, cache_dir, cfg.timezone, needed_from=needed)
         origin = f"yfinance {symbol} {fetch_interval}"
         provenance.update(origin=origin, adjustment="auto_adjust (splits and dividends)", cache=meta)
     else:  # pragma: no cover - Literal in config
@@ -148,7 +152,7 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
         raise DataError(
             f"{origin}: no bars between {cfg.start} and {cfg.end}; the data cover {raw.index[0]} -> {raw.index[-1]}"
         )
-    frame, report = validate.check_bars(frame, origin)
+    frame, report = validate.check_bars(frame, origin, cfg.max_jump)
     frame, s_open, s_close, counts = sessions.filter_sessions(frame, cfg.calendar)
     report.update(counts)
     _check_interval(frame, s_open, cfg.interval, origin)
@@ -158,8 +162,8 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
     report["session_rows"] = raw_rows
     report["bars"] = len(frame)
     report["sessions"] = len(np.unique(s_open))
-    per_session = np.unique(s_open, return_counts=True)[1]
-    report["single_bar_sessions"] = int((per_session == 1).sum())
+    width = sessions.INTERVAL_MINUTES[cfg.interval] * sessions.NS_PER_MIN
+    report.update(validate.session_gaps(s_open, s_close, frame.index.as_unit("ns").asi8, width))
     provenance.update(
         first_bar=str(frame.index[0]),
         last_bar=str(frame.index[-1]),

@@ -1,11 +1,20 @@
-"""Bar validation: errors for what cannot be trusted, counted repairs for the rest.
+"""Bar validation with a report: errors for what cannot be trusted, counted repairs for the rest.
 
-Errors (exit 3, first offending timestamps listed): NaN/inf prices, non-positive prices,
-high < low, duplicate timestamps, unsorted rows, negative volume.
-Repairs / notes (counted in the dry-run output and in the summary's data section):
-open or close outside [low, high] (odd-lot prints in vendor data; the bundled sample has
-194) widens high/low to include them; bars outside the regular session are dropped;
-zero-volume bars and missing volume are counted (missing volume is summed as 0).
+Errors (exit 3; every kind found is listed with its first offending timestamps, all in one
+message): unsorted rows, duplicate timestamps, NaN/inf prices, non-positive prices,
+high < low, negative volume, split-like jumps (a close-to-close move larger than
+``data.max_jump``, the signature of an unadjusted split — supply split-adjusted bars or
+raise ``data.max_jump``).
+
+Repairs and notes, counted in the dry-run output and in the summary's ``data.report``:
+
+* ``ohlc_widened_bars`` — open or close outside [low, high] (odd-lot prints in vendor data;
+  the bundled sample has 194): high/low are widened to include them;
+* ``bars_outside_session_dropped`` — bars outside the regular session (sessions.py);
+* ``zero_volume_bars`` / ``missing_volume_bars`` — kept; missing volume counts as 0;
+* ``gap_bars`` / ``sessions_with_gaps`` — bars missing inside sessions are counted, not
+  filled: the env steps from the last bar before a gap to the first bar after it;
+* ``single_bar_sessions`` — sessions with one bar cannot hold a trade; the env skips them.
 """
 
 from __future__ import annotations
@@ -25,51 +34,82 @@ def _first(index: pd.Index, mask: np.ndarray, n: int = 3) -> str:
     return text + (f" (+{more} more)" if more > 0 else "")
 
 
-def check_bars(frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Raise :class:`DataError` on untrustworthy bars; return the (repaired) frame and counts.
+def check_bars(frame: pd.DataFrame, origin: str, max_jump: float | None = 0.25) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Raise :class:`DataError` listing every untrustworthy kind of bar; else return the repaired frame and counts.
 
     ``frame`` has a DatetimeIndex and lower-case OHLCV columns.
     """
     if frame.empty:
         raise DataError(f"{origin}: no bars; check the symbol, the date range and the file")
     idx = frame.index
-    ts = idx.asi8
+    ts = idx.as_unit("ns").asi8
+    errors: list[str] = []
     unsorted = np.zeros(len(idx), dtype=bool)
     unsorted[1:] = ts[1:] < ts[:-1]
     if unsorted.any():
-        raise DataError(
-            f"{origin}: rows are not sorted by time (first out-of-order rows at {_first(idx, unsorted)}); "
+        errors.append(
+            f"rows are not sorted by time (first out-of-order rows at {_first(idx, unsorted)}); "
             "sort the file by timestamp"
         )
-    dupes = np.zeros(len(idx), dtype=bool)
-    dupes[1:] = ts[1:] == ts[:-1]
-    if dupes.any():
-        raise DataError(f"{origin}: duplicate timestamps at {_first(idx, dupes)}; keep one row per timestamp")
+    order = np.argsort(ts, kind="stable")
+    sorted_ts = ts[order]
+    dup_sorted = np.zeros(len(idx), dtype=bool)
+    dup_sorted[1:] = sorted_ts[1:] == sorted_ts[:-1]
+    if dup_sorted.any():
+        dupes = np.zeros(len(idx), dtype=bool)
+        dupes[order[dup_sorted]] = True
+        errors.append(f"duplicate timestamps at {_first(idx, dupes)}; keep one row per timestamp")
     prices = frame.loc[:, list(OHLC)].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(prices)
     if bad.any():
-        rows = bad.any(axis=1)
         cols = [c for c, b in zip(OHLC, bad.any(axis=0), strict=True) if b]
-        raise DataError(f"{origin}: NaN/inf in {', '.join(cols)} at {_first(idx, rows)}; fix or drop those rows")
-    if (prices <= 0).any():
-        rows = (prices <= 0).any(axis=1)
-        raise DataError(f"{origin}: non-positive prices at {_first(idx, rows)}; fix or drop those rows")
-    o, h, low, c = prices.T
-    tol = 1e-9 * np.maximum(1.0, h)
-    hl = h < low - tol
+        errors.append(f"NaN/inf in {', '.join(cols)} at {_first(idx, bad.any(axis=1))}; fix or drop those rows")
+    with np.errstate(invalid="ignore"):
+        nonpos = (prices <= 0).any(axis=1)
+        o, h, low, c = prices.T
+        tol = 1e-9 * np.maximum(1.0, np.nan_to_num(h))
+        hl = h < low - tol
+        outside = (c > h + tol) | (c < low - tol) | (o > h + tol) | (o < low - tol)
+    if nonpos.any():
+        errors.append(f"non-positive prices at {_first(idx, nonpos)}; fix or drop those rows")
     if hl.any():
-        raise DataError(f"{origin}: high < low at {_first(idx, hl)}; the high/low columns may be swapped")
-    outside = (c > h + tol) | (c < low - tol) | (o > h + tol) | (o < low - tol)
-    if outside.any():
-        frame = frame.copy()
-        frame["high"] = np.maximum(h, np.maximum(o, c))
-        frame["low"] = np.minimum(low, np.minimum(o, c))
+        errors.append(f"high < low at {_first(idx, hl)}; the high/low columns may be swapped")
     vol = frame["volume"].to_numpy(dtype=np.float64)
+    if (vol < 0).any():
+        errors.append(f"negative volume at {_first(idx, vol < 0)}; fix those bars")
+    if max_jump is not None and not errors:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moves = np.abs(np.log(c[1:] / c[:-1]))
+        jumps = np.r_[False, moves > np.log1p(max_jump)]
+        if jumps.any():
+            errors.append(
+                f"split-like jumps of more than {max_jump:.0%} at {_first(idx, jumps)}; supply split-adjusted bars "
+                "or raise data.max_jump (null disables the check)"
+            )
+    if errors:
+        raise DataError(f"{origin}: " + "; ".join(errors))
     counts = {
         "zero_volume_bars": int((vol == 0).sum()),
         "missing_volume_bars": int((~np.isfinite(vol)).sum()),
         "ohlc_widened_bars": int(outside.sum()),
     }
-    if (vol < 0).any():
-        raise DataError(f"{origin}: negative volume at {_first(idx, vol < 0)}; fix those bars")
+    if outside.any():
+        frame = frame.copy()
+        frame["high"] = np.maximum(h, np.maximum(o, c))
+        frame["low"] = np.minimum(low, np.minimum(o, c))
     return frame, counts
+
+
+def session_gaps(
+    session_open: np.ndarray, session_close: np.ndarray, timestamps: np.ndarray, width_ns: int
+) -> dict[str, int]:
+    """Bars missing inside sessions (counted, not filled) and sessions with a single bar."""
+    starts = np.flatnonzero(np.r_[True, session_open[1:] != session_open[:-1]])
+    counts = np.diff(np.r_[starts, len(timestamps)])
+    expected = np.ceil((session_close[starts] - session_open[starts]) / width_ns).astype(np.int64)
+    missing = np.maximum(expected - counts, 0)
+    return {
+        "gap_bars": int(missing.sum()),
+        "sessions_with_gaps": int((missing > 0).sum()),
+        "single_bar_sessions": int((counts == 1).sum()),
+    }

@@ -173,14 +173,25 @@ def _merge_ranges(ranges: list[list[str]]) -> list[list[str]]:
 
 
 def load(
-    symbol: str, interval: str, start: date, end: date, cache_dir: Path, timezone: str, today: date | None = None
+    symbol: str,
+    interval: str,
+    start: date,
+    end: date,
+    cache_dir: Path,
+    timezone: str,
+    today: date | None = None,
+    needed_from: date | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Bars for [start, end] from the cache, fetching (and caching) what is missing."""
+    """Bars for [start, end] from the cache, fetching (and caching) what is missing.
+
+    ``needed_from`` (≥ start) is the first day that must be there; the days before it are
+    extra history that is used when cached but never fetched for.
+    """
     from backend.data.sources import normalise_columns
 
     cache_dir = Path(cache_dir)
     cached, meta = read_cache(cache_dir, symbol, interval)
-    if cached is not None and _covered(meta, start, end):
+    if cached is not None and _covered(meta, needed_from or start, end):
         return cached, {**meta, "cache_hit": True}
     check_limits(interval, start, end, today)
     if fetch_history is _DEFAULT_FETCH and not _network_reachable():

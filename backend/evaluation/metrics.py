@@ -191,3 +191,19 @@ def compute(
         "n_bars": len(r),
         "n_sessions": n_sessions,
     }
+
+
+def relative_metrics(returns: np.ndarray, benchmark: np.ndarray, interval: str) -> dict[str, float]:
+    """Excess return, tracking error, information ratio and beta against a benchmark's bar returns."""
+    r = np.asarray(returns, dtype=np.float64)
+    b = np.asarray(benchmark, dtype=np.float64)
+    ppy = bars_per_year(interval)
+    active = r - b
+    te = float(active.std(ddof=1) * math.sqrt(ppy)) if len(r) > 1 else math.nan
+    var_b = float(b.var(ddof=1)) if len(b) > 1 else 0.0
+    return {
+        "excess_total_return": total_return(r) - total_return(b),
+        "tracking_error": te,
+        "information_ratio": sharpe(active, ppy),
+        "beta": float(np.cov(r, b, ddof=1)[0, 1] / var_b) if var_b > 1e-20 else math.nan,
+    }

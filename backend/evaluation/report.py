@@ -32,6 +32,9 @@ def _figure(frame: pd.DataFrame, title: str):
     bh = frame["buy_and_hold_equity"].to_numpy()
     axes[0].plot(x, eq / eq[0] if len(eq) else eq, label="agent", color="#1f77b4")
     axes[0].plot(x, bh / bh[0] if len(bh) else bh, label="buy & hold (intraday)", color="#999999")
+    if "benchmark_equity" in frame:
+        be = frame["benchmark_equity"].to_numpy()
+        axes[0].plot(x, be / be[0] if len(be) else be, label="benchmark buy & hold", color="#ff7f0e")
     axes[0].set_ylabel("equity (start = 1)")
     axes[0].legend(loc="best")
     axes[0].set_title(title)
@@ -106,6 +109,8 @@ def build_report(run_dir: Path) -> Path:
         stitched = pd.concat(frames, ignore_index=True)
         stitched["equity"] = np.cumprod(1 + stitched["net_return"].to_numpy())
         stitched["buy_and_hold_equity"] = np.cumprod(1 + stitched["buy_and_hold_return"].to_numpy())
+        if "benchmark_equity" in stitched:
+            stitched = stitched.drop(columns=["benchmark_equity"])  # per-window curves do not stitch
         png = _save_png(
             stitched, f"{summary['symbol']} {summary['interval']} — stitched out-of-sample", run_dir / "aggregate.png"
         )

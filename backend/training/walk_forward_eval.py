@@ -9,6 +9,7 @@ of an unchanged bundle on the same data reproduces the run's metrics exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
 from backend.errors import EvaluationError
 from backend.evaluation import baselines as bl
 from backend.evaluation.diagnostics import diagnose
-from backend.evaluation.metrics import trades
+from backend.evaluation.metrics import relative_metrics, trades
 from backend.evaluation.simulate import Trajectory, run_policy
 from backend.features import MarketArrays
 from backend.jsonio import write_atomic, write_json
@@ -38,6 +39,7 @@ class ReplayResult:
     beats: dict[str, bool | None]
     cost_sensitivity: dict[str, dict[str, Any]]
     diagnostics: dict[str, Any]
+    benchmark: dict[str, Any] | None
     trajectory: Trajectory
     baseline_trajectories: dict[str, Trajectory]
 
@@ -72,8 +74,9 @@ def replay_bundle(
     features: np.ndarray,
     window: Window,
     interval: str,
+    benchmark: Any = None,
 ) -> ReplayResult:
-    """Replay the agent of ``bundle_dir`` on ``window``'s test span."""
+    """Replay the agent of ``bundle_dir`` on ``window``'s test span (and a benchmark, if given)."""
     import torch
     from stable_baselines3.common.utils import set_random_seed
 
@@ -100,12 +103,24 @@ def replay_bundle(
     evaluation = {"deterministic": deterministic, **agent.metrics(interval, capital)}
     base = bl.run_baselines(env_fn, market, agent, interval, capital, cfg.evaluation.seed)
     trajectories = {k: v.pop("_trajectory") for k, v in base.items()}
+    bench_doc = None
+    if benchmark is not None and benchmark.close is not None:
+        bench_market = dataclasses.replace(market, close=benchmark.close)
+        bench_env = IntradayTradingEnv(bench_market, features, span, cfg.env, "sequential")
+        traj = run_policy(bench_env, bl._constant(cfg.env.max_position), market.session_id)
+        trajectories["benchmark"] = traj
+        bench_doc = {
+            "symbol": benchmark.symbol,
+            "buy_and_hold": traj.metrics(interval, capital),
+            "relative": relative_metrics(agent.returns, traj.returns, interval),
+        }
     return ReplayResult(
         evaluation=evaluation,
         baselines=base,
         beats={name: bl.beats(evaluation, m) for name, m in base.items()},
         cost_sensitivity={f"{s:g}x": runs[s].metrics(interval, capital) for s in COST_SCALES},
         diagnostics=diagnose(agent, cfg.env.max_position, evaluation["n_trades"]),
+        benchmark=bench_doc,
         trajectory=agent,
         baseline_trajectories=trajectories,
     )
@@ -119,6 +134,7 @@ def evaluation_document(result: ReplayResult, window: Window, timestamps: np.nda
         "beats": result.beats,
         "cost_sensitivity": result.cost_sensitivity,
         "diagnostics": result.diagnostics,
+        "benchmark": result.benchmark,
     }
 
 
@@ -148,6 +164,8 @@ def write_replay_files(
             "buy_and_hold_equity": capital * np.cumprod(1.0 + bh.returns),
         }
     )
+    if "benchmark" in result.baseline_trajectories:
+        equity["benchmark_equity"] = capital * np.cumprod(1.0 + result.baseline_trajectories["benchmark"].returns)
     rows = []
     for k, j, ret in trades(traj.positions, traj.returns):
         rows.append(
