@@ -127,3 +127,32 @@ def test_dsr_reward_is_bounded_and_warmup_zero(market_5m, features_5m):
         if done:
             env.reset()
     assert rewards[:5] == [0.0] * 5 and max(abs(x) for x in rewards) <= 5.0 and any(rewards[5:])
+
+
+def test_env_normalisation_equals_a_frozen_vecnormalize_bit_for_bit(market_5m, features_5m):
+    """The saved vecnormalize.pkl applied to raw observations gives exactly what the agent saw."""
+    from backend.config import Config
+    from backend.training.trainer import CLIP_OBS, feature_stats, observation_stats, statistics_file
+    from backend.windows import parse_windows, resolve
+
+    cfg = Config()
+    specs, _, _ = parse_windows([{"train_start": "2018-03-01", "train_end": "2018-03-29",
+                                  "test_start": "2018-04-02", "test_end": "2018-04-04"}], "w")
+    (w,) = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w")
+    span = (w.test_start, w.test_end)
+    raw = IntradayTradingEnv(market_5m, features_5m, span, cfg.env, "sequential")
+    normed = IntradayTradingEnv(market_5m, features_5m, span, cfg.env, "sequential",
+                                normalisation=feature_stats(features_5m, w), clip_obs=CLIP_OBS)
+    vn = statistics_file(lambda: raw, observation_stats(cfg, features_5m, w))
+    rng = np.random.default_rng(0)
+    a_obs, _ = raw.reset(options={"episode": 0})
+    b_obs, _ = normed.reset(options={"episode": 0})
+    compared = 0
+    for action in rng.uniform(-1, 1, (150, 1)).astype(np.float32):
+        assert np.array_equal(vn.normalize_obs(a_obs), b_obs)
+        a_obs, _, done, _, _ = raw.step(action)
+        b_obs, _, _, _, _ = normed.step(action)
+        compared += 1
+        if done:
+            break
+    assert compared > 50 and np.abs(b_obs[:-3]).max() <= CLIP_OBS

@@ -57,7 +57,10 @@ class IntradayTradingEnv(gym.Env):
     ## Arguments
     ``market`` (:class:`MarketArrays`), ``features`` ((n_bars, n_features) float32),
     ``span`` ((start, end) bar indices, end exclusive), ``config`` (:class:`EnvConfig`),
-    ``episode_order`` ("random" | "sequential"), ``cost_scale`` (multiplies costs).
+    ``episode_order`` ("random" | "sequential"), ``cost_scale`` (multiplies costs),
+    ``normalisation`` ((mean, variance) per feature, fitted on a train span: the feature rows are
+    normalised once, exactly as a frozen ``VecNormalize`` with those statistics would do at every
+    step), ``clip_obs``.
 
     The position chosen at bar t earns the close-to-close return from t to t+1.
     """
@@ -72,6 +75,8 @@ class IntradayTradingEnv(gym.Env):
         config: EnvConfig,
         episode_order: str = "random",
         cost_scale: float = 1.0,
+        normalisation: tuple[np.ndarray, np.ndarray] | None = None,
+        clip_obs: float = 10.0,
     ) -> None:
         super().__init__()
         start, end = int(span[0]), int(span[1])
@@ -92,6 +97,13 @@ class IntradayTradingEnv(gym.Env):
         rows = features[max(lo, 0) : end].astype(np.float32, copy=False)
         if lo < 0:
             rows = np.vstack([np.zeros((-lo, F), np.float32), rows])
+        self._clip = None
+        if normalisation is not None:
+            # Exactly what a frozen VecNormalize(mean, var, epsilon=0, clip_obs) does to each element of the
+            # raw observation, done once for the span instead of at every step and every sampled batch.
+            mean, var = (np.asarray(a, dtype=np.float64) for a in normalisation)
+            rows = np.clip((rows.astype(np.float64) - mean) / np.sqrt(var), -clip_obs, clip_obs).astype(np.float32)
+            self._clip = float(clip_obs)
         self._flat = np.ascontiguousarray(rows).ravel()
         self._base = start  # window of bar t starts at flat row t - start
         self._lf = L * F
@@ -174,6 +186,8 @@ class IntradayTradingEnv(gym.Env):
         obs[self._lf] = self._pos
         obs[self._lf + 1] = self._upnl
         obs[self._lf + 2] = (self._last - self._t) / (self._last - self._first)
+        if self._clip is not None:  # state dims: mean 0, variance 1 in the saved statistics; clipped alike
+            np.clip(obs[self._lf :], -self._clip, self._clip, out=obs[self._lf :])
         return obs.copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:

@@ -49,14 +49,14 @@ class ProgressFileCallback(BaseCallback):
 
 
 class EpisodeStatsCallback(BaseCallback):
-    """Logs episode net return, turnover, costs and mean |position| to the SB3 logger."""
+    """Logs episode reward, net return, turnover, costs and mean |position| to the SB3 logger."""
 
     def __init__(self) -> None:
         super().__init__()
         self._reset()
 
     def _reset(self) -> None:
-        self.growth, self.traded, self.cost, self.abs_pos, self.steps = 1.0, 0.0, 0.0, 0.0, 0
+        self.growth, self.traded, self.cost, self.abs_pos, self.steps, self.reward = 1.0, 0.0, 0.0, 0.0, 0, 0.0
 
     def _on_step(self) -> bool:
         info = self.locals["infos"][0]
@@ -64,8 +64,10 @@ class EpisodeStatsCallback(BaseCallback):
         self.traded += info["traded"]
         self.cost += info["cost"]
         self.abs_pos += abs(info["position"])
+        self.reward += float(self.locals["rewards"][0])
         self.steps += 1
         if self.locals["dones"][0]:
+            self.logger.record("episode/reward", self.reward)
             self.logger.record("episode/net_return", self.growth - 1.0)
             self.logger.record("episode/turnover", self.traded)
             self.logger.record("episode/costs", self.cost)

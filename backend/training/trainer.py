@@ -47,29 +47,47 @@ def pick_device(cfg: Config) -> str:
     return "cuda" if (has_cuda and big) else "cpu"
 
 
-def observation_stats(cfg: Config, features: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean/variance of the observation fitted on the train span only (state dims: 0/1)."""
+VAR_FLOOR = 1e-8  # a feature constant over the train span is centred, not blown up
+CLIP_OBS = 10.0
+
+
+def feature_stats(features: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and (floored) variance, fitted on the train span only."""
     mean_f, var_f = fit_normalisation(features, window.train_start, window.train_end)
+    return mean_f, np.maximum(var_f, VAR_FLOOR)
+
+
+def observation_stats(cfg: Config, features: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean/variance of the whole observation (feature stats tiled; state dims 0/1), train span only."""
+    mean_f, var_f = feature_stats(features, window)
     L = cfg.env.lookback
     mean = np.r_[np.tile(mean_f, L), np.zeros(len(STATE_NAMES))]
     var = np.r_[np.tile(var_f, L), np.ones(len(STATE_NAMES))]
     return mean, var, window.train_bars
 
 
-def make_vec_env(env_fn, cfg: Config, stats: tuple[np.ndarray, np.ndarray, int] | None):
-    """DummyVecEnv (+ VecMonitor) + frozen VecNormalize with the given statistics."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+def statistics_file(env_fn, stats: tuple[np.ndarray, np.ndarray, int]):  # noqa: ANN001, ANN201
+    """A frozen VecNormalize holding the statistics (saved as vecnormalize.pkl).
 
-    venv = VecMonitor(DummyVecEnv([env_fn]))
-    if not cfg.training.normalize_obs:
-        return venv
-    vn = VecNormalize(venv, training=False, norm_obs=True, norm_reward=False, clip_obs=10.0)
-    if stats is not None:
-        mean, var, count = stats
-        vn.obs_rms.mean = mean.astype(np.float64)
-        vn.obs_rms.var = var.astype(np.float64)
-        vn.obs_rms.count = float(count)
+    Applied to raw observations (``normalize_obs``) it gives the env's normalised observations
+    bit for bit (epsilon 0 with a variance floor; tested), so the file is an exact, standard SB3
+    description of what the agent saw. Training and replay do not run observations through it
+    at every step: the env normalises its feature rows once with the same numbers.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    vn = VecNormalize(DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False,
+                      clip_obs=CLIP_OBS, epsilon=0.0)
+    mean, var, count = stats
+    vn.obs_rms.mean = mean.astype(np.float64)
+    vn.obs_rms.var = var.astype(np.float64)
+    vn.obs_rms.count = float(count)
     return vn
+
+
+def feature_stats_from(normaliser, n_features: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """Per-feature statistics back from a loaded VecNormalize (its first lookback row)."""
+    return normaliser.obs_rms.mean[:n_features].copy(), normaliser.obs_rms.var[:n_features].copy()
 
 
 def sac_kwargs(cfg: Config) -> dict[str, Any]:
@@ -114,11 +132,15 @@ def train_window(
     set_random_seed(seed)
     device = pick_device(cfg)
 
-    def env_fn() -> IntradayTradingEnv:
-        return IntradayTradingEnv(market, features, (window.train_start, window.train_end), cfg.env, "random")
+    span = (window.train_start, window.train_end)
+    norm = feature_stats(features, window) if cfg.training.normalize_obs else None
 
-    stats = observation_stats(cfg, features, window) if cfg.training.normalize_obs else None
-    venv = make_vec_env(env_fn, cfg, stats)
+    def env_fn() -> IntradayTradingEnv:
+        return IntradayTradingEnv(market, features, span, cfg.env, "random", normalisation=norm, clip_obs=CLIP_OBS)
+
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([env_fn])
     model = SAC("MlpPolicy", venv, seed=seed, device=device, verbose=0, **sac_kwargs(cfg))
     if warm_start_from is not None:
         model.set_parameters(str(warm_start_from), exact_match=True, device=device)
@@ -149,8 +171,10 @@ def train_window(
     files = {bundle.MODEL_FILE: bundle.sha256_file(model_path)}
     if cfg.training.normalize_obs:
         stats_path = out_dir / bundle.STATS_FILE
+        normaliser = statistics_file(lambda: IntradayTradingEnv(market, features, span, cfg.env),
+                                     observation_stats(cfg, features, window))
         with atomic_path(stats_path) as tmp:
-            venv.save(str(tmp))
+            normaliser.save(str(tmp))
         files[bundle.STATS_FILE] = bundle.sha256_file(stats_path)
     n_features = features.shape[1]
     meta = {
