@@ -109,6 +109,26 @@ def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def window_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--windows FILE, or automatic windows (--start/--end/--train-days/--test-days/--step-days/--mode)."""
+    for opt in reversed(
+        [
+            click.option("--windows", type=str, help="Window file (list, or object with 'windows')."),
+            click.option("--start", help="First date of automatic windows (YYYY-MM-DD)."),
+            click.option("--end", help="Last date of automatic windows."),
+            click.option("--train-days", type=int, help="Train span of automatic windows, in sessions."),
+            click.option("--test-days", type=int, help="Test span of automatic windows, in sessions."),
+            click.option(
+                "--step-days", type=int, help="Step between automatic windows, in sessions (default: test days)."
+            ),
+            click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling", show_default=True),
+            click.option("--embargo-bars", type=int, help="Bars left out between train and test."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
 class Group(click.Group):
     """Bad usage exits 2 with click's one-line message (click's default too)."""
 
@@ -119,14 +139,7 @@ def cli() -> None:
 
 
 @cli.command("run")
-@click.option("--windows", type=str, help="Window file (list, or object with 'windows').")
-@click.option("--start", help="First date of automatic windows (YYYY-MM-DD).")
-@click.option("--end", help="Last date of automatic windows.")
-@click.option("--train-days", type=int, help="Train span of automatic windows, in sessions.")
-@click.option("--test-days", type=int, help="Test span of automatic windows, in sessions.")
-@click.option("--step-days", type=int, help="Step between automatic windows, in sessions (default: test days).")
-@click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling", show_default=True)
-@click.option("--embargo-bars", type=int, help="Bars left out between train and test.")
+@window_options
 @data_options
 @click.option("--output-dir", type=str, help="Run folder (default runs/<symbol>-<interval>-<time>).")
 @click.option("--dry-run", is_flag=True, help="Resolve windows against the data and print them; no training.")
@@ -210,14 +223,7 @@ def eval_command(**kw: Any) -> int:
 
 
 @cli.command("audit")
-@click.option("--windows", type=str, help="Window file.")
-@click.option("--start")
-@click.option("--end")
-@click.option("--train-days", type=int)
-@click.option("--test-days", type=int)
-@click.option("--step-days", type=int)
-@click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling")
-@click.option("--embargo-bars", type=int)
+@window_options
 @data_options
 @click.option("--seed", "audit_seed", type=int, default=0, show_default=True, help="Seed of the random cuts.")
 @handle_errors("Audit")
@@ -295,8 +301,9 @@ def data_group() -> None:
 def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str | None, debug: bool) -> int:
     """Fetch bars from yfinance into the cache (Yahoo's limits are checked first)."""
     from backend.data import catalog, yahoo
+    from backend.windows import parse_day
 
-    lo, hi = catalog.parse_day(start, "--start"), catalog.parse_day(end, "--end")
+    lo, hi = parse_day(start, "--start"), parse_day(end, "--end")
     frame, meta = yahoo.load(
         symbol, "60m" if interval == "1h" else interval, lo, hi, catalog.cache_dir(cache_dir), "America/New_York"
     )
@@ -368,6 +375,7 @@ def data_show(symbol: str, **kw: Any) -> int:
     from backend.data import catalog
     from backend.data.loader import resolve_source
     from backend.jsonio import dumps
+    from backend.windows import parse_day
 
     fields: dict[str, Any] = {"symbol": symbol}
     for key in ("source", "interval", "cache_dir"):
@@ -376,9 +384,9 @@ def data_show(symbol: str, **kw: Any) -> int:
     if kw.get("data"):
         fields.update(source="file", path=kw["data"])
     if kw.get("start"):
-        fields["start"] = catalog.parse_day(kw["start"], "--start")
+        fields["start"] = parse_day(kw["start"], "--start")
     if kw.get("end"):
-        fields["end"] = catalog.parse_day(kw["end"], "--end")
+        fields["end"] = parse_day(kw["end"], "--end")
     cfg = DataConfig(**fields)
     if resolve_source(cfg) == "yfinance" and not (kw.get("start") and kw.get("end")):
         raise InputError("wf data show for a yfinance symbol needs --start and --end")
@@ -405,17 +413,11 @@ RUN_FLAGS = (
 
 
 @cli.command("sweep")
-@click.option("--configs", "configs", multiple=True, required=True, help="Config files or globs (repeatable).")
+@click.option("--configs", "configs", multiple=True, help="Config files or globs; more paths may follow it.")
+@click.argument("more_configs", nargs=-1)
 @click.option("--seeds", type=int, default=None, help="Seeds 0..N-1 for every config.")
 @click.option("--seed-list", type=str, default=None, help="Comma-separated seeds, e.g. 0,1,7.")
-@click.option("--windows", type=str, help="Window file.")
-@click.option("--start")
-@click.option("--end")
-@click.option("--train-days", type=int)
-@click.option("--test-days", type=int)
-@click.option("--step-days", type=int)
-@click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling")
-@click.option("--embargo-bars", type=int)
+@window_options
 @click.option("--symbol")
 @click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
 @click.option("--data", type=str)
@@ -446,7 +448,10 @@ def sweep_command(**kw: Any) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {out}: is a file; choose a folder")
     out.mkdir(parents=True, exist_ok=True)
-    members = sweep.plan(sweep.expand_configs(list(kw["configs"])), seeds, out)
+    patterns = list(kw["configs"]) + list(kw["more_configs"])
+    if not patterns:
+        raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
+    members = sweep.plan(sweep.expand_configs(patterns), seeds, out)
     existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
     if existing and not (kw["resume"] or kw["overwrite"]):
         raise InputError(f"--output-dir {out}: members {existing} already ran; pass --resume or --overwrite")
@@ -476,7 +481,7 @@ def sweep_command(**kw: Any) -> int:
         code == 0,
         "Sweep",
         f"{sum(m.status in ('completed', 'skipped') for m in members)}/{len(members)} "
-        f"members completed — {out / 'sweep.json'}",
+        f"members completed{' (interrupted; rerun with --resume)' if code == 130 else ''} — {out / 'sweep.json'}",
     )
     return code
 

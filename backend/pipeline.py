@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,16 @@ from backend.errors import (
 )
 from backend.features import MarketArrays, check_feature_names
 from backend.jsonio import load_json, write_json, write_text
-from backend.windows import Window, WindowSpec, auto_windows, hint_range, load_windows, resolve, windows_document
+from backend.windows import (
+    Window,
+    WindowSpec,
+    auto_windows,
+    hint_range,
+    load_windows,
+    parse_day,
+    resolve,
+    windows_document,
+)
 
 SCHEMA_VERSION = 1
 
@@ -101,15 +110,6 @@ class Setup:
         return self.loaded.config
 
 
-def _parse_day(text: str | None, flag: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as e:
-        raise InputError(f"{flag} {text!r}: expected a date like 2019-01-02") from e
-
-
 def setup(opts: RunOptions) -> Setup:
     """Config → data → windows, validated; no torch."""
     started = time.perf_counter()
@@ -144,7 +144,7 @@ def setup(opts: RunOptions) -> Setup:
         if opts.embargo_bars < 0:
             raise InputError("--embargo-bars must be >= 0")
         embargo = opts.embargo_bars
-    start, end = _parse_day(opts.start, "--start"), _parse_day(opts.end, "--end")
+    start, end = parse_day(opts.start, "--start"), parse_day(opts.end, "--end")
     hint = hint_range(specs) if specs else ((start, end) if start and end else None)
     bars = load_bars(cfg.data, hint)
     market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close)

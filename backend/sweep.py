@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import stages
-from backend.errors import EXIT_OK, EXIT_PARTIAL, InputError
+from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
 from backend.jsonio import load_json, write_atomic, write_json
 from backend.windows import check_id
 
@@ -130,6 +130,10 @@ def member_command(m: Member, run_args: list[str], resume: bool) -> list[str]:
     return cmd
 
 
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
 def run_member_process(cmd: list[str], on_line: Callable[[str], None] | None = None) -> tuple[int, list[str]]:
     """Run one member as a child process (one torch thread); stream its stdout lines."""
     env = {
@@ -139,17 +143,39 @@ def run_member_process(cmd: list[str], on_line: Callable[[str], None] | None = N
         "PYTHONIOENCODING": "utf-8",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    proc = subprocess.Popen(
-        cmd, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
-    )
+    proc = subprocess.Popen(cmd, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, bufsize=1)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        if on_line is not None:
-            on_line(line)
-    return proc.wait(), lines
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        return proc.wait(), lines
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+
+
+def interrupt_members(timeout: float = 60.0) -> None:
+    """Ctrl-C / SIGTERM on the sweep: ask every running member to stop cleanly (SIGINT), then wait."""
+    import signal
+
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.time() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _already_done(m: Member, hashes: dict[str, str] | None) -> bool:
@@ -219,19 +245,34 @@ def execute(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="sweep members", unit="member", leave=False)
-    if executor == "ray":
-        _run_ray(todo, run_args, resume, workers, ray_address, echo, bar)
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {}
-            for m in todo:
-                futures[pool.submit(_timed, m, member_command(m, run_args, resume), echo)] = m
-            for fut in as_completed(futures):
-                fut.result()
-                if bar is not None:
-                    bar.update(1)
+    from backend.pipeline import sigterm_as_interrupt
+
+    interrupted = False
+    with sigterm_as_interrupt():
+        if executor == "ray":
+            _run_ray(todo, run_args, resume, workers, ray_address, echo, bar)
+        else:
+            pool = ThreadPoolExecutor(max_workers=max(1, workers))
+            futures = {pool.submit(_timed, m, member_command(m, run_args, resume), echo): m for m in todo}
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+                    if bar is not None:
+                        bar.update(1)
+            except KeyboardInterrupt:
+                interrupted = True
+                for fut in futures:
+                    fut.cancel()  # members not started yet stay pending
+                interrupt_members()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
+    if interrupted:
+        for m in members:
+            if m.status == "pending":
+                m.status, m.error = "interrupted", "not run: the sweep was interrupted"
+        return EXIT_INTERRUPTED
     return EXIT_OK if all(m.status in ("completed", "skipped") for m in members) else EXIT_PARTIAL
 
 

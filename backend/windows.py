@@ -79,6 +79,16 @@ class Window:
         }
 
 
+def parse_day(text: str | None, flag: str) -> date | None:
+    """A command-line date (YYYY-MM-DD) or None."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise InputError(f"{flag} {text!r}: expected a date like 2019-01-02") from e
+
+
 def _is_date_only(text: str) -> bool:
     return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()))
 

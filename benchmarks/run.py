@@ -9,9 +9,9 @@ Figures (targets in TARGETS; ratios hold on any machine):
                            random actions, one core)
 * env_vs_gym_trading_env   ours / Gym-Trading-Env on the same bars (optional dependency)
 * env_vs_gym_anytrading    ours / gym-anytrading on the same bars (optional dependency)
-* training_overhead        time per step of the harness's SAC training (our env, VecNormalize,
-                           callbacks, TensorBoard) / bare SAC.learn on a null env with the same
-                           spaces and hyperparameters
+* training_overhead        CPU time per step of the harness's SAC training (our env with frozen
+                           normalisation, callbacks, TensorBoard, saving the bundle) / bare SAC.learn
+                           on a null env with the same spaces and hyperparameters
 * dry_run_seconds          wall time of the dry-run command on tmp/mini_windows_multi.json
 * sweep_speedup_2_workers  1-worker time / 2-worker time for 4 equal sweep members
 * replay_bars_per_second   deterministic replay throughput of a saved agent
@@ -84,6 +84,18 @@ def bench_env(market, features, steps: int, repeats: int) -> float:
     return median_of(once, repeats)
 
 
+def _discrete_steps_per_second(make, actions: np.ndarray) -> float:
+    """Random-action step() throughput of a peer env with a discrete action space."""
+    env = make()
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, done, truncated, _ = env.step(int(a))
+        if done or truncated:
+            env.reset()
+    return len(actions) / (time.perf_counter() - t0)
+
+
 def bench_gym_trading_env(bars, features, steps: int, repeats: int) -> float | None:
     try:
         import gym_trading_env  # noqa: F401
@@ -99,18 +111,10 @@ def bench_gym_trading_env(bars, features, steps: int, repeats: int) -> float | N
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 3, steps)
 
-    def once() -> float:
-        env = TradingEnv(df=df, positions=[-1, 0, 1], windows=32, verbose=0, initial_position=0,
-                         trading_fees=0.0001)
-        env.reset(seed=0)
-        t0 = time.perf_counter()
-        for a in actions:
-            _, _, done, truncated, _ = env.step(int(a))
-            if done or truncated:
-                env.reset()
-        return steps / (time.perf_counter() - t0)
+    def make():
+        return TradingEnv(df=df, positions=[-1, 0, 1], windows=32, verbose=0, initial_position=0, trading_fees=0.0001)
 
-    return median_of(once, repeats)
+    return median_of(lambda: _discrete_steps_per_second(make, actions), repeats)
 
 
 def bench_gym_anytrading(bars, steps: int, repeats: int) -> float | None:
@@ -121,17 +125,12 @@ def bench_gym_anytrading(bars, steps: int, repeats: int) -> float | None:
     df = bars.frame.iloc[1_000:41_000].rename(columns=str.capitalize)
     actions = np.random.default_rng(0).integers(0, 2, steps)
 
-    def once() -> float:
-        env = StocksEnv(df=df, window_size=32, frame_bound=(32, len(df)))
-        env.reset(seed=0)
-        t0 = time.perf_counter()
-        for a in actions:
-            _, _, done, truncated, _ = env.step(int(a))
-            if done or truncated:
-                env.reset()
-        return steps / (time.perf_counter() - t0)
-
-    return median_of(once, repeats)
+    return median_of(
+        lambda: _discrete_steps_per_second(
+            lambda: StocksEnv(df=df, window_size=32, frame_bound=(32, len(df))), actions
+        ),
+        repeats,
+    )
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -149,9 +148,13 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
     from backend.training.trainer import sac_kwargs, train_window
 
     torch.set_num_threads(1)
-    s = pipeline.setup(pipeline.RunOptions(config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
-                                           windows=str(ROOT / "tmp" / "mini_window.json"),
-                                           sets=[f"training.total_timesteps={steps}", "sac.learning_starts=100"]))
+    s = pipeline.setup(
+        pipeline.RunOptions(
+            config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
+            windows=str(ROOT / "tmp" / "mini_window.json"),
+            sets=[f"training.total_timesteps={steps}", "sac.learning_starts=100"],
+        )
+    )
     cfg = s.cfg
     feats = compute_features(s.market, cfg.env.features)
     obs_dim = cfg.env.lookback * feats.shape[1] + 3
@@ -165,28 +168,30 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
             self._obs = np.zeros(obs_dim, np.float32)
             self._t = 0
 
-        def reset(self, *, seed=None, options=None):  # noqa: ANN001, ANN202
+        def reset(self, *, seed=None, options=None):
             super().reset(seed=seed)
             self._t = 0
             return self._obs.copy(), {}
 
-        def step(self, action):  # noqa: ANN001, ANN202
+        def step(self, action):
             self._t += 1
             return self._obs.copy(), 0.0, self._t >= 77, False, {}
 
+    # CPU time of this process (torch uses one thread): steadier than wall time on a shared VM
     def harness() -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             train_window(cfg, s.market, feats, s.windows[0], Path(tmp), Path(tmp) / "tb", "bench", {})
-            return (time.perf_counter() - t0) / steps
+            return (time.process_time() - t0) / steps
 
     def bare() -> float:
-        model = SAC("MlpPolicy", DummyVecEnv([NullEnv]), seed=cfg.training.seed, device="cpu", verbose=0,
-                    **sac_kwargs(cfg))
+        model = SAC(
+            "MlpPolicy", DummyVecEnv([NullEnv]), seed=cfg.training.seed, device="cpu", verbose=0, **sac_kwargs(cfg)
+        )
         model.set_logger(configure(None, []))
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         model.learn(total_timesteps=steps)
-        return (time.perf_counter() - t0) / steps
+        return (time.process_time() - t0) / steps
 
     warm = SAC("MlpPolicy", DummyVecEnv([NullEnv]), device="cpu", verbose=0, **sac_kwargs(cfg))  # one-time imports
     warm.learn(total_timesteps=200)
@@ -204,8 +209,17 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
 
 
 def bench_dry_run(repeats: int) -> float:
-    cmd = [sys.executable, str(ROOT / "backend" / "scripts" / "run_walk_forward.py"), "--symbol", "SPY",
-           "--source", "sample", "--windows", str(ROOT / "tmp" / "mini_windows_multi.json"), "--dry-run"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "backend" / "scripts" / "run_walk_forward.py"),
+        "--symbol",
+        "SPY",
+        "--source",
+        "sample",
+        "--windows",
+        str(ROOT / "tmp" / "mini_windows_multi.json"),
+        "--dry-run",
+    ]
 
     def once() -> float:
         t0 = time.perf_counter()
@@ -219,10 +233,26 @@ def bench_dry_run(repeats: int) -> float:
 def bench_sweep(timesteps: int) -> dict[str, float]:
     def sweep(workers: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "backend.cli", "sweep", "--configs",
-                   str(ROOT / "tmp" / "mini_config_v1_default.json"), "--seeds", "4", "--windows",
-                   str(ROOT / "tmp" / "mini_window.json"), "--timesteps", str(timesteps), "--workers", str(workers),
-                   "--output-dir", tmp, "--quiet", "--no-report"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "backend.cli",
+                "sweep",
+                "--configs",
+                str(ROOT / "tmp" / "mini_config_v1_default.json"),
+                "--seeds",
+                "4",
+                "--windows",
+                str(ROOT / "tmp" / "mini_window.json"),
+                "--timesteps",
+                str(timesteps),
+                "--workers",
+                str(workers),
+                "--output-dir",
+                tmp,
+                "--quiet",
+                "--no-report",
+            ]
             t0 = time.perf_counter()
             subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
             return time.perf_counter() - t0
@@ -236,21 +266,25 @@ def bench_replay(repeats: int) -> float:
     from backend.envs.intraday_env import IntradayTradingEnv
     from backend.evaluation.simulate import run_policy
     from backend.features import compute_features
-    from backend.training.trainer import train_window
-    from backend.training.trainer import feature_stats_from
+    from backend.training.trainer import feature_stats_from, train_window
     from backend.training.walk_forward_eval import fast_policy, load_agent
 
-    s = pipeline.setup(pipeline.RunOptions(config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
-                                           windows=str(ROOT / "tmp" / "mini_window.json"),
-                                           sets=["training.total_timesteps=300", "sac.learning_starts=100"]))
+    s = pipeline.setup(
+        pipeline.RunOptions(
+            config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
+            windows=str(ROOT / "tmp" / "mini_window.json"),
+            sets=["training.total_timesteps=300", "sac.learning_starts=100"],
+        )
+    )
     feats = compute_features(s.market, s.cfg.env.features)
     w = s.windows[0]
     span = (w.test_start, min(w.test_start + 5_000, len(s.market)))  # about 64 sessions of 5m bars
     with tempfile.TemporaryDirectory() as tmp:
         train_window(s.cfg, s.market, feats, w, Path(tmp), None, "bench", {})
 
-        model, normaliser, _ = load_agent(Path(tmp), s.cfg, feats.shape[1],
-                                          lambda: IntradayTradingEnv(s.market, feats, span, s.cfg.env))
+        model, normaliser, _ = load_agent(
+            Path(tmp), s.cfg, feats.shape[1], lambda: IntradayTradingEnv(s.market, feats, span, s.cfg.env)
+        )
         norm = feature_stats_from(normaliser, feats.shape[1])
 
         def make_env() -> IntradayTradingEnv:
@@ -300,8 +334,9 @@ def main() -> None:
     parser.add_argument("--only", type=str, help="comma-separated groups: env,peers,training,dry_run,sweep,replay,load")
     args = parser.parse_args()
     quick = args.quick
-    groups = set(args.only.split(",")) if args.only else {"env", "peers", "training", "dry_run", "sweep", "replay",
-                                                          "load"}
+    groups = (
+        set(args.only.split(",")) if args.only else {"env", "peers", "training", "dry_run", "sweep", "replay", "load"}
+    )
     reps = 3 if quick else 5
     figures: dict[str, float | None] = {}
     started = time.perf_counter()

@@ -21,3 +21,22 @@ def strict_json(path: Path):
 
 def no_temp_files(folder: Path) -> bool:
     return not [p for p in Path(folder).rglob("*") if p.name.startswith(".tmp-")]
+
+
+def fake_history(calls: list):
+    """A stand-in for backend.data.yahoo.fetch_history: 5m bars of regular sessions, no network."""
+    import numpy as np
+    import pandas as pd
+
+    def fetch(symbol, start, end, interval, cache_dir):
+        calls.append((symbol, start, end, interval))
+        idx = pd.date_range(f"{start} 09:30", f"{end} 15:55", freq="5min", tz="America/New_York")
+        idx = idx[(idx.time >= pd.Timestamp("09:30").time()) & (idx.time < pd.Timestamp("16:00").time())]
+        idx = idx[idx.day_of_week < 5]
+        px = 50 + np.arange(len(idx)) * 0.01
+        return pd.DataFrame(
+            {"Open": px, "High": px + 0.05, "Low": px - 0.05, "Close": px + 0.01, "Volume": 1000},
+            index=idx.rename("Datetime"),
+        )
+
+    return fetch

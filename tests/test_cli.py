@@ -210,3 +210,31 @@ def test_sigterm_during_training_leaves_a_true_summary(tiny_config, tiny_windows
     summary = strict_json(out / "summary.json")
     assert summary["status"] == "interrupted" and summary["windows"][0]["status"] == "interrupted"
     assert no_temp_files(out)
+
+
+def test_output_dir_not_writable_is_refused_before_training(tmp_path, tiny_config, tiny_windows, monkeypatch):
+    import os
+
+    from backend.training import trainer
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as root, chmod cannot make this happen
+    monkeypatch.setattr(trainer, "train_window", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    res = wf("run", "--config", tiny_config, "--windows", tiny_windows, "--output-dir", tmp_path / "o", "--quiet")
+    assert res.exit_code == 2 and "not writable" in res.output
+
+
+def test_device_auto_rule(monkeypatch):
+    import torch
+
+    from backend.config import Config
+    from backend.errors import TrainingError
+    from backend.training.trainer import pick_device
+
+    small = Config.model_validate({"sac": {"net_arch": [64, 64], "batch_size": 256}, "training": {"device": "auto"}})
+    big = Config.model_validate({"sac": {"net_arch": [512, 512], "batch_size": 256}, "training": {"device": "auto"}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(small) == "cpu" and pick_device(big) == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device(big) == "cpu"
+    with pytest.raises(TrainingError, match="no CUDA device"):
+        pick_device(Config.model_validate({"training": {"device": "cuda"}}))

@@ -8,7 +8,7 @@ from backend.config import DataConfig
 from backend.data import sources, yahoo
 from backend.data.loader import load_bars
 from backend.errors import DataError, InputError
-from tests.helpers import wf
+from tests.helpers import fake_history, wf
 
 NY = "America/New_York"
 
@@ -130,24 +130,9 @@ def test_synthetic_is_deterministic_and_labelled():
 # ----------------------------------------------------------------------------- yfinance (no network)
 
 
-def _fake_history(calls):
-    def fetch(symbol, start, end, interval, cache_dir):
-        calls.append((symbol, start, end, interval))
-        idx = pd.date_range(f"{start} 09:30", f"{end} 16:00", freq="5min", tz=NY)
-        idx = idx[(idx.time >= pd.Timestamp("09:30").time()) & (idx.time < pd.Timestamp("16:00").time())]
-        idx = idx[idx.day_of_week < 5]
-        px = 50 + np.arange(len(idx)) * 0.01
-        return pd.DataFrame(
-            {"Open": px, "High": px + 0.05, "Low": px - 0.05, "Close": px + 0.01, "Volume": 1000},
-            index=idx.rename("Datetime"),
-        )
-
-    return fetch
-
-
 def test_yfinance_caches_and_second_run_makes_no_request(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(yahoo, "fetch_history", _fake_history(calls))
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history(calls))
     today = date.today()
     start, end = today - timedelta(days=20), today - timedelta(days=10)
     cfg = DataConfig(source="yfinance", symbol="TNA", interval="5m", start=start, end=end, cache_dir=str(tmp_path))
@@ -165,7 +150,7 @@ def test_yfinance_caches_and_second_run_makes_no_request(tmp_path, monkeypatch):
 
 def test_yfinance_limits_refused_before_any_request(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(yahoo, "fetch_history", _fake_history(calls))
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history(calls))
     old = date.today() - timedelta(days=120)
     cfg = DataConfig(
         source="yfinance", symbol="TNA", interval="5m", start=old, end=old + timedelta(days=5), cache_dir=str(tmp_path)

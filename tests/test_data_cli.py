@@ -3,27 +3,10 @@
 import json
 from datetime import date, timedelta
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from backend.data import sources, yahoo
-from tests.helpers import wf
-
-
-def fake_history(calls):
-    def fetch(symbol, start, end, interval, cache_dir):
-        calls.append((symbol, start, end, interval))
-        idx = pd.date_range(f"{start} 09:30", f"{end} 15:55", freq="5min", tz="America/New_York")
-        idx = idx[(idx.time >= pd.Timestamp("09:30").time()) & (idx.time < pd.Timestamp("16:00").time())]
-        idx = idx[idx.day_of_week < 5]
-        px = 50 + np.arange(len(idx)) * 0.01
-        return pd.DataFrame(
-            {"Open": px, "High": px + 0.05, "Low": px - 0.05, "Close": px + 0.01, "Volume": 1000},
-            index=idx.rename("Datetime"),
-        )
-
-    return fetch
+from tests.helpers import fake_history, wf
 
 
 def test_offline_yfinance_dry_run_fails_fast_with_exit_3(monkeypatch, tmp_path):

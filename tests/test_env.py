@@ -136,13 +136,29 @@ def test_env_normalisation_equals_a_frozen_vecnormalize_bit_for_bit(market_5m, f
     from backend.windows import parse_windows, resolve
 
     cfg = Config()
-    specs, _, _ = parse_windows([{"train_start": "2018-03-01", "train_end": "2018-03-29",
-                                  "test_start": "2018-04-02", "test_end": "2018-04-04"}], "w")
+    specs, _, _ = parse_windows(
+        [
+            {
+                "train_start": "2018-03-01",
+                "train_end": "2018-03-29",
+                "test_start": "2018-04-02",
+                "test_end": "2018-04-04",
+            }
+        ],
+        "w",
+    )
     (w,) = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w")
     span = (w.test_start, w.test_end)
     raw = IntradayTradingEnv(market_5m, features_5m, span, cfg.env, "sequential")
-    normed = IntradayTradingEnv(market_5m, features_5m, span, cfg.env, "sequential",
-                                normalisation=feature_stats(features_5m, w), clip_obs=CLIP_OBS)
+    normed = IntradayTradingEnv(
+        market_5m,
+        features_5m,
+        span,
+        cfg.env,
+        "sequential",
+        normalisation=feature_stats(features_5m, w),
+        clip_obs=CLIP_OBS,
+    )
     vn = statistics_file(lambda: raw, observation_stats(cfg, features_5m, w))
     rng = np.random.default_rng(0)
     a_obs, _ = raw.reset(options={"episode": 0})

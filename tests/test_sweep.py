@@ -185,3 +185,49 @@ def test_ray_executor_gives_the_same_table(first_sweep, configs, windows, tmp_pa
         for key in ("oos_sharpe", "oos_total_return", "oos_n_trades", "config_hash"):
             assert by_ray[name][key] == by_local[name][key], (name, key)
     assert by_ray["typo_s0"]["status"] == "failed"
+
+
+def test_sigterm_stops_a_sweep_cleanly(configs, windows, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "sweep",
+            "--configs",
+            str(configs / "alpha.json"),
+            str(configs / "beta.json"),
+            "--windows",
+            str(windows),
+            "--timesteps",
+            "200000",
+            "--workers",
+            "1",
+            "--output-dir",
+            str(out),
+            "--quiet",
+            "--no-report",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list(out.glob("*/w01/training_progress.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    rows = {r["name"]: r for r in strict_json(out / "sweep.json")["members"]}
+    assert rows["alpha_s0"]["status"] == "interrupted" and rows["beta_s0"]["status"] == "interrupted"
+    assert strict_json(out / "alpha_s0" / "summary.json")["status"] == "interrupted"
+    assert not (out / ".sweep.lock").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,6 @@ import pandas as pd
 
 from backend.config import DataConfig
 from backend.data import sessions, sources, validate, yahoo
-from backend.errors import InputError
 from backend.jsonio import load_json, write_atomic, write_json
 
 
@@ -84,12 +83,3 @@ def show(cfg: DataConfig) -> dict[str, Any]:
         "bars_per_session_median": float(per_day.median()),
         "short_sessions": {str(k): int(v) for k, v in short.items()},
     }
-
-
-def parse_day(text: str | None, flag: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as e:
-        raise InputError(f"{flag} {text!r}: expected YYYY-MM-DD") from e

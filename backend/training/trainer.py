@@ -66,7 +66,7 @@ def observation_stats(cfg: Config, features: np.ndarray, window: Window) -> tupl
     return mean, var, window.train_bars
 
 
-def statistics_file(env_fn, stats: tuple[np.ndarray, np.ndarray, int]):  # noqa: ANN001, ANN201
+def statistics_file(env_fn, stats: tuple[np.ndarray, np.ndarray, int]):
     """A frozen VecNormalize holding the statistics (saved as vecnormalize.pkl).
 
     Applied to raw observations (``normalize_obs``) it gives the env's normalised observations
@@ -76,8 +76,9 @@ def statistics_file(env_fn, stats: tuple[np.ndarray, np.ndarray, int]):  # noqa:
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    vn = VecNormalize(DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False,
-                      clip_obs=CLIP_OBS, epsilon=0.0)
+    vn = VecNormalize(
+        DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS, epsilon=0.0
+    )
     mean, var, count = stats
     vn.obs_rms.mean = mean.astype(np.float64)
     vn.obs_rms.var = var.astype(np.float64)
@@ -85,7 +86,7 @@ def statistics_file(env_fn, stats: tuple[np.ndarray, np.ndarray, int]):  # noqa:
     return vn
 
 
-def feature_stats_from(normaliser, n_features: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def feature_stats_from(normaliser, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature statistics back from a loaded VecNormalize (its first lookback row)."""
     return normaliser.obs_rms.mean[:n_features].copy(), normaliser.obs_rms.var[:n_features].copy()
 
@@ -171,8 +172,9 @@ def train_window(
     files = {bundle.MODEL_FILE: bundle.sha256_file(model_path)}
     if cfg.training.normalize_obs:
         stats_path = out_dir / bundle.STATS_FILE
-        normaliser = statistics_file(lambda: IntradayTradingEnv(market, features, span, cfg.env),
-                                     observation_stats(cfg, features, window))
+        normaliser = statistics_file(
+            lambda: IntradayTradingEnv(market, features, span, cfg.env), observation_stats(cfg, features, window)
+        )
         with atomic_path(stats_path) as tmp:
             normaliser.save(str(tmp))
         files[bundle.STATS_FILE] = bundle.sha256_file(stats_path)

@@ -68,7 +68,7 @@ def load_agent(bundle_dir: Path, cfg: Config, n_features: int, env_fn):
     return model, normaliser, meta
 
 
-def fast_policy(model, deterministic: bool):  # noqa: ANN001, ANN201
+def fast_policy(model, deterministic: bool):
     """``model.predict`` for one observation without its per-call overhead (same actions, bit for bit).
 
     Run the actor under no_grad and map the squashed action to the action space with the
@@ -110,8 +110,16 @@ def replay_bundle(
     norm = feature_stats_from(normaliser, features.shape[1]) if normaliser is not None else None
 
     def env_fn(scale: float = 1.0) -> IntradayTradingEnv:
-        return IntradayTradingEnv(market, features, span, cfg.env, "sequential", cost_scale=scale,
-                                  normalisation=norm, clip_obs=normaliser.clip_obs if normaliser else 10.0)
+        return IntradayTradingEnv(
+            market,
+            features,
+            span,
+            cfg.env,
+            "sequential",
+            cost_scale=scale,
+            normalisation=norm,
+            clip_obs=normaliser.clip_obs if normaliser else 10.0,
+        )
 
     deterministic = cfg.evaluation.deterministic
     policy = fast_policy(model, deterministic)
