@@ -143,8 +143,9 @@ def run_member_process(cmd: list[str], on_line: Callable[[str], None] | None = N
         "PYTHONIOENCODING": "utf-8",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    proc = subprocess.Popen(cmd, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, bufsize=1)
+    proc = subprocess.Popen(
+        cmd, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+    )
     with _LIVE_LOCK:
         _LIVE.add(proc)
     lines = []
