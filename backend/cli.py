@@ -365,9 +365,13 @@ def data_import(file: str, symbol: str, interval: str, cache_dir: str | None, de
 
 @data_group.command("show")
 @click.argument("symbol")
-@data_options
+@click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
+@click.option("--data", type=str, help="CSV/Parquet file (implies --source file).")
+@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]))
+@click.option("--cache-dir", type=str)
 @click.option("--start")
 @click.option("--end")
+@click.option("--debug", is_flag=True)
 @handle_errors("Data")
 def data_show(symbol: str, **kw: Any) -> int:
     """Range, sessions, gaps and the validation report of a symbol."""

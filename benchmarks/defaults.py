@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {
     "net256x256": {"sac": {"net_arch": [256, 256]}},  # SB3's default SAC networks
-    "net128x128": {"sac": {"net_arch": [128, 128]}},
-    "net64x64": {"sac": {"net_arch": [64, 64]}},  # the mini configs' default
+    "net128x128": {"sac": {"net_arch": [128, 128]}},  # the mini configs' default
+    "net64x64": {"sac": {"net_arch": [64, 64]}},
     "net64x64_tf2": {"sac": {"net_arch": [64, 64], "train_freq": 2}},  # half the gradient steps
 }
 

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["WF_CACHE_DIR"] = __import__("tempfile").mkdtemp(prefix="wf-test-cache-")  # never the user's cache
 
 from backend.config import Config, DataConfig, EnvConfig  # noqa: E402
 from backend.data.loader import load_bars  # noqa: E402

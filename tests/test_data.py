@@ -225,3 +225,21 @@ def test_gaps_and_single_bar_sessions_are_counted(sample_5m):
     rep = sample_5m.report
     assert rep["gap_bars"] == 14 and rep["sessions_with_gaps"] == 1  # 2019-10-31 starts at 10:40
     assert rep["single_bar_sessions"] == 0
+
+
+def test_cached_session_bounds_equal_the_calendar(tmp_path, monkeypatch):
+    import exchange_calendars as xcals
+
+    from backend.data import sessions
+
+    monkeypatch.setenv("WF_CACHE_DIR", str(tmp_path))
+    first, last = pd.Timestamp("2018-03-01", tz="UTC"), pd.Timestamp("2018-12-31", tz="UTC")
+    fresh = sessions.session_bounds("XNYS", first, last)
+    assert list(tmp_path.glob("calendars/XNYS-*-2018-2018.npz"))
+    cached = sessions.session_bounds("XNYS", first, last)
+    sched = xcals.get_calendar("XNYS").schedule.loc["2018-01-01":"2018-12-31"]
+    want = pd.DatetimeIndex(sched["open"].array).as_unit("ns").asi8
+    assert np.array_equal(fresh[0], want) and np.array_equal(cached[0], want)
+    assert np.array_equal(cached[1], pd.DatetimeIndex(sched["close"].array).as_unit("ns").asi8)
+    next(tmp_path.glob("calendars/*.npz")).write_bytes(b"garbage")  # a broken cache is recomputed
+    assert np.array_equal(sessions.session_bounds("XNYS", first, last)[0], want)

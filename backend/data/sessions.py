@@ -8,7 +8,10 @@ Bars are labelled by their start time. A bar belongs to the session whose
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,18 +32,54 @@ def _calendar(name: str):
         raise InputError(f"data.calendar = {name!r} is not a known exchange calendar (try 'XNYS')") from e
 
 
-def session_table(calendar: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
-    """Sessions between two timestamps: index = session date, columns open/close (UTC ns)."""
+def _cache_file(calendar: str, first_year: int, last_year: int) -> Path | None:
+    try:
+        import platformdirs
+
+        version = metadata.version("exchange-calendars")
+    except Exception:
+        return None
+    folder = Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / "calendars"
+    return folder / f"{calendar}-{version}-{first_year}-{last_year}.npz"
+
+
+def session_bounds(calendar: str, first: pd.Timestamp, last: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Open and close (UTC ns) of every session of the calendar years spanned by [first, last].
+
+    Computed with exchange_calendars once and cached per calendar, library version and years
+    (importing and building a calendar takes about half a second; the dry-run needs ~1 s).
+    """
+    y0, y1 = first.tz_convert("UTC").year, last.tz_convert("UTC").year
+    path = _cache_file(calendar, y0, y1)
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as cached:
+                return cached["open"], cached["close"]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: compute again
     cal = _calendar(calendar)
-    start = max(first.tz_convert("UTC").normalize().tz_localize(None), cal.first_session)
-    end = min(last.tz_convert("UTC").normalize().tz_localize(None), cal.last_session)
+    start = max(pd.Timestamp(f"{y0}-01-01"), cal.first_session)
+    end = min(pd.Timestamp(f"{y1}-12-31"), cal.last_session)
     if start > end:
         raise DataError(
             f"the bars ({first} -> {last}) lie outside the {calendar} calendar "
             f"({cal.first_session.date()} -> {cal.last_session.date()})"
         )
     sched = cal.schedule.loc[start:end, ["open", "close"]]
-    return sched
+    opens = pd.DatetimeIndex(sched["open"].array).as_unit("ns").asi8
+    closes = pd.DatetimeIndex(sched["close"].array).as_unit("ns").asi8
+    if path is not None:
+        try:
+            from backend.jsonio import write_atomic
+
+            def save(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, open=opens, close=closes)
+
+            write_atomic(path, save)
+        except Exception:
+            pass
+    return opens, closes
 
 
 def filter_sessions(frame: pd.DataFrame, calendar: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, int]]:
@@ -49,9 +88,7 @@ def filter_sessions(frame: pd.DataFrame, calendar: str) -> tuple[pd.DataFrame, n
     Returns the filtered frame, the per-bar session open and close (UTC ns int64) and counts.
     """
     ts = frame.index.as_unit("ns").asi8  # UTC ns
-    sched = session_table(calendar, frame.index[0], frame.index[-1])
-    opens = pd.DatetimeIndex(sched["open"]).as_unit("ns").asi8
-    closes = pd.DatetimeIndex(sched["close"]).as_unit("ns").asi8
+    opens, closes = session_bounds(calendar, frame.index[0], frame.index[-1])
     pos = np.searchsorted(opens, ts, side="right") - 1
     valid = pos >= 0
     pos_c = np.clip(pos, 0, len(opens) - 1)

@@ -39,9 +39,12 @@ BACKOFF_S = 2.0
 
 
 def default_cache_dir() -> Path:
+    """$WF_CACHE_DIR/bars, else the user's cache dir (e.g. ~/.cache/wf-harness/bars)."""
+    import os
+
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("wf-harness")) / "bars"
+    return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / "bars"
 
 
 def check_limits(interval: str, start: date, end: date, today: date | None = None) -> None:
