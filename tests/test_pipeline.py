@@ -151,20 +151,18 @@ def test_existing_folder_needs_resume_or_overwrite(finished_run):
 
 
 def test_interrupt_then_resume(tiny_config, tiny_windows, tmp_path, monkeypatch):
-    from backend.training import trainer
+    from backend.training import callbacks, trainer
 
-    real = trainer.train_window
-    calls = []
+    real_step = callbacks.ProgressFileCallback._on_step
     state = {"interrupted": False}
 
-    def interrupted_on_w02(cfg, market, features, window, *a, **k):
-        calls.append(window.id)
-        if window.id == "w02" and not state["interrupted"]:  # Ctrl-C during the first try only
+    def ctrl_c_inside_learn(self):  # Ctrl-C arrives while SAC.learn runs the second window
+        if self.window_id == "w02" and self.n_calls == 60 and not state["interrupted"]:
             state["interrupted"] = True
             raise KeyboardInterrupt
-        return real(cfg, market, features, window, *a, **k)
+        return real_step(self)
 
-    monkeypatch.setattr(trainer, "train_window", interrupted_on_w02)
+    monkeypatch.setattr(callbacks.ProgressFileCallback, "_on_step", ctrl_c_inside_learn)
     out = tmp_path / "out"
     res = run(tiny_config, tiny_windows, out)
     assert res.exit_code == 130
@@ -172,13 +170,22 @@ def test_interrupt_then_resume(tiny_config, tiny_windows, tmp_path, monkeypatch)
     summary = strict_json(out / "summary.json")
     assert summary["status"] == "interrupted"
     assert [w["status"] for w in summary["windows"]] == ["completed", "interrupted"]
+    assert summary["windows"][0]["evaluation"]["n_bars"] > 0
+    assert not (out / "w02" / "metadata.json").exists()  # no bundle claims to be finished
     assert no_temp_files(out)
     w01_model = (out / "w01" / "model.zip").read_bytes()
 
-    calls.clear()
+    real_train = trainer.train_window
+    trained = []
+
+    def record(cfg, market, features, window, *a, **k):
+        trained.append(window.id)
+        return real_train(cfg, market, features, window, *a, **k)
+
+    monkeypatch.setattr(trainer, "train_window", record)
     res = run(tiny_config, tiny_windows, out, "--resume")
     assert res.exit_code == 0, res.output
-    assert calls == ["w02"]  # w01 was not retrained
+    assert trained == ["w02"]  # w01 was not retrained
     assert "Training [w01] — skipped" in res.output
     assert (out / "w01" / "model.zip").read_bytes() == w01_model
     assert strict_json(out / "summary.json")["status"] == "completed"
