@@ -59,8 +59,6 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
                 code = fn(*args, **kwargs)
             except HarnessError as e:
                 stage = next((name for cls, name in STAGE_OF.items() if isinstance(e, cls)), default_stage)
-                if stage == "Window Setup" and default_stage == "Evaluation":
-                    stage = "Evaluation" if isinstance(e, EvaluationError) else stage
                 stages.emit(False, stage, f"{type(e).__name__}: {e}", prefix)
                 if debug:
                     traceback.print_exc()

@@ -268,7 +268,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def _format_error(err: dict[str, Any]) -> str:
-    loc = tuple(p for p in err["loc"] if not isinstance(p, int) or True)
+    loc = tuple(err["loc"])
     path = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])

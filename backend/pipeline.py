@@ -453,8 +453,6 @@ def execute(opts: RunOptions, s: Setup) -> int:
     )
     summary.save()
 
-    import pandas as pd  # noqa: F401 - warm import before timing windows
-
     from backend.features import compute_features
     from backend.training.tb import log_evaluation, log_hparams
     from backend.training.trainer import train_window

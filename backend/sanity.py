@@ -70,44 +70,40 @@ def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool) -> int:
         code = pipeline.execute(opts, s)
         results[name] = (code, load_json(out / name / "summary.json", "summary"))
 
-    ok = True
-    code, summ = results["edge"]
-    w = summ["windows"][0]
-    if code != 0 or w["status"] != "completed":
-        stages.emit(False, "Sanity (edge)", f"the run did not complete (exit {code})")
-        ok = False
-    else:
-        ev, base, psr = w["evaluation"], w["baselines"], summ["statistics"]["psr"]
-        passed = (
-            ev["total_return"] > base["flat"]["total_return"]
-            and ev["total_return"] > base["buy_and_hold"]["total_return"]
-            and psr is not None
-            and psr >= PSR_LEVEL
-        )
-        ok &= passed
-        stages.emit(
-            passed,
-            "Sanity (edge)",
-            f"agent {stages.fmt_pct(ev['total_return'])} vs flat {stages.fmt_pct(base['flat']['total_return'])}"
-            f", buy & hold {stages.fmt_pct(base['buy_and_hold']['total_return'])}; PSR {stages.fmt_num(psr)} "
-            f"({'≥' if passed else 'needs ≥'} {PSR_LEVEL})",
-        )
-    code, summ = results["random_walk"]
-    w = summ["windows"][0]
-    if code != 0 or w["status"] != "completed":
-        stages.emit(False, "Sanity (random walk)", f"the run did not complete (exit {code})")
-        ok = False
-    else:
-        psr = summ["statistics"]["psr"]
-        passed = psr is None or psr < PSR_LEVEL
-        ok &= passed
-        stages.emit(
-            passed,
-            "Sanity (random walk)",
-            f"agent {stages.fmt_pct(w['evaluation']['total_return'])}; PSR {stages.fmt_num(psr)} "
-            f"({'<' if passed else 'should be <'} {PSR_LEVEL}: {'no' if passed else 'a spurious'} edge)",
-        )
+    ok = _judge("Sanity (edge)", *results["edge"], _edge_found)
+    ok &= _judge("Sanity (random walk)", *results["random_walk"], _no_edge)
     for name, (_, summ) in results.items():
         for warning in summ.get("warnings", []):
             print(f"warning: {name}: {warning}")
     return 0 if ok else 1
+
+
+def _edge_found(summ: dict[str, Any]) -> tuple[bool, str]:
+    w = summ["windows"][0]
+    ev, base, psr = w["evaluation"], w["baselines"], summ["statistics"]["psr"]
+    beats_both = ev["total_return"] > max(base["flat"]["total_return"], base["buy_and_hold"]["total_return"])
+    passed = beats_both and psr is not None and psr >= PSR_LEVEL
+    return passed, (
+        f"agent {stages.fmt_pct(ev['total_return'])} vs flat {stages.fmt_pct(base['flat']['total_return'])}, "
+        f"buy & hold {stages.fmt_pct(base['buy_and_hold']['total_return'])}; PSR {stages.fmt_num(psr)} "
+        f"({'≥' if passed else 'needs ≥'} {PSR_LEVEL})"
+    )
+
+
+def _no_edge(summ: dict[str, Any]) -> tuple[bool, str]:
+    psr = summ["statistics"]["psr"]
+    passed = psr is None or psr < PSR_LEVEL
+    return passed, (
+        f"agent {stages.fmt_pct(summ['windows'][0]['evaluation']['total_return'])}; PSR {stages.fmt_num(psr)} "
+        f"({'<' if passed else 'should be <'} {PSR_LEVEL}: {'no' if passed else 'a spurious'} edge)"
+    )
+
+
+def _judge(stage: str, code: int, summ: dict[str, Any], check) -> bool:
+    """Emit the half's marker: a run that did not complete fails; else the check decides."""
+    if code != 0 or summ["windows"][0]["status"] != "completed":
+        stages.emit(False, stage, f"the run did not complete (exit {code})")
+        return False
+    passed, detail = check(summ)
+    stages.emit(passed, stage, detail)
+    return passed

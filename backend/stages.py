@@ -31,7 +31,7 @@ def stage_line(ok: bool, name: str, detail: str = "", prefix: str = "") -> str:
     if prefix:
         line = f"[{prefix}] {line}"
     if not _can_encode(line):
-        line = line.encode("ascii", "replace").decode("ascii").replace("?", "-")
+        line = line.replace("—", "-").replace("−", "-").encode("ascii", "replace").decode("ascii")
     return line
 
 

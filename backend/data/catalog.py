@@ -60,7 +60,7 @@ def import_file(
         "first_bar": str(frame.index[0]),
         "last_bar": str(frame.index[-1]),
         "rows": len(frame),
-        "content_hash": yahoo.content_hash(frame),
+        "content_hash": sources.content_hash(frame),
         "import_report": report,
     }
     write_json(manifest_path, manifest)

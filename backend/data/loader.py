@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -53,13 +52,6 @@ def resolve_source(cfg: DataConfig) -> str:
     if (cfg.symbol or sources.SAMPLE_SYMBOL).upper() == sources.SAMPLE_SYMBOL:
         return "sample"
     return "yfinance"
-
-
-def _hash_frame(frame: pd.DataFrame) -> str:
-    h = hashlib.sha256(frame.index.asi8.tobytes())
-    for col in sources.OHLCV:
-        h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _restrict(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
@@ -168,7 +160,7 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
         first_bar=str(frame.index[0]),
         last_bar=str(frame.index[-1]),
         rows=len(frame),
-        content_hash=_hash_frame(frame),
+        content_hash=sources.content_hash(frame),
     )
     return Bars(frame, s_open, s_close, symbol, cfg.interval, source, report, provenance)
 

@@ -34,6 +34,16 @@ def read_sample() -> pd.DataFrame:
     return _read_sample(str(SAMPLE_PATH))
 
 
+def content_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 (16 hex) of the bars' timestamps (UTC ns) and OHLCV as float64: the data hash."""
+    import hashlib
+
+    h = hashlib.sha256(frame.index.as_unit("ns").asi8.tobytes())
+    for col in OHLCV:
+        h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def normalise_columns(frame: pd.DataFrame, origin: str, timezone: str) -> pd.DataFrame:
     """Find the timestamp (column or index) and OHLCV columns, case-insensitively."""
     lower = {str(c).strip().lower(): c for c in frame.columns}

@@ -7,7 +7,6 @@ the network; tests replace it.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import threading
 import time
@@ -15,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from backend.errors import DataError
@@ -141,13 +139,6 @@ def _cache_paths(cache_dir: Path, symbol: str, interval: str) -> tuple[Path, Pat
     return cache_dir / f"{stem}.parquet", cache_dir / f"{stem}.manifest.json"
 
 
-def content_hash(frame: pd.DataFrame) -> str:
-    h = hashlib.sha256(frame.index.asi8.tobytes())
-    for col in ("open", "high", "low", "close", "volume"):
-        h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
-    return h.hexdigest()[:16]
-
-
 def read_cache(cache_dir: Path, symbol: str, interval: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     data, manifest = _cache_paths(cache_dir, symbol, interval)
     if not data.exists() or not manifest.exists():
@@ -190,7 +181,7 @@ def load(
     ``needed_from`` (≥ start) is the first day that must be there; the days before it are
     extra history that is used when cached but never fetched for.
     """
-    from backend.data.sources import normalise_columns
+    from backend.data import sources
 
     cache_dir = Path(cache_dir)
     cached, meta = read_cache(cache_dir, symbol, interval)
@@ -212,7 +203,7 @@ def load(
             f"yfinance returned no {interval} bars for {symbol} between {start} and {end}; "
             "check the symbol and dates (nothing was cached)"
         )
-    fresh = pd.concat([normalise_columns(p, f"yfinance {symbol}", timezone) for p in parts])
+    fresh = pd.concat([sources.normalise_columns(p, f"yfinance {symbol}", timezone) for p in parts])
     if cached is not None:
         fresh = pd.concat([cached, fresh])
     fresh = fresh[~fresh.index.duplicated(keep="last")].sort_index()
@@ -229,7 +220,7 @@ def load(
         "first_bar": str(fresh.index[0]),
         "last_bar": str(fresh.index[-1]),
         "rows": len(fresh),
-        "content_hash": content_hash(fresh),
+        "content_hash": sources.content_hash(fresh),
     }
     write_json(manifest_path, manifest)
     return fresh, {**manifest, "cache_hit": False}
