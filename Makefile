@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - creates .venv, installs, runs a mini walk-forward on the bundled SPY sample
-#   make test   - creates .venv, installs (with the dev and ray extras), runs the test suite
+#   make test   - creates .venv, installs (with the dev, ray and jax extras), runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[dev,ray]"
+	$(PY) -m pip install -e ".[dev,ray,jax]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -6,125 +6,18 @@ wf eval ...    replay a saved agent on its test window (also: python -m backend.
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
 import sys
-import traceback
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from backend import stages
+from backend.cli_common import data_options, handle_errors, window_options
 from backend.errors import (
-    EXIT_INTERRUPTED,
-    ArtifactError,
-    DataError,
-    EvaluationError,
-    HarnessError,
     InputError,
-    TrainingError,
 )
-
-STAGE_OF = {
-    InputError: "Window Setup",
-    DataError: "Window Setup",
-    TrainingError: "Training",
-    EvaluationError: "Evaluation",
-    ArtifactError: "Artifacts",
-}
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore")
-    for name in ("yfinance", "peewee", "matplotlib", "tensorboard", "absl"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable[..., None]]:
-    """Run a command body; map errors to a ❌ stage line and the stage's exit code."""
-
-    def deco(fn: Callable[..., int]) -> Callable[..., None]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> None:
-            debug = bool(kwargs.get("debug"))
-            if kwargs.get("quiet"):
-                _quiet_libraries()
-            prefix = kwargs.get("member_name") or ""
-            try:
-                code = fn(*args, **kwargs)
-            except HarnessError as e:
-                stage = next((name for cls, name in STAGE_OF.items() if isinstance(e, cls)), default_stage)
-                stages.emit(False, stage, f"{type(e).__name__}: {e}", prefix)
-                if debug:
-                    traceback.print_exc()
-                sys.exit(e.exit_code)
-            except KeyboardInterrupt:
-                stages.emit(False, default_stage, "interrupted", prefix)
-                sys.exit(EXIT_INTERRUPTED)
-            except click.exceptions.Exit:
-                raise
-            except Exception as e:
-                stages.emit(
-                    False, default_stage, f"{type(e).__name__}: {e} (internal error; rerun with --debug)", prefix
-                )
-                if debug:
-                    traceback.print_exc()
-                sys.exit({"Evaluation": 5, "Training": 4}.get(default_stage, 3))
-            sys.exit(code)
-
-        return wrapper
-
-    return deco
-
-
-def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed(
-        [
-            click.option("--symbol", help="Ticker (the bundled sample is SPY)."),
-            click.option(
-                "--source",
-                type=click.Choice(["sample", "file", "yfinance", "synthetic"]),
-                help="Where bars come from (default: file with --data, sample for SPY, else yfinance).",
-            ),
-            click.option("--data", "data", type=str, help="CSV/Parquet file of bars (implies --source file)."),
-            click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]), help="Bar interval."),
-            click.option("--cache-dir", type=str, help="yfinance/import cache folder (default: the user's cache dir)."),
-            click.option(
-                "--benchmark", type=str, help="Benchmark symbol for the buy-and-hold line and relative metrics."
-            ),
-            click.option("--config", type=str, help="Config JSON (default configs/sac_intraday.json)."),
-            click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a config value."),
-            click.option("--quiet", is_flag=True, help="Only stage markers and the summary path."),
-            click.option("--debug", is_flag=True, help="Show tracebacks of errors."),
-        ]
-    ):
-        fn = opt(fn)
-    return fn
-
-
-def window_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--windows FILE, or automatic windows (--start/--end/--train-days/--test-days/--step-days/--mode)."""
-    for opt in reversed(
-        [
-            click.option("--windows", type=str, help="Window file (list, or object with 'windows')."),
-            click.option("--start", help="First date of automatic windows (YYYY-MM-DD)."),
-            click.option("--end", help="Last date of automatic windows."),
-            click.option("--train-days", type=int, help="Train span of automatic windows, in sessions."),
-            click.option("--test-days", type=int, help="Test span of automatic windows, in sessions."),
-            click.option(
-                "--step-days", type=int, help="Step between automatic windows, in sessions (default: test days)."
-            ),
-            click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling", show_default=True),
-            click.option("--embargo-bars", type=int, help="Bars left out between train and test."),
-        ]
-    ):
-        fn = opt(fn)
-    return fn
+from backend.intervals import INTERVALS
 
 
 class Group(click.Group):
@@ -278,125 +171,6 @@ def sanity_command(timesteps: int, seed: int, output_dir: str | None, quiet: boo
     return run_sanity(out, timesteps, seed, quiet)
 
 
-@cli.group("data")
-def data_group() -> None:
-    """The bar cache: fetch, list, import, show."""
-
-
-@data_group.command("fetch")
-@click.argument("symbol")
-@click.option(
-    "--interval",
-    type=click.Choice(["1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h"]),
-    default="5m",
-    show_default=True,
-)
-@click.option("--start", required=True, help="YYYY-MM-DD")
-@click.option("--end", required=True, help="YYYY-MM-DD (inclusive)")
-@click.option("--cache-dir", type=str)
-@click.option("--debug", is_flag=True)
-@handle_errors("Data")
-def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str | None, debug: bool) -> int:
-    """Fetch bars from yfinance into the cache (Yahoo's limits are checked first)."""
-    from backend.data import catalog, yahoo
-    from backend.windows import parse_day
-
-    lo, hi = parse_day(start, "--start"), parse_day(end, "--end")
-    frame, meta = yahoo.load(
-        symbol, "60m" if interval == "1h" else interval, lo, hi, catalog.cache_dir(cache_dir), "America/New_York"
-    )
-    how = "from the cache" if meta.get("cache_hit") else "fetched"
-    stages.emit(
-        True,
-        "Data",
-        f"{symbol.upper()} {interval}: {len(frame):,} bars {how}, {frame.index[0]} -> "
-        f"{frame.index[-1]} ({catalog.cache_dir(cache_dir)})",
-    )
-    return 0
-
-
-@data_group.command("list")
-@click.option("--cache-dir", type=str)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--debug", is_flag=True)
-@handle_errors("Data")
-def data_list(cache_dir: str | None, as_json: bool, debug: bool) -> int:
-    """List cached symbols and intervals."""
-    from backend.data import catalog
-    from backend.jsonio import dumps
-
-    rows = catalog.list_cache(catalog.cache_dir(cache_dir))
-    if as_json:
-        print(dumps(rows), end="")
-        return 0
-    print(f"{'symbol':<8}{'interval':<10}{'rows':>9}  {'first bar':<27}{'last bar':<27}source")
-    for r in rows:
-        print(
-            f"{r['symbol']:<8}{r['interval']:<10}{r['rows']:>9,}  {r['first_bar']:<27}{r['last_bar']:<27}{r['source']}"
-        )
-    if not rows:
-        print(f"(no cached bars in {catalog.cache_dir(cache_dir)})")
-    return 0
-
-
-@data_group.command("import")
-@click.argument("file")
-@click.option("--symbol", required=True)
-@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]), required=True)
-@click.option("--cache-dir", type=str)
-@click.option("--debug", is_flag=True)
-@handle_errors("Data")
-def data_import(file: str, symbol: str, interval: str, cache_dir: str | None, debug: bool) -> int:
-    """Normalise a broker/vendor CSV or Parquet into the cache."""
-    from backend.data import catalog
-
-    m = catalog.import_file(file, symbol, interval, catalog.cache_dir(cache_dir))
-    rep = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in m["import_report"].items() if v)
-    stages.emit(
-        True,
-        "Data",
-        f"imported {m['rows']:,} bars of {m['symbol']} {interval} ({m['first_bar']} -> "
-        f"{m['last_bar']}){'; ' + rep if rep else ''}",
-    )
-    return 0
-
-
-@data_group.command("show")
-@click.argument("symbol")
-@click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
-@click.option("--data", type=str, help="CSV/Parquet file (implies --source file).")
-@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]))
-@click.option("--cache-dir", type=str)
-@click.option("--start")
-@click.option("--end")
-@click.option("--debug", is_flag=True)
-@handle_errors("Data")
-def data_show(symbol: str, **kw: Any) -> int:
-    """Range, sessions, gaps and the validation report of a symbol."""
-    from backend.config import DataConfig
-    from backend.data import catalog
-    from backend.data.loader import resolve_source
-    from backend.jsonio import dumps
-    from backend.windows import parse_day
-
-    fields: dict[str, Any] = {"symbol": symbol}
-    for key in ("source", "interval", "cache_dir"):
-        if kw.get(key):
-            fields[key] = kw[key]
-    if kw.get("data"):
-        fields.update(source="file", path=kw["data"])
-    if kw.get("start"):
-        fields["start"] = parse_day(kw["start"], "--start")
-    if kw.get("end"):
-        fields["end"] = parse_day(kw["end"], "--end")
-    cfg = DataConfig(**fields)
-    if resolve_source(cfg) == "yfinance" and not (kw.get("start") and kw.get("end")):
-        raise InputError("wf data show for a yfinance symbol needs --start and --end")
-    info = catalog.show(cfg)
-    print(dumps(info), end="")
-    return 0
-
-
 RUN_FLAGS = (
     "windows",
     "start",
@@ -423,7 +197,7 @@ RUN_FLAGS = (
 @click.option("--symbol")
 @click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
 @click.option("--data", type=str)
-@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "30m", "1h"]))
+@click.option("--interval", type=click.Choice(INTERVALS))
 @click.option("--cache-dir", type=str)
 @click.option("--benchmark", type=str)
 @click.option("--timesteps", type=int)
@@ -506,6 +280,15 @@ def compare_command(folders: tuple[str, ...], sort_key: str, as_json: bool, debu
 
 def main() -> None:
     cli(prog_name="wf")
+
+
+def _register_subcommands() -> None:
+    from backend.cli_data import data_group
+
+    cli.add_command(data_group)
+
+
+_register_subcommands()
 
 
 def run_main() -> None:

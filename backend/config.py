@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backend.agent_config import AgentConfig
 from backend.errors import InputError
+from backend.intervals import INTERVALS
 from backend.jsonio import load_json
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sac_intraday.json"
-INTERVALS = ("1m", "5m", "15m", "30m", "1h")
 DEFAULT_FEATURES = (
     "ret_1",
     "ret_5",
@@ -41,7 +42,9 @@ LooseDate = Annotated[date, Field(strict=False)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True, use_attribute_docstrings=True
+    )
 
 
 class DataConfig(Strict):
@@ -53,14 +56,17 @@ class DataConfig(Strict):
     """auto = file if `path` is set, sample for SPY, else yfinance (cached)."""
     path: str | None = None
     """CSV/Parquet file for the `file` source."""
-    interval: Literal["1m", "5m", "15m", "30m", "1h"] = "5m"
+    interval: Literal[INTERVALS] = "5m"  # type: ignore[valid-type]
     """Bar size the env trades on; 1-minute input is resampled within sessions."""
     start: LooseDate | None = None
     """First date to load (and of automatic windows)."""
     end: LooseDate | None = None
     """Last date to load, inclusive."""
     calendar: str = "XNYS"
-    """exchange_calendars name used for regular sessions, holidays and half days."""
+    """exchange_calendars name (regular sessions, holidays, half days), or 24/7 (crypto) or 24/5 (FX)."""
+    session_cut: str | None = None
+    """For 24/7 and 24/5: the wall-clock time (HH:MM in data.timezone) where one session ends and the next
+    begins, i.e. where the position is flattened; null = 00:00 UTC."""
     timezone: str = "America/New_York"
     """Exchange time zone; naive timestamps in files are read in this zone."""
     cache_dir: str | None = None
@@ -231,6 +237,7 @@ class EvaluationConfig(Strict):
 
 class Config(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     sac: SACConfig = Field(default_factory=SACConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import no_temp_files, strict_json, wf
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files
 SCRIPT = ROOT / "backend" / "scripts" / "run_walk_forward.py"
 
 
@@ -75,9 +75,9 @@ def test_dry_run_never_imports_torch():
 
 
 def test_legacy_config_and_windows_dry_run_report_unmapped_keys():
-    if not SHARED.exists():
-        pytest.skip("../shared/examples not present")
-    p = sh(SCRIPT, "--windows", SHARED / "legacy_windows.json", "--config", SHARED / "legacy_config.json", "--dry-run")
+    p = sh(
+        SCRIPT, "--windows", FIXTURES / "legacy_windows.json", "--config", FIXTURES / "legacy_config.json", "--dry-run"
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "config: earlier-harness format" in p.stdout and "every key mapped" in p.stdout and "SPY 15m" in p.stdout
     # the benchmark (IWM) is mapped; offline it is reported unavailable, not dropped silently

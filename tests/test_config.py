@@ -6,7 +6,7 @@ import pytest
 from backend.config import DEFAULT_CONFIG, Config, config_hash, load_config
 from backend.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -92,9 +92,7 @@ def test_overrides_and_hash(tmp_path):
 
 
 def test_legacy_config_maps_and_reports_unmapped():
-    legacy = SHARED / "legacy_config.json"
-    if not legacy.exists():
-        pytest.skip("../shared/examples not present")
+    legacy = FIXTURES / "legacy_config.json"
     loaded = load_config(legacy)
     cfg = loaded.config
     assert cfg.data.symbol == "SPY" and cfg.data.interval == "15m"
@@ -110,11 +108,7 @@ def test_legacy_config_maps_and_reports_unmapped():
 
 
 def test_legacy_unknown_keys_are_listed_once_never_dropped(tmp_path):
-    raw = (
-        json.loads((SHARED / "legacy_config.json").read_text())
-        if (SHARED / "legacy_config.json").exists()
-        else {"agent_type": "SAC", "training_settings": {}}
-    )
+    raw = json.loads((FIXTURES / "legacy_config.json").read_text())
     raw["training_settings"]["use_gpu_magic"] = True
     raw["training_settings"]["commission"] = {"per_share": 0.01, "rebate": 0.1}
     raw["ppo_settings"] = {"clip": 0.2}

@@ -7,7 +7,7 @@ import pytest
 from backend.errors import DataError, InputError
 from backend.windows import auto_windows, load_windows, parse_windows, resolve
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files
 W = {"train_start": "2019-01-02", "train_end": "2019-01-25", "test_start": "2019-01-28", "test_end": "2019-01-30"}
 
 
@@ -51,9 +51,7 @@ def test_resolved_windows_file_reads_back_identically(tmp_path, market_5m):
 
 
 def test_legacy_window_list_parses():
-    if not (SHARED / "legacy_windows.json").exists():
-        pytest.skip("../shared/examples not present")
-    specs, _, _ = load_windows(SHARED / "legacy_windows.json")
+    specs, _, _ = load_windows(FIXTURES / "legacy_windows.json")
     assert [s.id for s in specs] == ["w01", "w02"]
 
 
