@@ -1,33 +1,57 @@
-"""`wf audit`: prove, window by window, that nothing looks ahead.
+"""`wf audit`: prove, window by window, that the code that really trains and replays is blind to the future.
 
-For each window two random cuts t are drawn, one in the train span and one in the test
-span. Every bar after t is replaced by noise; features, observations, normalisation
-statistics (test-span cut: they must depend on the train span only) and the env's rewards
-up to t must stay bit-identical. Structural checks: no training step's reward uses a bar of
-the test span, and train and test (plus embargo) are disjoint.
+For every window, with the real code paths (the window task's training half, the real replay):
+
+1. **Training.** Train the window (and, with ``training.warm_start``, its warm-start chain as the
+   run would plan it) on the original bars and again on bars perturbed after the train span; the
+   saved bundles — network weights, optimiser state, normalisation statistics — must be bit-identical.
+   The real training env (the trainer's own factory) is also stepped through every train session
+   with fixed actions: its observations and rewards must not change either.
+2. **Replay.** Replay the saved agent on the original bars and on bars perturbed after a cut t, for
+   t = the first and the last bar of every test session plus random interior bars: observations,
+   actions, positions and net returns up to t must be bit-identical.
+3. **Structure.** Train, embargo and test spans are disjoint and in order; no training episode ends
+   beyond the train span.
+
+A finding names the window, the check and the first bar affected; the command exits 3.
+The audit trains with its own small step budget (deterministic, one thread); see docs/integrity.md
+for what it proves and what it cannot.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backend.envs.intraday_env import IntradayTradingEnv
-from backend.features import MarketArrays, compute_features
-from backend.pipeline import Setup
-from backend.training.trainer import observation_stats
+from backend.features import MarketArrays
+from backend.run_setup import Setup
 from backend.windows import Window
+
+VOLATILE_DATA_KEYS = ("start_time", "policy_class", "replay_buffer_class")  # differ between any two saves
 
 
 @dataclass
 class Finding:
     window: str
-    check: str  # feature name, "observation", "reward", "normalisation", "train/test"
+    check: str  # "training", "training env", "replay", "train/test", feature names in messages
     bar: int | None
     message: str
+
+
+@dataclass
+class AuditOptions:
+    steps: int = 300  # SAC steps per audit training
+    interior_cuts: int = 2  # random test-span cuts besides every session's first and last bar
+    seed: int = 0
 
 
 def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
@@ -54,124 +78,271 @@ def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> M
     return dataclasses.replace(market, **arrays)
 
 
-def _trajectory(
-    market: MarketArrays, feats: np.ndarray, span: tuple[int, int], cfg, cut: int, actions: np.ndarray
-) -> list[tuple[int, np.ndarray, float]]:
-    """(bar, observation, reward of the step into that bar) for bars <= cut, fixed actions."""
-    env = IntradayTradingEnv(market, feats, span, cfg, "sequential")
-    out = []
-    k = 0
+def audit_config(cfg: Any, steps: int) -> Any:
+    """The run's config with the audit's own small, deterministic budget (one thread, no TensorBoard)."""
+    learning_starts = min(cfg.sac.learning_starts, max(1, steps // 3))
+    return cfg.model_copy(
+        update={
+            "sac": cfg.sac.model_copy(update={"learning_starts": learning_starts}),
+            "training": cfg.training.model_copy(
+                update={"total_timesteps": steps, "tensorboard": False, "torch_threads": 1, "progress_every": steps}
+            ),
+        }
+    )
+
+
+class Auditor:
+    def __init__(self, s: Setup, opts: AuditOptions) -> None:
+        self.s, self.opts = s, opts
+        self.cfg = audit_config(s.cfg, opts.steps)
+        self.rng = np.random.default_rng(opts.seed)
+        self.root = Path(tempfile.mkdtemp(prefix="wf-audit-"))
+        self.findings: list[Finding] = []
+        self.notes: list[str] = []
+        self._variant = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- helpers
+    def stamp(self, i: int | None) -> str:
+        if i is None:
+            return "-"
+        i = min(max(int(i), 0), len(self.s.market) - 1)
+        return pd.Timestamp(int(self.s.market.timestamps[i]), tz="UTC").tz_convert(self.s.timezone).isoformat()
+
+    def variant(self, market: MarketArrays) -> tuple[MarketArrays, str]:
+        """A perturbed market and a data key of its own (so no cache can hand back the original features)."""
+        self._variant += 1
+        return market, f"{self.s.bars.data_hash()}-audit-{self._variant}"
+
+    def task(self, w: Window, market: MarketArrays, data_key: str, root: Path):
+        from backend.tasks import WindowTask
+
+        return WindowTask(
+            run="audit",
+            config=self.cfg,
+            window=w,
+            position=(1, 1),
+            embargo=self.s.embargo,
+            timezone=self.s.timezone,
+            data_hash=data_key,
+            provenance=self.s.bars.provenance,
+            periods_per_year=self.s.periods_per_year,
+            market=market,
+            root=root,
+        )
+
+    # -- 1. training
+    def train_chain(self, target: Window, market: MarketArrays, data_key: str, root: Path, reuse: bool = False) -> Path:
+        """Train ``target`` as the run would: its warm-start chain first (sources planned by the real code)."""
+        from backend import pipeline
+        from backend.tasks import WarmStart, _train, features_for, window_paths
+
+        by_id = {w.id: w for w in self.s.windows}
+        sources = pipeline.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
+        chain, k = [target.id], target.id
+        while sources.get(k) is not None:
+            k = sources[k]
+            if k in chain:
+                break
+            chain.append(k)
+        features = features_for(market, list(self.cfg.env.features), data_key)
+        for wid in reversed(chain):
+            if reuse and (root / wid / "metadata.json").exists():
+                continue  # the reference chain is trained once
+            task = self.task(by_id[wid], market, data_key, root)
+            src = sources.get(wid)
+            if src is not None and (root / src / "model.zip").exists():
+                task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes())
+            wdir, tb_dir = window_paths(root, wid)
+            wdir.mkdir(parents=True, exist_ok=True)
+            _train(task, market, features, wdir, tb_dir, None)
+        return root / target.id
+
+    def audit_training(self, w: Window, reference: Path) -> None:
+        cut = w.train_end - 1  # every bar after the train span changes (the embargo included)
+        other, key = self.variant(perturb_after(self.s.market, cut, self.rng))
+        trained = self.train_chain(w, other, key, self.root / f"train-{w.id}")
+        for part in bundle_differences(reference, trained):
+            self.findings.append(
+                Finding(
+                    w.id,
+                    "training",
+                    cut + 1,
+                    f"the trained bundle ({part}) changes when the bars after the train span change "
+                    f"(from {self.stamp(cut + 1)}): training sees data beyond {self.stamp(cut)}",
+                )
+            )
+        self.audit_training_env(w, other, key, cut)
+
+    def audit_training_env(self, w: Window, other: MarketArrays, key: str, cut: int) -> None:
+        """The trainer's own env factory, stepped through every train session with fixed actions."""
+        from backend.tasks import features_for
+        from backend.training.trainer import train_env_factory
+
+        fa = features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
+        fb = features_for(other, list(self.cfg.env.features), key)
+        make_a, _ = train_env_factory(self.cfg, self.s.market, fa, w)
+        make_b, _ = train_env_factory(self.cfg, other, fb, w)
+        actions = np.random.default_rng(self.opts.seed).uniform(-1, 1, (1009, 1)).astype(np.float32)
+        a, b = _env_tour(make_a(), actions), _env_tour(make_b(), actions)
+        for (bar, obs_a, r_a), (_, obs_b, r_b) in zip(a, b, strict=True):
+            what = "observation" if not np.array_equal(obs_a, obs_b) else ("reward" if r_a != r_b else None)
+            if what:
+                self.findings.append(
+                    Finding(
+                        w.id,
+                        "training env",
+                        bar,
+                        f"the training env's {what} at {self.stamp(bar)} changes when bars after "
+                        f"{self.stamp(cut)} (the train span's end) change",
+                    )
+                )
+                return
+
+    # -- 2. replay
+    def replay_cuts(self, w: Window) -> list[int]:
+        sid = self.s.market.session_id[w.test_start : w.test_end]
+        first = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]]) + w.test_start
+        last = np.r_[first[1:], w.test_end] - 1
+        cuts = set(first.tolist()) | set(last.tolist())
+        if w.test_bars > 2 and self.opts.interior_cuts:
+            cuts |= set(self.rng.integers(w.test_start, w.test_end, self.opts.interior_cuts).tolist())
+        return sorted(cuts)
+
+    def audit_replay(self, w: Window, bundle_dir: Path) -> int:
+        from backend.evaluation.replay import replay_agent
+        from backend.tasks import features_for
+
+        names = list(self.cfg.env.features)
+        ref_obs: list = []
+        fa = features_for(self.s.market, names, self.s.bars.data_hash())
+        ref = replay_agent(bundle_dir, self.cfg, self.s.market, fa, w, (1.0,), record_observations=ref_obs)
+        cuts = self.replay_cuts(w)
+        for cut in cuts:
+            other, key = self.variant(perturb_after(self.s.market, cut, self.rng))
+            obs: list = []
+            rep = replay_agent(
+                bundle_dir, self.cfg, other, features_for(other, names, key), w, (1.0,), record_observations=obs
+            )
+            bar = first_difference(ref, rep, ref_obs, obs, cut)
+            if bar is not None:
+                self.findings.append(
+                    Finding(
+                        w.id,
+                        "replay",
+                        bar,
+                        f"the replay at {self.stamp(bar)} (observation, action, position or return) changes when "
+                        f"bars after {self.stamp(cut)} change",
+                    )
+                )
+                break
+        return len(cuts)
+
+    # -- 3. structure
+    def audit_structure(self, w: Window) -> None:
+        from backend.tasks import features_for
+        from backend.training.trainer import train_env_factory
+
+        if w.train_end + self.s.embargo > w.test_start:
+            self.findings.append(
+                Finding(
+                    w.id,
+                    "train/test",
+                    w.test_start,
+                    f"test starts {w.test_start - w.train_end} bars after train, embargo is {self.s.embargo}",
+                )
+            )
+        feats = features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
+        make, _ = train_env_factory(self.cfg, self.s.market, feats, w)
+        last = int(make().episode_bounds[1].max())
+        if last >= w.train_end:
+            self.findings.append(
+                Finding(
+                    w.id, "training env", last, f"a training episode ends at {self.stamp(last)}, outside the train span"
+                )
+            )
+
+    def run(self) -> None:
+        from backend.tasks import features_for
+
+        reference_root = self.root / "reference"
+        features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
+        for w in self.s.windows:
+            self.audit_structure(w)
+            reference = self.train_chain(w, self.s.market, self.s.bars.data_hash(), reference_root, reuse=True)
+            self.audit_training(w, reference)
+            n_cuts = self.audit_replay(w, reference)
+            self.notes.append(
+                f"{w.id}: training compared bit for bit after {self.stamp(w.train_end - 1)}; "
+                f"replay compared at {n_cuts} cuts ({self.cfg.training.total_timesteps} audit steps)"
+            )
+
+
+def _env_tour(env: Any, actions: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
+    out, k = [], 0
     for ep in range(env.n_episodes):
         obs, info = env.reset(options={"episode": ep})
-        if info["bar"] > cut:
-            break
         out.append((info["bar"], obs, 0.0))
         done = False
         while not done:
             obs, reward, done, _, info = env.step(actions[k % len(actions)])
             k += 1
-            if info["bar"] > cut:
-                return out
-            out.append((info["bar"], obs, reward))
+            out.append((info["bar"], obs, float(reward)))
     return out
 
 
-def _stamp(market: MarketArrays, i: int | None, tz: str) -> str:
-    if i is None:
-        return "-"
-    return pd.Timestamp(int(market.timestamps[i]), tz="UTC").tz_convert(tz).isoformat()
+def first_difference(ref: Any, rep: Any, ref_obs: list, obs: list, cut: int) -> int | None:
+    """The first bar ≤ cut where the two replays differ (None: identical up to the cut)."""
+    for (bar_a, oa), (bar_b, ob) in zip(ref_obs, obs, strict=False):
+        if bar_a > cut:
+            break
+        if bar_a != bar_b or not np.array_equal(oa, ob):
+            return bar_a
+    ta, tb = ref.trajectory, rep.trajectory
+    n = cut - ta.start + 1
+    for name in ("actions", "positions", "returns", "costs"):
+        a, b = getattr(ta, name)[:n], getattr(tb, name)[:n]
+        diff = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))))
+        if len(diff):
+            return int(ta.start + diff[0])
+    return None
 
 
-def audit_window(s: Setup, features: np.ndarray, w: Window, rng: np.random.Generator) -> tuple[list[Finding], str]:
-    cfg = s.cfg
-    names = list(cfg.env.features)
-    findings: list[Finding] = []
-    if w.train_end + s.embargo > w.test_start:
-        findings.append(
-            Finding(
-                w.id,
-                "train/test",
-                w.test_start,
-                f"test starts {w.test_start - w.train_end} bars after train, embargo is {s.embargo}",
-            )
-        )
-    train_env = IntradayTradingEnv(s.market, features, (w.train_start, w.train_end), cfg.env)
-    last_reward_bar = int(train_env.episode_bounds[1].max())
-    if last_reward_bar >= w.train_end:
-        findings.append(
-            Finding(
-                w.id,
-                "reward",
-                last_reward_bar,
-                f"a training reward uses bar {_stamp(s.market, last_reward_bar, s.timezone)} outside the train span",
-            )
-        )
-    lo_train = min(w.train_start + cfg.env.lookback, w.train_end - 2)
-    cuts = [
-        ("train", int(rng.integers(lo_train, w.train_end - 1))),
-        ("test", int(rng.integers(w.test_start, max(w.test_start + 1, w.test_end - 1)))),
-    ]
-    actions = rng.uniform(-1, 1, (997, 1)).astype(np.float32)
-    described = []
-    for label, cut in cuts:
-        other = perturb_after(s.market, cut, rng)
-        other_feats = compute_features(other, names)
-        for j, name in enumerate(names):
-            diff = np.flatnonzero(features[: cut + 1, j] != other_feats[: cut + 1, j])
-            if len(diff):
-                bar = int(diff[0])
-                findings.append(
-                    Finding(
-                        w.id,
-                        name,
-                        bar,
-                        f"feature '{name}' at bar {_stamp(s.market, bar, s.timezone)} changes when "
-                        f"bars after {_stamp(s.market, cut, s.timezone)} change",
-                    )
-                )
-        if cut >= w.train_end - 1:
-            a = observation_stats(cfg, features, w)
-            b = observation_stats(cfg, other_feats, w)
-            if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])):
-                findings.append(
-                    Finding(
-                        w.id, "normalisation", cut, "normalisation statistics change with bars after the train span"
-                    )
-                )
-        span = (w.train_start, w.train_end) if label == "train" else (w.test_start, w.test_end)
-        ta = _trajectory(s.market, features, span, cfg.env, cut, actions)
-        tb = _trajectory(other, other_feats, span, cfg.env, cut, actions)
-        for (bar_a, obs_a, r_a), (bar_b, obs_b, r_b) in zip(ta, tb, strict=False):
-            if bar_a != bar_b or not np.array_equal(obs_a, obs_b):
-                findings.append(
-                    Finding(
-                        w.id,
-                        "observation",
-                        bar_a,
-                        f"observation at bar {_stamp(s.market, bar_a, s.timezone)} depends on later bars",
-                    )
-                )
-                break
-            if r_a != r_b:
-                findings.append(
-                    Finding(
-                        w.id,
-                        "reward",
-                        bar_a,
-                        f"reward at bar {_stamp(s.market, bar_a, s.timezone)} depends on later bars",
-                    )
-                )
-                break
-        described.append(f"{label} cut {_stamp(s.market, cut, s.timezone)} ({len(ta)} steps compared)")
-    return findings, f"{w.id}: " + "; ".join(described)
+def bundle_differences(a: Path, b: Path) -> list[str]:
+    """Parts of two bundles that differ (weights, optimiser state, statistics); data hashes and times ignored."""
+    out = []
+    za, zb = zipfile.ZipFile(a / "model.zip"), zipfile.ZipFile(b / "model.zip")
+    with za, zb:
+        names = sorted(set(za.namelist()) | set(zb.namelist()))
+        for name in names:
+            if name in ("system_info.txt",):
+                continue
+            x = za.read(name) if name in za.namelist() else None
+            y = zb.read(name) if name in zb.namelist() else None
+            if name == "data" and x is not None and y is not None:
+                x, y = _stable_data(x), _stable_data(y)
+            if x != y:
+                out.append(f"model.zip:{name}")
+    for name in ("obs_stats.npz",):
+        pa, pb = a / name, b / name
+        if pa.exists() != pb.exists() or (pa.exists() and pa.read_bytes() != pb.read_bytes()):
+            out.append(name)
+    return out
 
 
-def run_audit(s: Setup, seed: int = 0) -> tuple[list[Finding], list[str]]:
-    features = compute_features(s.market, s.cfg.env.features)
-    rng = np.random.default_rng(seed)
-    findings, notes = [], []
-    for w in s.windows:
-        f, note = audit_window(s, features, w, rng)
-        findings.extend(f)
-        notes.append(note)
-    return findings, notes
+def _stable_data(blob: bytes) -> bytes:
+    doc = json.loads(blob)
+    for key in VOLATILE_DATA_KEYS:
+        doc.pop(key, None)
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def run_audit(s: Setup, opts: AuditOptions | None = None) -> tuple[list[Finding], list[str]]:
+    auditor = Auditor(s, opts or AuditOptions())
+    try:
+        auditor.run()
+    finally:
+        auditor.close()
+    return auditor.findings, auditor.notes

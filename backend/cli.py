@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from backend import stages
-from backend.cli_common import data_options, handle_errors, window_options
+from backend.cli_common import data_options, executor_options, handle_errors, window_options
+from backend.config import DATA_SOURCES
 from backend.errors import (
     InputError,
 )
@@ -42,14 +43,13 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue a run folder, skipping finished windows.")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --output-dir.")
 @click.option("--no-report", is_flag=True, help="Skip report.html and the PNG plots.")
-@click.option("--member-name", hidden=True, help="Sweep member name (prefixes stage markers).")
+@executor_options
 @handle_errors("Window Setup")
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""
     from backend import pipeline
 
     kw.pop("debug")
-    kw["prefix"] = kw.pop("member_name") or ""
     seeds = _seed_list(kw.pop("n_seeds"), kw.pop("seed_list"), kw.get("seed"))
     kw["sets"] = list(kw["sets"])
     opts = pipeline.RunOptions(**kw)
@@ -62,10 +62,9 @@ def run_command(**kw: Any) -> int:
         from datetime import datetime
 
         opts.output_dir = str(Path("runs") / f"{s.bars.symbol}-{s.cfg.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
-    if opts.prefix:
-        from backend.windows import check_id
+    from backend.run_folder import check_output_dir
 
-        check_id(opts.prefix, "--member-name")
+    check_output_dir(opts.output_dir)  # before Window Setup is declared ok: one truthful marker per stage
     if not opts.quiet:
         print(pipeline.dry_run_table(s), flush=True)
     for w in s.loaded.warnings:
@@ -117,19 +116,25 @@ def eval_command(**kw: Any) -> int:
 @window_options
 @data_options
 @click.option("--seed", "audit_seed", type=int, default=0, show_default=True, help="Seed of the random cuts.")
+@click.option(
+    "--steps", type=click.IntRange(min=50), default=300, show_default=True, help="SAC steps per audit training."
+)
+@click.option(
+    "--cuts", type=click.IntRange(min=0), default=2, show_default=True, help="Random interior test-span cuts."
+)
 @handle_errors("Audit")
 def audit_command(**kw: Any) -> int:
-    """Check every window for look-ahead: perturb the future, compare the past bit for bit."""
+    """Prove that training and replay are blind to the future: perturb it, compare bit for bit."""
     from backend import pipeline
-    from backend.audit import run_audit
+    from backend.audit import AuditOptions, run_audit
     from backend.errors import EXIT_DATA
 
     kw.pop("debug")
-    seed = kw.pop("audit_seed")
+    opts = AuditOptions(steps=kw.pop("steps"), interior_cuts=kw.pop("cuts"), seed=kw.pop("audit_seed"))
     kw["sets"] = list(kw["sets"])
     s = pipeline.setup(pipeline.RunOptions(**kw))
     stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
-    findings, notes = run_audit(s, seed)
+    findings, notes = run_audit(s, opts)
     if not kw["quiet"]:
         for note in notes:
             print(note)
@@ -140,14 +145,15 @@ def audit_command(**kw: Any) -> int:
         stages.emit(
             False,
             "Audit",
-            f"look-ahead found: {first.check} — {first.message} (window {first.window}); {len(findings)} finding(s)",
+            f"look-ahead found in window {first.window}, check '{first.check}': {first.message}; "
+            f"{len(findings)} finding(s)",
         )
         return EXIT_DATA
     stages.emit(
         True,
         "Audit",
-        f"no look-ahead found ({len(s.windows)} windows, {len(s.cfg.env.features)} features, "
-        "observations, normalisation statistics, rewards, train/test separation)",
+        f"no look-ahead found ({len(s.windows)} windows: training bundles bit-identical with the future perturbed, "
+        "replays identical up to every cut, train/test separated)",
     )
     return 0
 
@@ -171,23 +177,6 @@ def sanity_command(timesteps: int, seed: int, output_dir: str | None, quiet: boo
     return run_sanity(out, timesteps, seed, quiet)
 
 
-RUN_FLAGS = (
-    "windows",
-    "start",
-    "end",
-    "train_days",
-    "test_days",
-    "step_days",
-    "mode",
-    "embargo_bars",
-    "symbol",
-    "source",
-    "data",
-    "interval",
-    "timesteps",
-)
-
-
 @cli.command("sweep")
 @click.option("--configs", "configs", multiple=True, help="Config files or globs; more paths may follow it.")
 @click.argument("more_configs", nargs=-1)
@@ -195,7 +184,7 @@ RUN_FLAGS = (
 @click.option("--seed-list", type=str, default=None, help="Comma-separated seeds, e.g. 0,1,7.")
 @window_options
 @click.option("--symbol")
-@click.option("--source", type=click.Choice(["sample", "file", "yfinance", "synthetic"]))
+@click.option("--source", type=click.Choice(DATA_SOURCES))
 @click.option("--data", type=str)
 @click.option("--interval", type=click.Choice(INTERVALS))
 @click.option("--cache-dir", type=str)
@@ -204,9 +193,7 @@ RUN_FLAGS = (
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE")
 @click.option("--stochastic", is_flag=True)
 @click.option("--no-report", is_flag=True)
-@click.option("--workers", type=int, default=1, show_default=True, help="Members run at once.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--ray-address", type=str, default=None, help="Existing Ray cluster (default: start a local one).")
+@executor_options
 @click.option("--output-dir", type=str, required=True, help="Sweep folder.")
 @click.option("--resume", is_flag=True, help="Skip completed, unchanged members; rerun the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace existing member folders.")
@@ -215,44 +202,32 @@ RUN_FLAGS = (
 @handle_errors("Sweep")
 def sweep_command(**kw: Any) -> int:
     """Run every config × seed as a walk-forward member and compare them."""
-    from backend import sweep
+    from backend import compare, pipeline, sweep
+    from backend import run_folder as rf
+    from backend.executors import make_executor
 
-    if kw["workers"] < 1:
-        raise InputError("--workers must be at least 1")
-    seeds = _seed_list(kw["seeds"], kw["seed_list"], None) or [0]
-    out = Path(kw["output_dir"])
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out}: is a file; choose a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    patterns = list(kw["configs"]) + list(kw["more_configs"])
+    seeds = _seed_list(kw.pop("seeds"), kw.pop("seed_list"), None) or [0]
+    out = rf.check_output_dir(kw["output_dir"])
+    patterns = list(kw.pop("configs")) + list(kw.pop("more_configs"))
     if not patterns:
         raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
     members = sweep.plan(sweep.expand_configs(patterns), seeds, out)
-    existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
-    if existing and not (kw["resume"] or kw["overwrite"]):
-        raise InputError(f"--output-dir {out}: members {existing} already ran; pass --resume or --overwrite")
-    run_args: list[str] = []
-    run_kwargs: dict[str, Any] = {"sets": list(kw["sets"]), "stochastic": kw["stochastic"]}
-    for name in RUN_FLAGS:
-        value = kw[name]
-        if value is None or (name == "mode" and value == "rolling"):
-            continue
-        run_args += ["--" + name.replace("_", "-"), str(value)]
-        run_kwargs[name] = value
-    for item in kw["sets"]:
-        run_args += ["--set", item]
-    if kw["stochastic"]:
-        run_args.append("--stochastic")
-    if kw["no_report"]:
-        run_args.append("--no-report")
-    with sweep.SweepLock(out):
-        code = sweep.execute(
-            members, run_args, run_kwargs, kw["workers"], kw["resume"], kw["quiet"], kw["executor"], kw["ray_address"]
-        )
+    rf.create(out)
+    with rf.FolderLock(out, "sweep"):
+        existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
+        if existing and not (kw["resume"] or kw["overwrite"]):
+            raise InputError(
+                f"--output-dir {out}: members {', '.join(existing)} already ran; pass --resume or --overwrite"
+            )
+        kw.pop("debug")
+        kw["sets"] = list(kw["sets"])
+        base = pipeline.RunOptions(**{k: v for k, v in kw.items() if k in pipeline.RunOptions.__dataclass_fields__})
+        executor = make_executor(kw["executor"], kw["workers"], kw["ray_address"])
+        code = sweep.execute(members, base, executor)
         rows = sweep.rows_for(members)
-        extra = sweep.sweep_statistics(rows)
-        sweep.write_results(out, rows, extra)
-    print(sweep.format_table(sweep.sort_rows(rows)), flush=True)
+        extra = compare.sweep_statistics(rows)
+        compare.write_results(out, rows, extra)
+    print(compare.format_table(compare.sort_rows(rows)), flush=True)
     stages.emit(
         code == 0,
         "Sweep",
@@ -270,11 +245,11 @@ def sweep_command(**kw: Any) -> int:
 @handle_errors("Compare")
 def compare_command(folders: tuple[str, ...], sort_key: str, as_json: bool, debug: bool) -> int:
     """Compare run or sweep folders in one table, sorted by out-of-sample Sharpe."""
-    from backend import sweep
+    from backend import compare
     from backend.jsonio import dumps
 
-    rows = sweep.sort_rows(sweep.collect(list(folders)), sort_key)
-    print(dumps(rows) if as_json else sweep.format_table(rows), flush=True)
+    rows = compare.sort_rows(compare.collect(list(folders)), sort_key)
+    print(dumps(rows) if as_json else compare.format_table(rows), flush=True)
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from backend import stages
+from backend.config import DATA_SOURCES
 from backend.errors import (
     EXIT_INTERRUPTED,
     ArtifactError,
@@ -84,7 +85,7 @@ def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--symbol", help="Ticker (the bundled sample is SPY)."),
             click.option(
                 "--source",
-                type=click.Choice(["sample", "file", "yfinance", "synthetic"]),
+                type=click.Choice(DATA_SOURCES),
                 help="Where bars come from (default: file with --data, sample for SPY, else yfinance).",
             ),
             click.option("--data", "data", type=str, help="CSV/Parquet file of bars (implies --source file)."),
@@ -117,6 +118,33 @@ def window_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--mode", type=click.Choice(["rolling", "anchored"]), default="rolling", show_default=True),
             click.option("--embargo-bars", type=int, help="Bars left out between train and test."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--workers N, --executor local|ray, --ray-address ADDR (every driver of window tasks)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Window tasks at once (processes, one torch/JAX thread each; Ray: CPUs of a local cluster).",
+            ),
+            click.option(
+                "--executor",
+                type=click.Choice(["local", "ray"]),
+                default="local",
+                show_default=True,
+                help="local: this machine; ray: Ray tasks (no shared disk needed).",
+            ),
+            click.option(
+                "--ray-address", type=str, default=None, help="Existing Ray cluster (default: start a local one)."
+            ),
         ]
     ):
         fn = opt(fn)

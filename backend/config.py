@@ -23,6 +23,7 @@ from backend.intervals import INTERVALS
 from backend.jsonio import load_json
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sac_intraday.json"
+DATA_SOURCES = ("sample", "file", "import", "yfinance", "synthetic")  # the one list (--source, data.source)
 DEFAULT_FEATURES = (
     "ret_1",
     "ret_5",
@@ -52,7 +53,7 @@ class DataConfig(Strict):
 
     symbol: str | None = None
     """Ticker; the sample source holds SPY only."""
-    source: Literal["auto", "sample", "file", "yfinance", "synthetic"] = "auto"
+    source: Literal[("auto", *DATA_SOURCES)] = "auto"  # type: ignore[valid-type]
     """auto = file if `path` is set, sample for SPY, else yfinance (cached)."""
     path: str | None = None
     """CSV/Parquet file for the `file` source."""
@@ -70,7 +71,7 @@ class DataConfig(Strict):
     timezone: str = "America/New_York"
     """Exchange time zone; naive timestamps in files are read in this zone."""
     cache_dir: str | None = None
-    """yfinance cache folder (default: the user's cache dir)."""
+    """yfinance and import cache folder (default: $WF_CACHE_DIR/bars or the user's cache dir)."""
     benchmark_symbol: str | None = None
     """Second series for the benchmark buy-and-hold line and relative metrics (a symbol, or a CSV/Parquet path)."""
     max_jump: float | None = Field(0.25, gt=0)
@@ -84,6 +85,9 @@ class DataConfig(Strict):
     def _range(self) -> DataConfig:
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"data.end ({self.end}) is before data.start ({self.start}); swap them")
+        from backend.data.calendars import check_calendar
+
+        check_calendar(self.calendar, self.session_cut)
         return self
 
 

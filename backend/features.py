@@ -1,9 +1,13 @@
 """Causal features, computed once per symbol/interval as float32 arrays.
 
-Every feature at bar t uses bars <= t only (tests perturb the future and check this).
-Features are computed on the whole loaded history and sliced per window: causality makes
-that safe, and normalisation statistics are fitted per window on the train span only
-(see :func:`fit_normalisation`).
+Every feature at bar t uses bars <= t only (tests perturb the future and check this), and
+only its own window of bars: rolling statistics sum their last ``window`` values in a fixed
+order and session features restart at each session, never a cumulative sum over the whole
+history. So a feature at bar t is bit-identical whatever the first loaded bar is, once its
+warm-up is past (a replay from a cache loaded another day reproduces exactly). Features are
+computed on the whole loaded history and sliced per window: causality makes that safe, and
+normalisation statistics are fitted per window on the train span only (see
+:func:`fit_normalisation`).
 
 Add a feature with :func:`register_feature`; its function receives a :class:`MarketArrays`
 and returns an array with one value per bar (NaN allowed during warm-up; it becomes 0).
@@ -12,7 +16,7 @@ and returns an array with one value per bar (NaN allowed during warm-up; it beco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -30,11 +34,19 @@ class MarketArrays:
     close: np.ndarray
     volume: np.ndarray
     session_id: np.ndarray  # int64, increasing by one per session
-    minutes_from_open: np.ndarray  # float64
+    minutes_from_open: np.ndarray  # float64, bar start - session open
     session_minutes: np.ndarray  # float64, length of this bar's session
+    bar_minutes: float  # nominal bar width (the interval); a session's last bar may be shorter
 
     @classmethod
-    def from_bars(cls, frame, session_open: np.ndarray, session_close: np.ndarray) -> MarketArrays:
+    def from_bars(cls, frame, session_open: np.ndarray, session_close: np.ndarray, bar_minutes: float) -> MarketArrays:
+        """Arrays of a validated bar frame (UTC-convertible index of bar starts, OHLCV columns).
+
+        ``session_open`` / ``session_close`` are per bar, UTC ns; ``bar_minutes`` is the
+        interval's width in minutes (``backend.intervals.INTERVAL_MINUTES[interval]``).
+        """
+        if not bar_minutes > 0:
+            raise ValueError(f"bar_minutes must be positive, got {bar_minutes!r}")
         ts = frame.index.as_unit("ns").asi8
         new_session = np.r_[True, session_open[1:] != session_open[:-1]]
         return cls(
@@ -47,7 +59,22 @@ class MarketArrays:
             session_id=np.cumsum(new_session) - 1,
             minutes_from_open=(ts - session_open) / 60e9,
             session_minutes=(session_close - session_open) / 60e9,
+            bar_minutes=float(bar_minutes),
         )
+
+    def take(self, start: int, end: int) -> MarketArrays:
+        """The bars [start, end) as their own arrays (as if the history had been loaded from there)."""
+        cut = {
+            f.name: getattr(self, f.name)[start:end]
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+        cut["session_id"] = cut["session_id"] - (cut["session_id"][0] if len(cut["session_id"]) else 0)
+        return replace(self, **cut)
+
+    def bar_end_minutes(self) -> np.ndarray:
+        """Minutes from the session open to the end of every bar (its close)."""
+        return np.minimum(self.minutes_from_open + self.bar_minutes, self.session_minutes)
 
     def __len__(self) -> int:
         return len(self.close)
@@ -80,21 +107,53 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _rolling_mean_std(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing mean/std over the last ``window`` values (bars <= t); NaN before full."""
-    x = np.nan_to_num(x, nan=0.0)
-    c1 = np.cumsum(np.r_[0.0, x])
-    c2 = np.cumsum(np.r_[0.0, x * x])
+    """Trailing mean/std (population) over the last ``window`` values (bars <= t); NaN before full.
+
+    Each window is summed on its own, in a fixed order (two passes: mean, then squared
+    deviations), so the value at t depends on those ``window`` values only — not on where
+    the array starts, as a difference of global cumulative sums would.
+    """
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
     n = len(x)
     mean = np.full(n, np.nan)
     std = np.full(n, np.nan)
-    if n >= window:
-        s1 = c1[window:] - c1[:-window]
-        s2 = c2[window:] - c2[:-window]
-        m = s1 / window
-        var = np.maximum(s2 / window - m * m, 0.0)
-        mean[window - 1 :] = m
-        std[window - 1 :] = np.sqrt(var)
+    m = n - window + 1
+    if m <= 0:
+        return mean, std
+    acc = x[:m].copy()
+    for k in range(1, window):
+        np.add(acc, x[k : k + m], out=acc)
+    mu = acc / window
+    acc[:] = 0.0
+    tmp = np.empty(m)
+    for k in range(window):
+        np.subtract(x[k : k + m], mu, out=tmp)
+        np.multiply(tmp, tmp, out=tmp)
+        np.add(acc, tmp, out=acc)
+    mean[window - 1 :] = mu
+    std[window - 1 :] = np.sqrt(acc / window)
     return mean, std
+
+
+def _session_cumsum(m: MarketArrays, *xs: np.ndarray) -> np.ndarray:
+    """Cumulative sums of each of ``xs`` restarting at every session (each session summed on its own).
+
+    Returns an array of shape (len(xs), n_bars).
+    """
+    n = len(m)
+    starts, ends = m.session_bounds()
+    if n == 0:
+        return np.zeros((len(xs), 0))
+    lengths = ends - starts
+    width = int(lengths.max())
+    # bar i sits at row (session) r, column i - starts[r] of a (sessions, width) grid
+    flat = np.arange(n) + np.repeat(np.arange(len(starts)) * width - starts, lengths)
+    grid = np.zeros((len(xs), len(starts) * width))
+    for k, x in enumerate(xs):
+        grid[k, flat] = x
+    grid = grid.reshape(len(xs), len(starts), width)
+    np.cumsum(grid, axis=2, out=grid)
+    return grid.reshape(len(xs), -1)[:, flat]
 
 
 @register_feature("ret_1", "log return of the close over the last bar")
@@ -137,14 +196,8 @@ def _volume_z(m: MarketArrays) -> np.ndarray:
 @register_feature("vwap_dev", "close relative to the session's volume-weighted price so far")
 def _vwap_dev(m: MarketArrays) -> np.ndarray:
     typical = (m.high + m.low + m.close) / 3.0
-    pv = typical * m.volume
-    starts, ends = m.session_bounds()
-    cpv = np.cumsum(pv)
-    cv = np.cumsum(m.volume)
-    offset_pv = np.repeat(np.r_[0.0, cpv[starts[1:] - 1]], ends - starts)
-    offset_v = np.repeat(np.r_[0.0, cv[starts[1:] - 1]], ends - starts)
-    vol_so_far = cv - offset_v
-    vwap = np.where(vol_so_far > 0, (cpv - offset_pv) / np.where(vol_so_far > 0, vol_so_far, 1.0), typical)
+    cpv, vol_so_far = _session_cumsum(m, typical * m.volume, m.volume)
+    vwap = np.where(vol_so_far > 0, cpv / np.where(vol_so_far > 0, vol_so_far, 1.0), typical)
     return m.close / vwap - 1.0
 
 

@@ -22,6 +22,16 @@ from backend.errors import ArtifactError, InputError
 TMP_PREFIX = ".tmp-"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# temporary files are created 0600; finished files get the user's normal permissions (0666 & ~umask)
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"the literal {name} is not valid JSON; write null or a finite number")
 
@@ -93,6 +103,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

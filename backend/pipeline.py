@@ -1,272 +1,52 @@
-"""The walk-forward run as a list of named stages: Window Setup → (Training → Evaluation) per window → Summary.
+"""The walk-forward run as a driver over window tasks.
 
-Nothing here imports torch or stable-baselines3 at module level: the dry-run path stays light.
+``execute`` prepares the run folder, decides what resumes, dispatches one task per window on an
+executor (in process, a local process pool, or Ray) and folds each result into summary.json as
+it lands. ``--seeds`` and ``wf sweep`` run many :class:`RunDriver` s over one executor with
+:func:`run_drivers`. Nothing here imports torch at module level: the dry-run path stays light.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from backend import run_folder as rf
 from backend import stages
-from backend.config import Config, LoadedConfig, config_dict, config_hash, load_config
-from backend.data.loader import Bars, load_bars
-from backend.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    ArtifactError,
-    DataError,
-    EvaluationError,
-    HarnessError,
-    InputError,
-    TrainingError,
+from backend.config import config_dict, config_hash
+from backend.errors import EXIT_ARTIFACTS, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ArtifactError, InputError
+from backend.jsonio import write_json, write_text
+from backend.run_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
+    RunOptions,
+    Setup,
+    dry_run_table,
+    setup,
+    window_setup_detail,
+    windows_hash,
 )
-from backend.features import MarketArrays, check_feature_names
-from backend.jsonio import load_json, write_json, write_text
-from backend.windows import (
-    Window,
-    WindowSpec,
-    auto_windows,
-    hint_range,
-    load_windows,
-    parse_day,
-    resolve,
-    windows_document,
-)
+from backend.tasks import WarmStart, WindowResult, WindowTask
+from backend.windows import Window, windows_document
 
 SCHEMA_VERSION = 1
+INTERRUPT_GRACE_S = 120.0
 
 
-@dataclass
-class RunOptions:
-    """Everything `wf run` accepts (CLI flags map one to one)."""
+def execute(opts: RunOptions, s: Setup) -> int:
+    """Train and evaluate every window of one run; returns the exit code."""
+    from backend.executors import make_executor
 
-    symbol: str | None = None
-    windows: str | None = None
-    start: str | None = None
-    end: str | None = None
-    train_days: int | None = None
-    test_days: int | None = None
-    step_days: int | None = None
-    mode: str = "rolling"
-    embargo_bars: int | None = None
-    config: str | None = None
-    source: str | None = None
-    data: str | None = None
-    interval: str | None = None
-    cache_dir: str | None = None
-    benchmark: str | None = None
-    output_dir: str | None = None
-    dry_run: bool = False
-    quiet: bool = False
-    stochastic: bool = False
-    seed: int | None = None
-    timesteps: int | None = None
-    sets: list[str] = field(default_factory=list)
-    resume: bool = False
-    overwrite: bool = False
-    no_report: bool = False
-    prefix: str = ""  # stage-marker prefix (sweep member name)
-
-    def overrides(self) -> list[str]:
-        out = list(self.sets)
-        if self.seed is not None:
-            out.append(f"training.seed={self.seed}")
-        if self.timesteps is not None:
-            out.append(f"training.total_timesteps={self.timesteps}")
-        if self.stochastic:
-            out.append("evaluation.deterministic=false")
-        return out
-
-
-@dataclass
-class Setup:
-    """The result of the Window Setup stage."""
-
-    loaded: LoadedConfig
-    bars: Bars
-    market: MarketArrays
-    windows: list[Window]
-    embargo: int
-    timezone: str
-    seconds: float = 0.0
-    benchmark: Any = None  # backend.data.benchmark.Benchmark | None
-
-    @property
-    def cfg(self) -> Config:
-        return self.loaded.config
-
-
-def setup(opts: RunOptions) -> Setup:
-    """Config → data → windows, validated; no torch."""
-    started = time.perf_counter()
-    if opts.data and opts.source not in (None, "file"):
-        raise InputError(f"--data implies --source file, but --source {opts.source} was given; drop one")
-    loaded = load_config(
-        opts.config,
-        overrides=opts.overrides(),
-        data_overrides={
-            "symbol": opts.symbol,
-            "source": "file" if opts.data else opts.source,
-            "path": opts.data,
-            "interval": opts.interval,
-            "cache_dir": opts.cache_dir,
-            "benchmark_symbol": opts.benchmark,
-        },
-    )
-    cfg = loaded.config
-    check_feature_names(cfg.env.features)
-    auto = any(v is not None for v in (opts.train_days, opts.test_days, opts.start, opts.end))
-    if opts.windows and auto:
-        raise InputError("--windows and automatic windows (--start/--end/--train-days/--test-days) exclude each other")
-    specs: list[WindowSpec] | None = None
-    embargo, tz = 0, cfg.data.timezone
-    if opts.windows:
-        specs, embargo, tz = load_windows(opts.windows, cfg.data.timezone)
-    elif not auto and not opts.dry_run:
-        raise InputError("no windows: pass --windows FILE, or --train-days and --test-days (with --start/--end)")
-    elif auto and (opts.train_days is None or opts.test_days is None):
-        raise InputError("automatic windows need both --train-days and --test-days (in trading sessions)")
-    if opts.embargo_bars is not None:
-        if opts.embargo_bars < 0:
-            raise InputError("--embargo-bars must be >= 0")
-        embargo = opts.embargo_bars
-    start, end = parse_day(opts.start, "--start"), parse_day(opts.end, "--end")
-    hint = hint_range(specs) if specs else ((start, end) if start and end else None)
-    bars = load_bars(cfg.data, hint)
-    market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close)
-    origin = opts.windows or "automatic windows"
-    if specs is None and not auto:  # dry-run without windows: describe the data only
-        return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
-    if specs is None:
-        days = sorted({d.date() for d in bars.frame.index})
-        specs = auto_windows(
-            days, start or days[0], end or days[-1], opts.train_days, opts.test_days, opts.step_days, opts.mode, tz
-        )
-        if embargo:
-            # keep the test span where it is and cut the train span short (no leakage)
-            specs = [_trim_train(s, market, embargo) for s in specs]
-    windows = resolve(specs, market.timestamps, market.session_id, embargo, origin)
-    benchmark = None
-    if cfg.data.benchmark_symbol:
-        from backend.data.benchmark import load_benchmark
-
-        benchmark = load_benchmark(cfg.data, bars, hint)
-        if benchmark.warning:
-            loaded.warnings.append(benchmark.warning)
-    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
-
-
-def _trim_train(spec: WindowSpec, market: MarketArrays, embargo: int) -> WindowSpec:
-    import pandas as pd
-
-    test_idx = int(np.searchsorted(market.timestamps, spec.test_start.as_unit("ns").value))
-    cut = test_idx - embargo
-    if cut <= 0:
-        raise DataError(f"window {spec.id}: the embargo of {embargo} bars leaves no train bars")
-    new_end = pd.Timestamp(int(market.timestamps[cut]), tz="UTC").tz_convert(spec.train_end.tz)
-    return WindowSpec(
-        spec.id, spec.train_start, min(spec.train_end, new_end), spec.test_start, spec.test_end, spec.text
-    )
-
-
-def windows_hash(s: Setup) -> str:
-    import hashlib
-    import json
-
-    doc = windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def window_setup_detail(s: Setup) -> str:
-    if not s.windows:
-        return (
-            f"no windows given; data: {s.bars.report['bars']:,} bars in {s.bars.report['sessions']:,} sessions "
-            f"({s.bars.provenance['first_bar'][:10]} -> {s.bars.provenance['last_bar'][:10]})"
-        )
-    train = sum(w.train_bars for w in s.windows)
-    test = sum(w.test_bars for w in s.windows)
-    n = len(s.windows)
-    text = f"{n} window{'s' if n != 1 else ''}, {train:,} train bars, {test:,} test bars"
-    if s.bars.synthetic:
-        text += " (SYNTHETIC data — tests and sanity checks only)"
-    if s.benchmark is not None:
-        text += (
-            f"; benchmark {s.benchmark.symbol}"
-            if s.benchmark.close is not None
-            else f"; benchmark {s.benchmark.symbol} unavailable (see warnings)"
-        )
-    return text
-
-
-def dry_run_table(s: Setup) -> str:
-    rep = s.bars.report
-    repairs = ", ".join(
-        f"{k.replace('_', ' ')} {v:,}"
-        for k, v in rep.items()
-        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions", "gap_bars", "with_gaps")) and v
-    )
-    prov = s.bars.provenance
-    lines = [
-        f"data: {prov['source']} {prov['symbol']} {prov['interval']}, {rep['bars']:,} bars in {rep['sessions']:,} "
-        f"sessions, {prov['first_bar']} -> {prov['last_bar']} (hash {prov['content_hash']})",
-    ]
-    if repairs:
-        lines.append(f"data repairs/notes: {repairs}")
-    if s.loaded.legacy:
-        lines.append(
-            f"config: earlier-harness format ({s.loaded.path}); "
-            + (f"not implemented: {', '.join(s.loaded.unmapped)}" if s.loaded.unmapped else "every key mapped")
-        )
-    for w in s.loaded.warnings:
-        lines.append(f"warning: {w}")
-    header = f"{'id':<8}{'train':<25}{'sessions':>9}{'bars':>8}   {'test':<25}{'sessions':>9}{'bars':>8}"
-    if s.windows:
-        lines.append(header)
-    for w in s.windows:
-        d = w.describe(s.market.timestamps, s.timezone)
-        lines.append(
-            f"{w.id:<8}{d['train_start'][:10] + ' -> ' + d['train_end'][:10]:<25}{w.train_sessions:>9}"
-            f"{w.train_bars:>8}   {d['test_start'][:10] + ' -> ' + d['test_end'][:10]:<25}{w.test_sessions:>9}"
-            f"{w.test_bars:>8}"
-        )
-    if s.embargo:
-        lines.append(f"embargo: {s.embargo} bars between train and test")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------- run folder
-
-
-def prepare_output(path: str, resume: bool, overwrite: bool) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {path}: is a file; choose a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"--output-dir {path}: cannot create the folder ({e.strerror}); choose another path") from e
-    if not os.access(out, os.W_OK):
-        raise InputError(f"--output-dir {path}: not writable; choose another folder")
-    if (out / "summary.json").exists() and not (resume or overwrite):
-        raise InputError(
-            f"--output-dir {path}: already holds a run (summary.json); pass --resume to continue it, "
-            "--overwrite to replace it, or choose another folder"
-        )
-    return out
+    driver = RunDriver(opts, s)
+    with driver:
+        executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        interrupted = run_drivers([(driver, driver.plan())], executor)
+        return driver.finish(interrupted)
 
 
 @contextmanager
@@ -287,32 +67,343 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+# ------------------------------------------------------------------------------------------ warm-start chains
 
 
-class Summary:
-    """summary.json, rewritten atomically whenever a stage finishes."""
+def warm_start_sources(windows: list[Window], embargo: int) -> dict[str, str | None]:
+    """Each window's warm-start source: the latest window whose train and test spans end before its test start.
 
-    def __init__(self, path: Path, doc: dict[str, Any]):
-        self.path, self.doc = path, doc
+    Windows are ordered by time whatever the file order; a window never starts from a model
+    whose data reach its own test span (exit 2 if the windows cannot be ordered that way).
+    """
+    ordered = sorted(windows, key=lambda w: (w.test_start, w.train_start))
+    sources: dict[str, str | None] = {}
+    for k, w in enumerate(ordered):
+        if k == 0:
+            sources[w.id] = None
+            continue
+        prev = ordered[k - 1]
+        if prev.train_end + embargo > w.test_start or prev.test_end > w.test_start:
+            raise InputError(
+                f"training.warm_start: window {w.id} would start from {prev.id}, whose spans reach its test span; "
+                "give windows whose train and test spans follow each other in time, or turn warm_start off"
+            )
+        sources[w.id] = prev.id
+    return sources
 
-    def save(self) -> None:
-        write_json(self.path, self.doc)
 
-    def stage(self, name: str, status: str, seconds: float, **extra: Any) -> None:
-        self.doc["stages"][name] = {"status": status, "seconds": round(seconds, 3), **extra}
-        self.save()
+# ------------------------------------------------------------------------------------------ one run folder
+
+
+class RunDriver:
+    """One run folder: plans its window tasks, folds their results into summary.json, finishes the run."""
+
+    def __init__(self, opts: RunOptions, s: Setup, name: str | None = None) -> None:
+        self.opts, self.s = opts, s
+        self.name = opts.prefix if name is None else name
+        self.out = rf.check_output_dir(opts.output_dir)
+        self.cfg = s.cfg
+        self.config_hash = config_hash(s.cfg)
+        self.data_hash = s.bars.data_hash()
+        self.summary: rf.Summary | None = None
+        self.series: dict[str, dict[str, Any]] = {}
+        self.failures: list[int] = []
+        self.fatal = False
+        self.sources: dict[str, str | None] = {}
+        self.reasons: dict[str, str] = {}
+        self._lock: rf.FolderLock | None = None
+        self.unchanged: dict[str, Any] | None = None
+
+    # -- set-up
+    def __enter__(self) -> RunDriver:
+        rf.create(self.out)
+        self._lock = rf.FolderLock(self.out).__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.__exit__()
+            self._lock = None
+
+    def plan(self) -> list[WindowTask]:
+        """Folder checks, resume decisions, resolved files and the first summary; the tasks to run."""
+        opts, s = self.opts, self.s
+        previous = rf.read_previous(self.out) if not opts.overwrite else None
+        if previous is not None and not opts.resume:
+            raise InputError(
+                f"--output-dir {self.out}: already holds a run (summary.json); pass --resume to continue it, "
+                "--overwrite to replace it, or choose another folder"
+            )
+        if opts.overwrite:
+            rf.clear(self.out)
+        entries = [_window_entry(w, s) for w in s.windows]
+        plan = (
+            rf.plan_resume(previous, self.config_hash, self.data_hash, entries, self.out)
+            if previous is not None
+            else rf.ResumePlan({}, {})
+        )
+        self.reasons = plan.reasons if previous is not None else {}
+        self.sources = warm_start_sources(s.windows, s.embargo) if self.cfg.training.warm_start else {}
+        if previous is not None and previous.get("status") == "completed" and len(plan.skip) == len(s.windows):
+            self.unchanged = previous  # nothing to do: leave the finished run exactly as it is
+            for wid in plan.skip:
+                stages.emit(True, f"Training [{wid}]", "skipped, completed earlier (--resume)", self.name)
+            return []
+        self._write_run_files()
+        self.summary = rf.Summary(self.out / "summary.json", self._summary_doc(entries))
+        for wid, entry in plan.skip.items():
+            self._restore(wid, entry)
+        self.summary.save()
+        if self.sources:
+            chain = " -> ".join(sorted(self.sources, key=lambda k: [w.id for w in s.windows].index(k)))
+            print(f"warm start: the windows form a chain and train in order ({chain})", flush=True)
+        return [self._task(k, w) for k, w in enumerate(s.windows) if w.id not in plan.skip]
+
+    def _write_run_files(self) -> None:
+        from backend.runinfo import command_line, environment
+
+        s = self.s
+        write_json(self.out / "config.resolved.json", config_dict(self.cfg))
+        write_json(
+            self.out / "windows.resolved.json",
+            windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo),
+        )
+        write_text(self.out / "command.txt", command_line())
+        write_json(self.out / "environment.json", environment())
+
+    def _summary_doc(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        s = self.s
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "status": "running",
+            "symbol": s.bars.symbol,
+            "interval": self.cfg.data.interval,
+            "source": s.bars.source,
+            "synthetic": s.bars.synthetic,
+            "config_hash": self.config_hash,
+            "data_hash": self.data_hash,
+            "windows_hash": windows_hash(s),
+            "config_path": s.loaded.path,
+            "algorithm": self.cfg.agent.algorithm,
+            "backend": self.cfg.agent.backend,
+            "seed": self.cfg.training.seed,
+            "annualisation": s.annualisation,
+            "executor": {"kind": self.opts.executor, "workers": self.opts.workers},
+            "data": {**s.bars.provenance, "report": s.bars.report},
+            "benchmark": (
+                {"symbol": s.benchmark.symbol, "available": s.benchmark.close is not None, **s.benchmark.info}
+                if s.benchmark
+                else None
+            ),
+            "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
+            "windows": entries,
+            "aggregate": None,
+            "statistics": None,
+            "warnings": list(s.loaded.warnings),
+            "unmapped_legacy_keys": s.loaded.unmapped,
+            "started_at": rf.now(),
+            "finished_at": None,
+            "seconds": None,
+        }
+
+    def _restore(self, wid: str, entry: dict[str, Any]) -> None:
+        from backend.evaluation.replay import headline, read_series
+
+        assert self.summary is not None
+        k = next(i for i, w in enumerate(self.summary.doc["windows"]) if w["id"] == wid)
+        self.summary.doc["windows"][k] = entry
+        frame = read_series(self.out / wid / "equity.csv")
+        self.series[wid] = {c: frame[c].to_numpy() for c in frame.columns}
+        stages.emit(
+            True,
+            f"Training [{wid}]",
+            "skipped, completed earlier (--resume; spans, config, data and bundle unchanged)",
+            self.name,
+        )
+        stages.emit(True, f"Evaluation [{wid}]", headline(entry["evaluation"]), self.name)
+
+    def _task(self, k: int, w: Window) -> WindowTask:
+        s = self.s
+        return WindowTask(
+            run=self.name,
+            config=self.cfg,
+            window=w,
+            position=(k + 1, len(s.windows)),
+            embargo=s.embargo,
+            timezone=s.timezone,
+            data_hash=self.data_hash,
+            provenance=s.bars.provenance,
+            periods_per_year=s.periods_per_year,
+            market=s.market,
+            benchmark=s.benchmark,
+            root=self.out,
+            progress=not self.opts.quiet and self.opts.workers == 1 and self.opts.executor == "local",
+        )
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The run's summary as it stands (the previous one when nothing had to run)."""
+        if self.summary is not None:
+            return self.summary.doc
+        return self.unchanged or {"windows": [], "status": "pending"}
+
+    def source_of(self, task: WindowTask) -> str | None:
+        return self.sources.get(task.window.id)
+
+    def warm_start(self, source_id: str) -> WarmStart:
+        """The source window's model, verified against its metadata and this run's summary first."""
+        from backend.training import bundle
+
+        assert self.summary is not None
+        wdir = self.out / source_id
+        meta = bundle.read_metadata(wdir)
+        bundle.verify_files(wdir, meta, (self.summary.window(source_id).get("bundle") or {}).get("files"))
+        return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes())
+
+    # -- results
+    def on_result(self, result: WindowResult) -> None:
+        from backend.evaluation.replay import headline
+
+        assert self.summary is not None
+        wid, entry = result.window_id, self.summary.window(result.window_id)
+        if result.artifacts:
+            rf.write_artifacts(self.out, result.artifacts)
+        why = f" (retrained: {self.reasons[wid]})" if wid in self.reasons and self.opts.resume else ""
+        if result.status == "completed":
+            self._completed(entry, result)
+            t = result.training or {}
+            warm = f", warm start from {t['warm_start_from']}" if t.get("warm_start_from") else ""
+            stages.emit(
+                True,
+                f"Training [{wid}]",
+                f"{t['timesteps']:,} steps, {t['seconds']:.1f} s, {t['steps_per_second']:,.0f} steps/s{warm}{why}",
+                self.name,
+            )
+            stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation or {}), self.name)
+        else:
+            err = result.error or {"stage": "training", "type": "Error", "message": "unknown failure"}
+            entry.update(status=result.status, error=err)
+            stage = "Training" if err["stage"] == "training" else "Evaluation"
+            if result.status == "interrupted":
+                text = f"interrupted (Ctrl-C / SIGTERM); rerun with --resume{why}"
+            else:
+                text = f"{err['type']}: {err['message']}{why}"
+                self.failures.append(result.exit_code)
+                self.fatal |= result.exit_code == EXIT_ARTIFACTS
+            stages.emit(False, f"{stage} [{wid}]", text, self.name)
+        self.summary.stage(f"window_{wid}", entry["status"], result.seconds)
+
+    def _completed(self, entry: dict[str, Any], result: WindowResult) -> None:
+        entry.update(
+            status="completed",
+            error=None,
+            training=result.training,
+            evaluation=result.evaluation,
+            baselines=result.baselines,
+            beats=result.beats,
+            cost_sensitivity=result.cost_sensitivity,
+            diagnostics=result.diagnostics,
+            benchmark=result.benchmark,
+            bundle={"files": result.bundle_files},
+            gates=_gates(self.cfg, result.evaluation or {}, result.beats or {}),
+        )
+        self.series[result.window_id] = result.series or {}
+        for warning in (result.diagnostics or {}).get("warnings", []):
+            assert self.summary is not None
+            self.summary.doc["warnings"].append(f"{result.window_id}: {warning}")
+            print(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", file=sys.stderr)
+
+    def not_run(self, task: WindowTask, why: str, status: str = "interrupted") -> None:
+        assert self.summary is not None
+        entry = self.summary.window(task.window.id)
+        if entry["status"] in ("pending", "training"):
+            entry.update(status=status, error={"stage": "training", "type": "NotRun", "message": why})
+            if status == "failed":
+                self.failures.append(EXIT_PARTIAL)
+                stages.emit(False, f"Training [{task.window.id}]", why, self.name)
+
+    # -- the end
+    def finish(self, interrupted: bool) -> int:
+        from backend.aggregate import stitched
+
+        if self.unchanged is not None:
+            stages.emit(True, "Summary", f"{self.out / 'summary.json'} (unchanged: completed earlier)", self.name)
+            return EXIT_OK
+        assert self.summary is not None
+        summary = self.summary
+        entries = summary.doc["windows"]
+        done = [e for e in entries if e["status"] == "completed"]
+        summary.doc["aggregate"], summary.doc["statistics"] = stitched(
+            [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
+        )
+        gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
+        if gated:
+            summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
+        status, code = _status(interrupted, self.fatal, len(done), len(entries), self.failures)
+        if self.cfg.training.tensorboard and done:
+            from backend.training.tb import log_hparams
+
+            log_hparams(self.out / "tensorboard", self.cfg, summary.doc["aggregate"])
+        summary.doc.update(status=status, finished_at=rf.now(), seconds=round(time.perf_counter() - summary.started, 3))
+        summary.save()
+        if not self.opts.no_report and done and not interrupted:
+            code = self._report(code)
+        summary.stage("summary", "ok", 0.0)
+        text = f"{summary.path}" + (
+            "" if summary.doc["status"] == "completed" else f" (status {summary.doc['status']})"
+        )
+        stages.emit(summary.doc["status"] == "completed", "Summary", text, self.name)
+        return code
+
+    def _report(self, code: int) -> int:
+        """report.html + PNGs: a failure is shown and recorded; a full disk is exit 6 and says so."""
+        assert self.summary is not None
+        t0 = time.perf_counter()
+        try:
+            from backend.evaluation.report import build_report
+
+            path = build_report(self.out)
+        except KeyboardInterrupt:
+            self.summary.doc["warnings"].append("report interrupted (Ctrl-C); rebuild it with --resume")
+            self.summary.stage("report", "interrupted", time.perf_counter() - t0)
+            stages.emit(False, "Report", "interrupted", self.name)
+            self.summary.doc["status"] = "interrupted"
+            self.summary.save()
+            return EXIT_INTERRUPTED
+        except ArtifactError as e:
+            self.summary.doc.update(
+                status="failed", error={"stage": "report", "type": "ArtifactError", "message": str(e)}
+            )
+            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            stages.emit(False, "Report", f"ArtifactError: {e}", self.name)
+            return EXIT_ARTIFACTS
+        except Exception as e:
+            self.summary.doc["warnings"].append(f"report failed: {type(e).__name__}: {e}")
+            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            stages.emit(False, "Report", f"{type(e).__name__}: {e}", self.name)
+            return code
+        self.summary.stage("report", "ok", time.perf_counter() - t0)
+        stages.emit(True, "Report", str(path), self.name)
+        return code
+
+
+def _status(interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
+    if fatal:
+        return "failed", EXIT_ARTIFACTS
+    if interrupted:
+        return "interrupted", EXIT_INTERRUPTED
+    if done == total:
+        return "completed", EXIT_OK
+    if done > 0:
+        return "partial", EXIT_PARTIAL
+    return "failed", (failures[0] if failures else EXIT_PARTIAL)
 
 
 def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
     d = w.describe(s.market.timestamps, s.timezone)
     return {
         "id": w.id,
-        "train_start": d["train_start"],
-        "train_end": d["train_end"],
-        "test_start": d["test_start"],
-        "test_end": d["test_end"],
+        **{k: d[k] for k in ("train_start", "train_end", "test_start", "test_end")},
         "train_bars": w.train_bars,
         "test_bars": w.test_bars,
         "train_sessions": w.train_sessions,
@@ -326,11 +417,12 @@ def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
         "diagnostics": None,
         "benchmark": None,
         "gates": None,
+        "bundle": None,
         "error": None,
     }
 
 
-def _gates(cfg: Config, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[str, Any] | None:
+def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[str, Any] | None:
     g = cfg.evaluation.gates
     checks: dict[str, bool | None] = {}
     if g.min_trades is not None:
@@ -347,311 +439,113 @@ def _gates(cfg: Config, evaluation: dict[str, Any], beats: dict[str, Any]) -> di
     return {"checks": checks, "passed": all(v is True for v in checks.values())}
 
 
-def _can_resume(entry: dict[str, Any] | None, out: Path, wid: str) -> bool:
-    if not entry or entry.get("status") != "completed":
-        return False
-    from backend.training import bundle
-
-    try:
-        meta = bundle.read_metadata(out / wid)
-        bundle.verify_files(out / wid, meta)
-    except EvaluationError:
-        return False
-    return (out / wid / "evaluation.json").exists() and (out / wid / "equity.csv").exists()
+# ------------------------------------------------------------------------------------------ dispatch
 
 
-def _aggregate(
-    out: Path, entries: list[dict[str, Any]], interval: str, capital: float, seed: int
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Metrics and statistics (PSR, bootstrap CI of Sharpe) of the stitched out-of-sample curve."""
-    import pandas as pd
+def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any) -> bool:
+    """Run every driver's planned tasks on one executor; returns True if interrupted.
 
-    from backend.evaluation import metrics
-    from backend.evaluation.statistics import summary_statistics
-
-    frames = []
-    for sid, e in enumerate(entries):
-        if e["status"] == "completed":
-            f = pd.read_csv(out / e["id"] / "equity.csv")
-            f["window"] = sid
-            frames.append(f)
-    if not frames:
-        return None, None
-    eq = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
-    sessions = pd.to_datetime(eq["timestamp"].str.slice(0, 10)).astype("int64").to_numpy()
-    agent = metrics.compute(
-        eq["net_return"].to_numpy(),
-        eq["position"].to_numpy(),
-        eq["cost"].to_numpy(),
-        eq["traded"].to_numpy(),
-        sessions,
-        interval,
-        capital,
-    )
-    bh = metrics.compute(
-        eq["buy_and_hold_return"].to_numpy(),
-        eq["buy_and_hold_position"].to_numpy(),
-        eq["buy_and_hold_cost"].to_numpy(),
-        eq["buy_and_hold_traded"].to_numpy(),
-        sessions,
-        interval,
-        capital,
-    )
-    stats = summary_statistics(eq["net_return"].to_numpy(), metrics.bars_per_year(interval), seed=seed)
-    return {**agent, "windows": len(frames), "buy_and_hold": bh}, stats
-
-
-def execute(opts: RunOptions, s: Setup) -> int:
-    """Train and evaluate every window; returns the exit code."""
-    cfg = s.cfg
-    prefix = opts.prefix
-    assert opts.output_dir is not None
-    out = prepare_output(opts.output_dir, opts.resume, opts.overwrite)
-    chash = config_hash(cfg)
-    dhash = s.bars.data_hash()
-    previous: dict[str, dict[str, Any]] = {}
-    if opts.resume and (out / "summary.json").exists():
-        try:
-            old = load_json(out / "summary.json", "summary")
-        except InputError:
-            old = {}
-        if old.get("config_hash") == chash and old.get("data_hash") == dhash:
-            previous = {w["id"]: w for w in old.get("windows", []) if isinstance(w, dict) and "id" in w}
-    started = time.perf_counter()
-    write_json(out / "config.resolved.json", config_dict(cfg))
-    write_json(out / "windows.resolved.json", windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo))
-    write_text(out / "command.txt", _command())
-    write_json(out / "environment.json", _environment())
-    summary = Summary(
-        out / "summary.json",
-        {
-            "schema_version": SCHEMA_VERSION,
-            "status": "running",
-            "symbol": s.bars.symbol,
-            "interval": cfg.data.interval,
-            "source": s.bars.source,
-            "synthetic": s.bars.synthetic,
-            "config_hash": chash,
-            "data_hash": dhash,
-            "windows_hash": windows_hash(s),
-            "config_path": s.loaded.path,
-            "data": {**s.bars.provenance, "report": s.bars.report},
-            "benchmark": (
-                {"symbol": s.benchmark.symbol, "available": s.benchmark.close is not None, **s.benchmark.info}
-                if s.benchmark
-                else None
-            ),
-            "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
-            "windows": [_window_entry(w, s) for w in s.windows],
-            "aggregate": None,
-            "warnings": list(s.loaded.warnings),
-            "unmapped_legacy_keys": s.loaded.unmapped,
-            "started_at": _now(),
-            "finished_at": None,
-            "seconds": None,
-        },
-    )
-    summary.save()
-
-    from backend.features import compute_features
-    from backend.training.tb import log_evaluation, log_hparams
-    from backend.training.trainer import train_window
-    from backend.training.walk_forward_eval import evaluation_document, headline, replay_bundle, write_replay_files
-
-    features = compute_features(s.market, cfg.env.features)
-    failures: list[int] = []
+    Tasks whose warm-start source has not finished wait for it; everything else runs as soon
+    as a worker is free, so every worker stays busy until the last task.
+    """
+    owner: dict[tuple[str, str], RunDriver] = {}
+    ready: list[WindowTask] = []
+    waiting: dict[tuple[str, str], list[WindowTask]] = {}
+    for d, tasks in planned:
+        ids = {t.window.id for t in tasks}
+        for t in tasks:
+            owner[t.key] = d
+            src = d.source_of(t)
+            if src is None:
+                ready.append(t)
+            elif src in ids:
+                waiting.setdefault((d.name, src), []).append(t)
+            else:  # the source finished in an earlier run (resume)
+                t.warm_start = d.warm_start(src)
+                ready.append(t)
+    running: dict[Any, WindowTask] = {}
     interrupted = False
-    previous_model: Path | None = None
     with sigterm_as_interrupt():
-        for k, w in enumerate(s.windows):
-            entry = summary.doc["windows"][k]
-            wdir = out / w.id
-            if opts.resume and _can_resume(previous.get(w.id), out, w.id):
-                summary.doc["windows"][k] = previous[w.id]
-                summary.save()
-                stages.emit(True, f"Training [{w.id}]", "skipped, completed earlier (--resume)", prefix)
-                stages.emit(True, f"Evaluation [{w.id}]", headline(previous[w.id]["evaluation"]), prefix)
-                previous_model = wdir / "model.zip"
-                continue
-            # Training
-            t0 = time.perf_counter()
-            entry["status"] = "training"
-            summary.save()
-            tb_dir = out / "tensorboard" / w.id
-            if tb_dir.exists():
-                shutil.rmtree(tb_dir, ignore_errors=True)
-            try:
-                wdir.mkdir(parents=True, exist_ok=True)
-                for stale in ("metadata.json", "evaluation.json"):
-                    (wdir / stale).unlink(missing_ok=True)
-                bar = _progress_bar(opts.quiet, cfg.training.total_timesteps, w.id)
-                try:
-                    result = train_window(
-                        cfg,
-                        s.market,
-                        features,
-                        w,
-                        wdir,
-                        tb_dir,
-                        dhash,
-                        s.bars.provenance,
-                        previous_model if cfg.training.warm_start else None,
-                        bar,
-                    )
-                finally:
-                    if bar is not None:
-                        bar.close()
-            except KeyboardInterrupt:
-                entry.update(
-                    status="interrupted",
-                    error={"stage": "training", "type": "KeyboardInterrupt", "message": "interrupted during training"},
-                )
-                stages.emit(False, f"Training [{w.id}]", "interrupted (Ctrl-C / SIGTERM); rerun with --resume", prefix)
-                interrupted = True
-                break
-            except ArtifactError as e:
-                _abort(summary, entry, "training", e)
-                raise
-            except Exception as e:
-                err = e if isinstance(e, HarnessError) else TrainingError(f"{type(e).__name__}: {e}")
-                entry.update(status="failed", error={"stage": "training", "type": type(e).__name__, "message": str(e)})
-                failures.append(TrainingError.exit_code if not isinstance(err, HarnessError) else err.exit_code)
-                summary.stage(f"training_{w.id}", "failed", time.perf_counter() - t0)
-                stages.emit(False, f"Training [{w.id}]", f"{type(e).__name__}: {e}", prefix)
-                continue
-            entry["training"] = {
-                "timesteps": result.timesteps,
-                "seconds": round(result.seconds, 3),
-                "steps_per_second": round(result.steps_per_second, 1),
-                "model_path": f"{w.id}/model.zip",
-            }
-            summary.stage(f"training_{w.id}", "ok", time.perf_counter() - t0)
-            stages.emit(
-                True,
-                f"Training [{w.id}]",
-                f"{result.timesteps:,} steps, {result.seconds:.1f} s, {result.steps_per_second:,.0f} steps/s",
-                prefix,
-            )
-            previous_model = result.model_path
-            # Evaluation
-            t0 = time.perf_counter()
-            try:
-                rep = replay_bundle(wdir, cfg, s.market, features, w, cfg.data.interval, s.benchmark)
-                doc = evaluation_document(rep, w, s.market.timestamps, s.timezone)
-                write_replay_files(wdir, rep, s.market, s.timezone, doc, cfg.env.initial_capital)
-            except KeyboardInterrupt:
-                entry.update(
-                    status="interrupted",
-                    error={
-                        "stage": "evaluation",
-                        "type": "KeyboardInterrupt",
-                        "message": "interrupted during evaluation",
-                    },
-                )
-                stages.emit(False, f"Evaluation [{w.id}]", "interrupted; rerun with --resume", prefix)
-                interrupted = True
-                break
-            except ArtifactError as e:
-                _abort(summary, entry, "evaluation", e)
-                raise
-            except Exception as e:
-                entry.update(
-                    status="failed", error={"stage": "evaluation", "type": type(e).__name__, "message": str(e)}
-                )
-                failures.append(EvaluationError.exit_code)
-                summary.stage(f"evaluation_{w.id}", "failed", time.perf_counter() - t0)
-                stages.emit(False, f"Evaluation [{w.id}]", f"{type(e).__name__}: {e}", prefix)
-                continue
-            entry.update(
-                status="completed",
-                evaluation=rep.evaluation,
-                baselines=rep.baselines,
-                beats=rep.beats,
-                cost_sensitivity=rep.cost_sensitivity,
-                diagnostics=rep.diagnostics,
-                benchmark=rep.benchmark,
-                gates=_gates(cfg, rep.evaluation, rep.beats),
-            )
-            summary.stage(f"evaluation_{w.id}", "ok", time.perf_counter() - t0)
-            for warning in rep.diagnostics["warnings"]:
-                summary.doc["warnings"].append(f"{w.id}: {warning}")
-                print(f"warning: {w.id}: {warning}", file=sys.stderr, flush=True)
-            if cfg.training.tensorboard:
-                log_evaluation(tb_dir, rep.evaluation, rep.baselines, cfg.training.total_timesteps)
-            stages.emit(True, f"Evaluation [{w.id}]", headline(rep.evaluation), prefix)
-
-    entries = summary.doc["windows"]
-    done = sum(e["status"] == "completed" for e in entries)
-    summary.doc["aggregate"], summary.doc["statistics"] = _aggregate(
-        out, entries, cfg.data.interval, cfg.env.initial_capital, cfg.evaluation.seed
-    )
-    gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
-    if gated:
-        summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
-    if interrupted:
-        status, code = "interrupted", EXIT_INTERRUPTED
-    elif done == len(entries):
-        status, code = "completed", EXIT_OK
-    elif done > 0:
-        status, code = "partial", EXIT_PARTIAL
-    else:
-        status, code = "failed", failures[0] if failures else EXIT_PARTIAL
-    if cfg.training.tensorboard and done:
-        log_hparams(out / "tensorboard", cfg, summary.doc["aggregate"])
-    summary.doc.update(status=status, finished_at=_now(), seconds=round(time.perf_counter() - started, 3))
-    summary.save()
-    if not opts.no_report and done:
-        _report(out, summary, prefix)
-    summary.stage("summary", "ok", 0.0)
-    stages.emit(True, "Summary", f"{summary.path}" + ("" if status == "completed" else f" (status {status})"), prefix)
-    return code
+        try:
+            while ready or running:
+                while ready and len(running) < executor.workers and not interrupted:
+                    task = ready.pop(0)
+                    try:
+                        running[executor.submit(task)] = task
+                    except KeyboardInterrupt:
+                        ready.insert(0, task)
+                        raise
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = running.pop(fut)
+                    result = _result(fut, task)
+                    d = owner[task.key]
+                    d.on_result(result)
+                    interrupted |= result.status == "interrupted"
+                    _release(d, task, result, waiting, ready)
+                    if d.fatal:
+                        _drop(d, ready, waiting, "not run: an artifact could not be written", "failed")
+                if interrupted:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            _wind_down(executor, running, owner, ready, waiting)
+        executor.close(cancel=interrupted)
+    return interrupted
 
 
-def _abort(summary: Summary, entry: dict[str, Any], stage: str, error: Exception) -> None:
-    """An artifact could not be written: stop, but leave a summary that says so (if it can be written)."""
-    entry.update(status="failed", error={"stage": stage, "type": type(error).__name__, "message": str(error)})
-    summary.doc.update(status="failed", finished_at=_now())
+def _result(fut: Any, task: WindowTask) -> WindowResult:
+    """A task's result; an executor failure (a worker lost twice) becomes a failed window."""
     try:
-        summary.save()
-    except ArtifactError:
-        pass  # the disk refuses even the summary; the previous summary.json stays intact
-
-
-def _report(out: Path, summary: Summary, prefix: str) -> None:
-    """report.html + PNGs; a failure is shown and recorded but does not change the exit code."""
-    t0 = time.perf_counter()
-    try:
-        from backend.evaluation.report import build_report
-
-        path = build_report(out)
-    except ArtifactError:
+        return fut.result()
+    except KeyboardInterrupt:
         raise
-    except Exception as e:
-        summary.doc["warnings"].append(f"report failed: {type(e).__name__}: {e}")
-        summary.stage("report", "failed", time.perf_counter() - t0)
-        stages.emit(False, "Report", f"{type(e).__name__}: {e}", prefix)
-        return
-    summary.stage("report", "ok", time.perf_counter() - t0)
-    stages.emit(True, "Report", str(path), prefix)
+    except BaseException as e:
+        interrupted = "cancel" in type(e).__name__.lower()
+        return WindowResult(
+            task.run,
+            task.window.id,
+            "interrupted" if interrupted else "failed",
+            EXIT_INTERRUPTED if interrupted else 4,
+            {"stage": "training", "type": type(e).__name__, "message": f"the worker running it failed: {e}"},
+        )
 
 
-def _progress_bar(quiet: bool, total: int, wid: str):
-    import sys
-
-    if quiet or not sys.stdout.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"train {wid}", unit="step", leave=False, dynamic_ncols=True)
-
-
-def _command() -> str:
-    from backend.runinfo import command_line
-
-    return command_line()
+def _release(d: RunDriver, task: WindowTask, result: WindowResult, waiting: dict, ready: list) -> None:
+    for dep in waiting.pop(task.key, []):
+        if result.status == "completed":
+            dep.warm_start = d.warm_start(task.window.id)
+            ready.append(dep)
+        else:
+            d.not_run(dep, f"not run: its warm-start source {task.window.id} did not complete", "failed")
+            _release(d, dep, WindowResult(dep.run, dep.window.id, "failed", EXIT_PARTIAL), waiting, ready)
 
 
-def _environment() -> dict[str, Any]:
-    from backend.runinfo import environment
+def _drop(d: RunDriver, ready: list[WindowTask], waiting: dict, why: str, status: str) -> None:
+    for t in [t for t in ready if t.run == d.name]:
+        ready.remove(t)
+        d.not_run(t, why, status)
+    for key in [k for k in waiting if k[0] == d.name]:
+        for t in waiting.pop(key):
+            d.not_run(t, why, status)
 
-    return environment()
+
+def _wind_down(executor: Any, running: dict, owner: dict, ready: list, waiting: dict) -> None:
+    """Ctrl-C / SIGTERM: stop every running window cleanly, keep what finished, mark the rest."""
+    executor.interrupt()
+    deadline = time.time() + INTERRUPT_GRACE_S
+    while running and time.time() < deadline:
+        try:
+            done, _ = wait(list(running), timeout=max(0.1, deadline - time.time()), return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            break  # a second Ctrl-C: stop waiting
+        for fut in done:
+            task = running.pop(fut)
+            owner[task.key].on_result(_result(fut, task))
+    for task in list(running.values()) + ready + [t for ts in waiting.values() for t in ts]:
+        owner[task.key].not_run(task, "not run: the run was interrupted")
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Body of `wf eval` / `python -m backend.training.walk_forward_eval`."""
+"""Body of `wf eval` / `python -m backend.training.walk_forward_eval`: replay a saved agent, checked first."""
 
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ def replay(
         raise InputError(f"--window {wid!r}: not in {windows} (ids: {', '.join(ids)}); pass --window")
     window = s.windows[ids.index(wid)]
 
+    from backend.evaluation.replay import evaluation_document, headline, replay_bundle, write_replay_files
     from backend.features import compute_features
     from backend.training import bundle
-    from backend.training.walk_forward_eval import evaluation_document, headline, replay_bundle, write_replay_files
 
     meta = bundle.read_metadata(bundle_dir)
     if meta.get("data_hash") != s.bars.data_hash():
@@ -87,7 +87,16 @@ def replay(
             file=sys.stderr,
         )
     features = compute_features(s.market, s.cfg.env.features)
-    result = replay_bundle(bundle_dir, s.cfg, s.market, features, window, s.cfg.data.interval, s.benchmark)
+    result = replay_bundle(
+        bundle_dir,
+        s.cfg,
+        s.market,
+        features,
+        window,
+        s.periods_per_year,
+        s.benchmark,
+        expected_hashes=_summary_hashes(run_dir, bundle_dir.name),
+    )
     doc = evaluation_document(result, window, s.market.timestamps, s.timezone)
     doc["model_path"] = str(model)
     out = Path(output_dir) if output_dir else bundle_dir / "replay"
@@ -97,3 +106,20 @@ def replay(
         print(_table(doc))
     print(f"replay written to {out}")
     return 0
+
+
+def _summary_hashes(run_dir: Path, window_id: str) -> dict[str, str] | None:
+    """Inside a run folder, the bundle hashes its summary recorded (the bundle must match them too)."""
+    from backend.jsonio import load_json
+
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        doc = load_json(path, "summary")
+    except InputError as e:
+        raise EvaluationError(f"{e}; cannot check the bundle against its run") from e
+    for w in doc.get("windows", []) if isinstance(doc, dict) else []:
+        if isinstance(w, dict) and w.get("id") == window_id and w.get("bundle"):
+            return w["bundle"].get("files")
+    return None

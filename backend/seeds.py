@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from backend import stages
-from backend.config import LoadedConfig, config_hash
-from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+from backend.config import LoadedConfig
+from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
 from backend.evaluation.metrics import METRIC_KEYS
 from backend.jsonio import load_json, write_json
 
@@ -43,26 +43,42 @@ def metric_spread(docs: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
-    from backend import pipeline
+    """Every seed is a run folder <output-dir>/s<seed>/; all their windows share one executor."""
+    from contextlib import ExitStack
 
-    out = pipeline.prepare_output(opts.output_dir, opts.resume, opts.overwrite)
-    runs, codes = [], []
-    for seed in seeds:
-        cfg = s.cfg.model_copy(update={"training": s.cfg.training.model_copy(update={"seed": seed})})
-        sub = dataclasses.replace(
-            s, loaded=LoadedConfig(cfg, s.loaded.path, s.loaded.warnings, s.loaded.unmapped, s.loaded.legacy)
-        )
-        sub_opts = dataclasses.replace(
-            opts,
-            output_dir=str(out / f"s{seed}"),
-            seed=seed,
-            prefix=f"{opts.prefix + '/' if opts.prefix else ''}s{seed}",
-        )
-        code = pipeline.execute(sub_opts, sub)
-        codes.append(code)
-        runs.append({"seed": seed, "path": f"s{seed}", "exit_code": code, "config_hash": config_hash(cfg)})
-        if code == EXIT_INTERRUPTED:
-            break
+    from backend import run_folder as rf
+    from backend.executors import make_executor
+    from backend.pipeline import RunDriver, run_drivers
+
+    out = rf.check_output_dir(opts.output_dir)
+    rf.create(out)
+    with ExitStack() as stack:
+        stack.enter_context(rf.FolderLock(out, "multi-seed run"))
+        if (out / "summary.json").exists() and not (opts.resume or opts.overwrite):
+            raise InputError(
+                f"--output-dir {out}: already holds a run (summary.json); pass --resume to continue it, "
+                "--overwrite to replace it, or choose another folder"
+            )
+        drivers = []
+        for seed in seeds:
+            cfg = s.cfg.model_copy(update={"training": s.cfg.training.model_copy(update={"seed": seed})})
+            sub = dataclasses.replace(
+                s, loaded=LoadedConfig(cfg, s.loaded.path, s.loaded.warnings, s.loaded.unmapped, s.loaded.legacy)
+            )
+            name = f"{opts.prefix + '/' if opts.prefix else ''}s{seed}"
+            sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), seed=seed, prefix=name)
+            drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))
+        executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        interrupted = run_drivers([(d, d.plan()) for d in drivers], executor)
+        codes = [d.finish(interrupted) for d in drivers]
+        runs = [
+            {"seed": seed, "path": f"s{seed}", "exit_code": code, "config_hash": d.config_hash}
+            for seed, code, d in zip(seeds, codes, drivers, strict=True)
+        ]
+        return _write_multi_seed(out, opts, runs, codes)
+
+
+def _write_multi_seed(out: Path, opts: Any, runs: list[dict[str, Any]], codes: list[int]) -> int:
     summaries = [load_json(out / r["path"] / "summary.json", "summary") for r in runs]
     first = summaries[0]
     windows = []

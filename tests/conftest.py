@@ -52,7 +52,7 @@ def sample_5m():
 
 @pytest.fixture(scope="session")
 def market_5m(sample_5m) -> MarketArrays:
-    return MarketArrays.from_bars(sample_5m.frame, sample_5m.session_open, sample_5m.session_close)
+    return MarketArrays.from_bars(sample_5m.frame, sample_5m.session_open, sample_5m.session_close, 5)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -21,6 +22,28 @@ def strict_json(path: Path):
 
 def no_temp_files(folder: Path) -> bool:
     return not [p for p in Path(folder).rglob("*") if p.name.startswith(".tmp-")]
+
+
+@contextlib.contextmanager
+def hold_lock(folder: Path, what: str = "run"):
+    """A real second process holding the run-folder lock of ``folder``; killed with SIGKILL on exit."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; from pathlib import Path; from backend.run_folder import FolderLock\n"
+        f"with FolderLock(Path({str(folder)!r}), {what!r}):\n"
+        "    print('locked', flush=True); time.sleep(120)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
 
 
 def fake_history(calls: list):

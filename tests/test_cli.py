@@ -120,7 +120,7 @@ def test_legacy_unimplemented_keys_are_reported_in_dry_run_and_summary(tmp_path)
     [
         (["--config", "{cfg_typo}"], 2, "did you mean 'sac.learning_rate'"),
         (["--windows", "{bad_windows}"], 2, "test_start 2019-01-20 is not after train_end"),
-        (["--windows", "{outside}"], 3, "holds no bars"),
+        (["--windows", "{outside}"], 3, "lie after the last bar"),
         (["--windows", "{missing}"], 2, "window file not found"),
         (["--symbol", "TNA", "--source", "sample"], 2, "SPY only"),
         (["--timesteps", "0"], 2, "training.total_timesteps"),

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from backend.config import DataConfig
-from backend.data import sources, yahoo
+from backend.data import cache, catalog, sources, yahoo
 from backend.data.loader import load_bars
 from backend.errors import DataError, InputError
 from tests.helpers import fake_history, wf
@@ -233,7 +233,7 @@ def test_cached_session_bounds_equal_the_calendar(tmp_path, monkeypatch):
     from backend.data import sessions
 
     monkeypatch.setenv("WF_CACHE_DIR", str(tmp_path))
-    first, last = pd.Timestamp("2018-03-01", tz="UTC"), pd.Timestamp("2018-12-31", tz="UTC")
+    first, last = pd.Timestamp("2018-03-01", tz="UTC"), pd.Timestamp("2018-12-20", tz="UTC")
     fresh = sessions.session_bounds("XNYS", first, last)
     assert list(tmp_path.glob("calendars/XNYS-*-2018-2018.npz"))
     cached = sessions.session_bounds("XNYS", first, last)
@@ -243,3 +243,162 @@ def test_cached_session_bounds_equal_the_calendar(tmp_path, monkeypatch):
     assert np.array_equal(cached[1], pd.DatetimeIndex(sched["close"].array).as_unit("ns").asi8)
     next(tmp_path.glob("calendars/*.npz")).write_bytes(b"garbage")  # a broken cache is recomputed
     assert np.array_equal(sessions.session_bounds("XNYS", first, last)[0], want)
+
+
+# ----------------------------------------------------------------------------- the cache (issue #12)
+
+
+@pytest.mark.parametrize("symbol", ["../../evil", "..", "a/b", "a\\b", "", ".hidden", "x" * 41, "A B"])
+def test_symbols_are_checked_wherever_a_cache_path_is_built(tmp_path, symbol, monkeypatch):
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history([]))
+    today = date.today()
+    with pytest.raises(InputError, match="not a valid symbol"):
+        yahoo.load(symbol, "5m", today - timedelta(days=5), today, tmp_path / "c", NY)
+    with pytest.raises(InputError, match="not a valid symbol"):
+        cache.entry(tmp_path / "c", symbol, "5m", "import")
+    if symbol:
+        with pytest.raises(InputError, match="not a valid symbol"):
+            load_bars(DataConfig(source="yfinance", symbol=symbol, cache_dir=str(tmp_path / "c")))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_real_symbols_are_valid():
+    for sym in ("TNA", "BRK-B", "BRK.B", "^GSPC", "EURUSD=X", "BTC-USD", "ES=F", "spy"):
+        assert cache.check_symbol(sym) == sym.upper()
+
+
+def _fetched(tmp_path, monkeypatch, symbol="TNA"):
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history([]))
+    today = date.today()
+    start, end = today - timedelta(days=20), today - timedelta(days=10)
+    cfg = DataConfig(source="yfinance", symbol=symbol, interval="5m", start=start, end=end, cache_dir=str(tmp_path))
+    load_bars(cfg)
+    return cfg, tmp_path / f"{symbol}_5m.parquet", tmp_path / f"{symbol}_5m.manifest.json"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "altered", "manifest"])
+def test_a_corrupt_cache_entry_is_reported_with_the_fix(tmp_path, monkeypatch, damage):
+    cfg, data, manifest = _fetched(tmp_path, monkeypatch)
+    if damage == "truncated":
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    elif damage == "garbled":
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 3 : len(raw) // 3 + 64] = b"\x00" * 64
+        data.write_bytes(bytes(raw))
+    elif damage == "altered":  # readable Parquet, other bars
+        frame = pd.read_parquet(data)
+        frame.iloc[3, 0] *= 1.01
+        frame.to_parquet(data)
+    else:
+        manifest.write_text("{not json")
+    with pytest.raises(DataError) as e:
+        load_bars(cfg)
+    msg = str(e.value)
+    assert isinstance(e.value, cache.CorruptEntry) and "is corrupt" in msg and str(data) in msg
+    assert "wf data delete TNA --interval 5m" in msg and "wf data fetch TNA --interval 5m --start" in msg
+    assert "\n" not in msg
+
+
+def test_yfinance_intervals_are_the_harness_intervals(tmp_path, monkeypatch):
+    from backend.intervals import INTERVALS
+
+    assert set(yahoo.LIMITS) == set(INTERVALS)
+    calls = []
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history(calls))
+    today = date.today()
+    cfg = DataConfig(source="yfinance", symbol="TNA", interval="1h", start=today - timedelta(days=20),
+                     end=today - timedelta(days=10), cache_dir=str(tmp_path))  # fmt: skip
+    load_bars(cfg)
+    assert calls[0][3] == "60m" and (tmp_path / "TNA_1h.parquet").exists()  # Yahoo's name on the wire only
+
+
+# ----------------------------------------------------------------------------- imported bars (issue #15)
+
+
+def _import(tmp_path, days=("2019-01-02", "2019-01-04"), symbol="ABC", interval="1m", frame=None):
+    raw = frame if frame is not None else sources.read_sample().loc[days[0] : days[1]]
+    path = tmp_path / f"{symbol.lower()}_{days[0]}.csv"
+    raw.tz_localize(None).to_csv(path)
+    return catalog.import_file(str(path), symbol, interval, tmp_path / "cache"), path
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m", "15m", "30m", "1h"])
+def test_a_1m_import_serves_every_coarser_interval(tmp_path, interval):
+    _, path = _import(tmp_path)
+    cfg = DataConfig(symbol="ABC", interval=interval, cache_dir=str(tmp_path / "cache"))
+    bars = load_bars(cfg)
+    ref = load_bars(DataConfig(interval=interval, start=date(2019, 1, 2), end=date(2019, 1, 4)))
+    pd.testing.assert_frame_equal(bars.frame, ref.frame)
+    prov = bars.provenance
+    assert bars.source == "import" and prov["source"] == "import"
+    assert prov["origin"] == str(path.resolve()) and prov["adjustment"] == "as provided"
+    assert "auto_adjust" not in str(prov) and "yfinance" not in str(prov)
+
+
+def test_imports_merge_and_are_never_made_finer(tmp_path):
+    _import(tmp_path, ("2019-01-02", "2019-01-03"))
+    m, _ = _import(tmp_path, ("2019-01-04", "2019-01-07"))
+    assert len(m["files"]) == 2 and m["ranges"] == [["2019-01-02", "2019-01-07"]]
+    bars = load_bars(DataConfig(symbol="ABC", interval="5m", cache_dir=str(tmp_path / "cache")))
+    assert bars.session_dates() == [date(2019, 1, d) for d in (2, 3, 4, 7)]
+    hourly = load_bars(DataConfig(interval="1h", start=date(2019, 1, 8), end=date(2019, 1, 9))).frame
+    catalog.import_file(_csv_of(tmp_path, hourly), "XYZ", "1h", tmp_path / "cache")
+    with pytest.raises(DataError, match="none as fine as 5m"):
+        load_bars(DataConfig(symbol="XYZ", interval="5m", cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(DataError, match="not 1m; import them with --interval 1h"):
+        catalog.import_file(_csv_of(tmp_path, hourly), "XYZ", "1m", tmp_path / "cache")
+
+
+def _csv_of(tmp_path, frame):
+    path = tmp_path / "hourly.csv"
+    frame.to_csv(path)
+    return str(path)
+
+
+def test_an_explicit_yfinance_source_does_not_use_the_import(tmp_path, monkeypatch):
+    _import(tmp_path)
+    calls = []
+    monkeypatch.setattr(yahoo, "fetch_history", fake_history(calls))
+    today = date.today()
+    cfg = DataConfig(source="yfinance", symbol="ABC", interval="5m", start=today - timedelta(days=20),
+                     end=today - timedelta(days=10), cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    bars = load_bars(cfg)
+    assert bars.source == "yfinance" and len(calls) == 1
+    assert (tmp_path / "cache" / "ABC_5m.parquet").exists() and (tmp_path / "cache" / "ABC_1m.import.parquet").exists()
+
+
+def test_concurrent_fetches_of_one_entry_merge(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    base = fake_history([])
+
+    def slow(*args):
+        time.sleep(0.3)  # both fetchers read the empty cache before either writes
+        return base(*args)
+
+    monkeypatch.setattr(yahoo, "fetch_history", slow)
+    today = date.today()
+    spans = [
+        (today - timedelta(days=25), today - timedelta(days=20)),
+        (today - timedelta(days=12), today - timedelta(days=8)),
+    ]
+    errors: list[BaseException] = []
+
+    def run(lo, hi):
+        try:
+            yahoo.load("TNA", "5m", lo, hi, tmp_path, NY)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=span) for span in spans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    frame, meta = yahoo.read_cache(tmp_path, "TNA", "5m")
+    assert meta["ranges"] == [[lo.isoformat(), hi.isoformat()] for lo, hi in spans]
+    days = set(frame.index.date)
+    for lo, hi in spans:
+        assert any(lo <= d <= hi for d in days)

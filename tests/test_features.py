@@ -85,3 +85,28 @@ def test_normalisation_uses_train_span_only(features_5m):
     changed[600:] = 1e6
     mean2, var2 = fit_normalisation(changed, 100, 600)
     assert np.array_equal(mean, mean2) and np.array_equal(var, var2)
+
+
+WARMUP_BARS = 21  # the longest rolling warm-up: vol_20 needs 20 one-bar returns (21 bars)
+
+
+@pytest.mark.parametrize("skip_sessions", [1, 21, 250])  # a day, a month, a year later
+def test_features_do_not_depend_on_where_the_history_starts(market_5m, skip_sessions):
+    """A replay from a history loaded on another day (starting elsewhere) sees bit-identical features."""
+    names = list(FEATURES)
+    full = compute_features(market_5m, names)
+    starts, _ = market_5m.session_bounds()
+    lo = int(starts[skip_sessions])
+    later = market_5m.take(lo, len(market_5m))
+    assert later.session_id[0] == 0 and later.bar_minutes == market_5m.bar_minutes
+    part = compute_features(later, names)
+    # past the warm-up (and past the first session, whose gap needs the session before) every row is exact
+    cut = max(lo + WARMUP_BARS, int(starts[skip_sessions + 1]))
+    for j, name in enumerate(names):
+        assert np.array_equal(full[cut:, j], part[cut - lo :, j]), f"feature {name} depends on the history's start"
+
+
+def test_bar_end_minutes_caps_at_the_close(market_5m):
+    ends = market_5m.bar_end_minutes()
+    assert np.array_equal(ends, np.minimum(market_5m.minutes_from_open + 5.0, market_5m.session_minutes))
+    assert ends.max() == 390.0 and market_5m.bar_minutes == 5.0

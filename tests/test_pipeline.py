@@ -42,6 +42,7 @@ def test_run_writes_the_documented_run_folder(finished_run):
     for wid in ("w01", "w02"):
         for name in (
             "model.zip",
+            "obs_stats.npz",
             "vecnormalize.pkl",
             "metadata.json",
             "training_progress.json",
@@ -82,6 +83,8 @@ def test_run_writes_the_documented_run_folder(finished_run):
     assert meta["feature_names"] == ["ret_1", "ret_5", "vol_20", "time_of_day"]
     assert meta["observation_shape"] == [4 * 4 + 3] and meta["interval"] == "15m"
     assert meta["files"]["model.zip"] == bundle.sha256_file(out / "w01" / "model.zip")
+    assert summary["windows"][0]["bundle"]["files"] == meta["files"]  # the summary records every bundle's hashes
+    assert meta["compatibility"]["algorithm"] == "sac" and meta["compatibility"]["backend"] == "sb3"
     assert meta["data_hash"] == summary["data_hash"] and meta["config_hash"] == summary["config_hash"]
     assert strict_json(out / "w01" / "training_progress.json")["status"] == "completed"
     assert no_temp_files(out)
@@ -113,7 +116,7 @@ def test_same_seed_same_metrics(finished_run, tmp_path):
 def test_tampered_bundle_is_never_loaded(finished_run, tmp_path, monkeypatch):
     import shutil
 
-    from stable_baselines3 import SAC
+    from backend.training import algorithms
 
     _, out, _, _ = finished_run
     copy = tmp_path / "run"
@@ -122,15 +125,48 @@ def test_tampered_bundle_is_never_loaded(finished_run, tmp_path, monkeypatch):
         fh.write(b"\0")
 
     def forbidden(*a, **k):
-        raise AssertionError("a tampered bundle was unpickled")
+        raise AssertionError("a tampered bundle was loaded")
 
-    monkeypatch.setattr(SAC, "load", forbidden)
+    monkeypatch.setattr(algorithms, "load_weights", forbidden)
     res = wf("eval", "--model-path", copy / "w01" / "model.zip", "--quiet")
     assert res.exit_code == 5
     assert "[STAGE ❌] Evaluation" in res.output and "SHA-256" in res.output and "Traceback" not in res.output
-    (copy / "w02" / "vecnormalize.pkl").unlink()
+    (copy / "w02" / "obs_stats.npz").unlink()
     res = wf("eval", "--model-path", copy / "w02" / "model.zip", "--quiet")
-    assert res.exit_code == 5 and "vecnormalize.pkl" in res.output and "missing" in res.output
+    assert res.exit_code == 5 and "obs_stats.npz" in res.output and "missing" in res.output
+
+
+def test_bundle_checks_are_not_self_referential(finished_run, tmp_path):
+    """Deleting the statistics and their metadata line, or swapping model.zip and editing its hash, is refused."""
+    import shutil
+
+    _, out, _, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    meta_path = copy / "w02" / "metadata.json"
+    meta = strict_json(meta_path)
+    del meta["files"]["obs_stats.npz"]
+    (copy / "w02" / "obs_stats.npz").unlink()
+    meta_path.write_text(json.dumps(meta))
+    res = wf("eval", "--model-path", copy / "w02" / "model.zip", "--quiet")
+    assert res.exit_code == 5 and "lists no obs_stats.npz" in res.output and "normalize_obs" in res.output
+    # a swapped model.zip with its hash edited into metadata.json: the run's summary still knows the original
+    shutil.copy(out / "w02" / "metadata.json", meta_path)
+    shutil.copy(out / "w02" / "obs_stats.npz", copy / "w02" / "obs_stats.npz")
+    shutil.copy(copy / "w01" / "model.zip", copy / "w02" / "model.zip")
+    meta = strict_json(meta_path)
+    meta["files"]["model.zip"] = bundle.sha256_file(copy / "w02" / "model.zip")
+    meta_path.write_text(json.dumps(meta))
+    res = wf("eval", "--model-path", copy / "w02" / "model.zip", "--quiet")
+    assert res.exit_code == 5 and "summary.json recorded" in res.output
+
+
+def test_replay_refuses_time_travel(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    res = wf("eval", "--model-path", out / "w02" / "model.zip", "--window", "w01", "--output-dir", tmp_path / "r")
+    assert res.exit_code == 5, res.output
+    assert "2019-01-16" in res.output and "2019-01-14" in res.output and "w01" in res.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_mismatched_config_names_each_field(finished_run, tmp_path):
@@ -223,7 +259,8 @@ def test_no_space_while_saving_exits_6_and_leaves_no_model(tiny_config, tiny_win
     out = tmp_path / "out"
     res = run(tiny_config, tiny_windows, out)
     assert res.exit_code == 6
-    assert "[STAGE ❌] Artifacts — ArtifactError:" in res.output and "No space left on device" in res.output
+    assert "[STAGE ❌] Training [w01] — ArtifactError:" in res.output and "No space left on device" in res.output
+    assert "[STAGE ❌] Summary" in res.output and "(status failed)" in res.output
     assert not (out / "w01" / "model.zip").exists() and not (out / "w01" / "metadata.json").exists()
     summary = strict_json(out / "summary.json")
     assert summary["status"] == "failed" and summary["windows"][0]["error"]["type"] == "ArtifactError"
@@ -307,13 +344,27 @@ def test_warm_start_continues_from_the_previous_window(tiny_config, tiny_windows
     m1 = strict_json(out / "w01" / "metadata.json")
     m2 = strict_json(out / "w02" / "metadata.json")
     assert m1["training"]["warm_start_from"] is None
-    assert m2["training"]["warm_start_from"] == str(out / "w01" / "model.zip")
+    assert m2["training"]["warm_start_from"] == "w01"
+    assert "warm start: the windows form a chain and train in order (w01 -> w02)" in res.output
+    assert "warm start from w01" in res.output
     # normalisation is refitted on each window's own train span
-    import pickle
+    import numpy as np
 
-    s1 = pickle.loads((out / "w01" / "vecnormalize.pkl").read_bytes()).obs_rms.mean
-    s2 = pickle.loads((out / "w02" / "vecnormalize.pkl").read_bytes()).obs_rms.mean
+    s1 = np.load(out / "w01" / "obs_stats.npz")["feature_mean"]
+    s2 = np.load(out / "w02" / "obs_stats.npz")["feature_mean"]
     assert not (s1 == s2).all()
+
+
+def test_warm_start_follows_time_not_file_order(tiny_config, tmp_path):
+    from tests.conftest import TINY_WINDOWS
+
+    reversed_file = tmp_path / "reversed.json"
+    reversed_file.write_text(json.dumps(list(reversed(TINY_WINDOWS))))
+    out = tmp_path / "warm"
+    res = run(tiny_config, reversed_file, out, "--set", "training.warm_start=true")
+    assert res.exit_code == 0, res.output
+    assert strict_json(out / "w01" / "metadata.json")["training"]["warm_start_from"] is None
+    assert strict_json(out / "w02" / "metadata.json")["training"]["warm_start_from"] == "w01"
 
 
 def test_gates_are_reported_per_window_and_in_aggregate(tiny_config, tiny_windows, tmp_path):

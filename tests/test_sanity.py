@@ -28,7 +28,7 @@ def test_sanity_fails_when_there_is_no_edge_to_find(tmp_path, monkeypatch):
 
 def _traj(actions, positions, n=100):
     z = np.zeros(n)
-    return Trajectory(0, z, np.asarray(positions, float), z, z, np.asarray(actions, float), np.zeros(n, int))
+    return Trajectory(0, z, np.asarray(positions, float), z, z, z, z, np.asarray(actions, float), np.zeros(n, int))
 
 
 def test_collapse_diagnostics():

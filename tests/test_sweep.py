@@ -1,7 +1,6 @@
 """wf sweep / wf compare: members in worker processes, failures recorded, resume, lock, Ray."""
 
 import json
-import os
 import shutil
 
 import pytest
@@ -100,16 +99,15 @@ def test_resume_skips_finished_members_and_retries_failed(first_sweep, configs, 
 
 
 def test_a_second_sweep_on_the_same_folder_is_refused(first_sweep, configs, windows):
+    from tests.helpers import hold_lock
+
     _, out = first_sweep
-    (out / ".sweep.lock").write_text(str(os.getpid()))  # a live process holds it
-    try:
+    with hold_lock(out, "sweep") as holder:  # a live process holds the folder
         res = sweep(configs, windows, out, "--resume")
-    finally:
-        (out / ".sweep.lock").unlink()
-    assert res.exit_code == 2 and "another sweep" in res.output
-    (out / ".sweep.lock").write_text("999999999")  # stale: that process is gone
+        assert res.exit_code == 2 and f"another sweep (pid {holder.pid}" in res.output
+    # the holder was killed (-9): its OS lock died with it and the next sweep takes the folder over
     res = sweep(configs, windows, out, "--resume")
-    assert res.exit_code == 1 and not (out / ".sweep.lock").exists()
+    assert res.exit_code == 1 and "another sweep" not in res.output
 
 
 def test_existing_members_need_resume_or_overwrite(first_sweep, configs, windows):

@@ -2,12 +2,17 @@ import json
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from backend.config import DataConfig
+from backend.data.loader import load_bars
 from backend.errors import DataError, InputError
-from backend.windows import auto_windows, load_windows, parse_windows, resolve
+from backend.windows import auto_windows, load_windows, parse_day, parse_windows, resolve, trim_train
+from tests.helpers import wf
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files, outside.json
 W = {"train_start": "2019-01-02", "train_end": "2019-01-25", "test_start": "2019-01-28", "test_end": "2019-01-30"}
 
 
@@ -81,8 +86,14 @@ def test_bad_windows_are_input_errors(doc, needle):
 
 
 def test_spans_without_bars_and_embargo(market_5m):
-    specs, _, _ = parse_windows([{**W, "test_start": "2021-01-04", "test_end": "2021-01-05"}], "f")
-    with pytest.raises(DataError, match="test span 2021-01-04 -> 2021-01-05 holds no bars"):
+    holiday = {
+        "train_start": "2018-06-01",
+        "train_end": "2018-06-29",
+        "test_start": "2018-07-04",
+        "test_end": "2018-07-04",
+    }
+    specs, _, _ = parse_windows([holiday], "f")
+    with pytest.raises(DataError, match="test span 2018-07-04 -> 2018-07-04 holds no bars"):
         resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "f")
     specs, _, _ = parse_windows([W], "f")
     with pytest.raises(InputError, match="embargo_bars 100"):
@@ -100,3 +111,154 @@ def test_auto_windows_rolling_and_anchored():
         assert w.test_start >= w.train_end
     with pytest.raises(DataError, match="fewer than"):
         auto_windows(days[:5], days[0], days[4], 10, 5, None, "rolling", "America/New_York")
+
+
+# ----------------------------------------------------------------------------- dates and spans (issue #12)
+
+
+@pytest.mark.parametrize("value", ["01/25/2019", "today", "2019-02", "20190125", "2019-1-25", "Jan 25 2019", "2019"])
+def test_window_dates_must_be_iso(value):
+    with pytest.raises(InputError) as e:
+        parse_windows([{**W, "train_end": value}], "wins.json")
+    msg = str(e.value)
+    assert repr(value) in msg and "wins.json: windows[0].train_end" in msg and "ISO" in msg
+
+
+@pytest.mark.parametrize(
+    "value", ["2019-01-25", "2019-01-25T15:55", "2019-01-25 15:55:00", "2019-01-25T15:55:00-05:00", "2019-01-25T20:55Z"]
+)
+def test_iso_dates_and_datetimes_are_accepted(value):
+    (spec,), _, _ = parse_windows([{**W, "train_end": value}], "w")
+    if value == "2019-01-25":
+        assert spec.date_only == frozenset({"train_start", "train_end", "test_start", "test_end"})
+        assert str(spec.train_end) == "2019-01-26 00:00:00-05:00"  # the whole session of the 25th
+    else:
+        assert "train_end" not in spec.date_only
+        assert spec.train_end == pd.Timestamp("2019-01-25 15:55:00.000000001-05:00")  # inclusive
+
+
+@pytest.mark.parametrize("value", ["01/25/2019", "today", "2019-02", "20190125", "2019-01-25T09:30"])
+def test_command_line_dates_must_be_iso(value):
+    with pytest.raises(InputError, match="expected an ISO date like 2019-01-02") as e:
+        parse_day(value, "--start")
+    assert repr(value) in str(e.value)
+    assert parse_day("2019-01-25", "--end") == date(2019, 1, 25)
+
+
+def test_non_iso_dates_are_refused_by_wf_run(tmp_path):
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps([{**W, "test_end": "01/30/2019"}]))
+    res = wf("run", "--windows", p, "--dry-run")
+    assert res.exit_code == 2 and "'01/30/2019'" in res.output
+    res = wf("run", "--start", "today", "--train-days", "5", "--test-days", "2", "--dry-run")
+    assert res.exit_code == 2 and "'today'" in res.output
+
+
+def test_window_partly_outside_the_data_is_a_data_error(sample_5m, market_5m):
+    specs, _, _ = parse_windows(
+        [
+            {
+                "train_start": "2016-12-01",
+                "train_end": "2017-01-20",
+                "test_start": "2017-01-23",
+                "test_end": "2017-01-24",
+            }
+        ],
+        "w.json",
+    )
+    for bars in (sample_5m, None):
+        with pytest.raises(DataError) as e:
+            resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w.json", bars=bars)
+        msg = str(e.value)
+        assert "window w01: train_start 2016-12-01 lies outside the data" in msg
+        assert "sessions 2017-01-03 -> 2019-12-31" in msg and "w.json" in msg
+    late = parse_windows([{**W, "train_start": "2019-11-01", "train_end": "2019-12-20", "test_start": "2019-12-23",
+                           "test_end": "2020-01-10"}], "w.json")[0]  # fmt: skip
+    with pytest.raises(DataError, match=r"test_end 2020-01-10 lies outside the data .*XNYS session\(s\)"):
+        resolve(late, market_5m.timestamps, market_5m.session_id, 0, "w.json", bars=sample_5m)
+    res = wf("run", "--windows", FIXTURES / "outside.json", "--dry-run")
+    assert res.exit_code == 3 and "lies outside the data" in res.output
+
+
+def test_days_without_sessions_before_the_data_are_not_outside(sample_5m, market_5m):
+    # 2017-01-01 is a Sunday and 2017-01-02 a holiday: the data's first session is 2017-01-03
+    specs, _, _ = parse_windows(
+        [
+            {
+                "train_start": "2017-01-01",
+                "train_end": "2017-01-20",
+                "test_start": "2017-01-23",
+                "test_end": "2017-01-24",
+            }
+        ],
+        "w",
+    )
+    (w,) = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w", bars=sample_5m)
+    assert w.train_start == 0 and w.train_sessions == 13
+
+
+def test_a_span_too_short_for_one_episode_fails_at_resolution():
+    bars = load_bars(DataConfig(interval="1h", start=date(2019, 1, 2), end=date(2019, 1, 31)))
+    ts = bars.frame.index.as_unit("ns").asi8
+    sid = np.cumsum(np.r_[True, bars.session_open[1:] != bars.session_open[:-1]]) - 1
+    specs, _, _ = parse_windows([{**W, "test_start": "2019-01-28T15:30", "test_end": "2019-01-28T15:30"}], "w.json")
+    with pytest.raises(DataError) as e:
+        resolve(specs, ts, sid, 0, "w.json", bars=bars)
+    msg = str(e.value)
+    assert "window w01" in msg and "test_start..test_end" in msg and "none with 2 bars" in msg
+
+
+def test_date_only_windows_resolve_the_same_with_or_without_the_bars(sample_5m, market_5m):
+    specs, _, _ = parse_windows([W], "w")
+    a = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w")
+    b = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w", bars=sample_5m)
+    assert [(w.train_start, w.train_end, w.test_start, w.test_end) for w in a] == [
+        (w.train_start, w.train_end, w.test_start, w.test_end) for w in b
+    ]
+
+
+def test_automatic_windows_with_overlapping_test_spans_are_refused():
+    days = [date(2019, 1, d) for d in range(1, 31)]
+    with pytest.raises(InputError) as e:
+        auto_windows(days, days[0], days[-1], 10, 5, 2, "rolling", "America/New_York")
+    msg = str(e.value)
+    assert "w01" in msg and "w02" in msg and "--step-days 5" in msg and "overlap" in msg
+    assert len(auto_windows(days, days[0], days[-1], 10, 5, 5, "rolling", "America/New_York")) == 4
+    assert len(auto_windows(days, days[0], days[-1], 10, 20, 3, "rolling", "America/New_York")) == 1  # one: no overlap
+    res = wf("run", "--start", "2019-01-02", "--end", "2019-03-29", "--train-days", "10", "--test-days", "5",
+             "--step-days", "2", "--dry-run")  # fmt: skip
+    assert res.exit_code == 2 and "--step-days" in res.output
+
+
+def test_file_windows_with_overlapping_test_spans_are_refused():
+    a = {**W, "id": "a"}
+    b = {**W, "id": "b", "train_end": "2019-01-28", "test_start": "2019-01-29", "test_end": "2019-01-31"}
+    with pytest.raises(InputError, match="the test spans of a and b overlap"):
+        parse_windows([a, b], "w.json")
+
+
+@pytest.mark.parametrize("wid", ["tensorboard", "replay", "Replay", ".hidden", "summary.json", "TensorBoard"])
+def test_reserved_window_ids_are_refused(tmp_path, wid):
+    with pytest.raises(InputError, match="window id"):
+        parse_windows([{**W, "id": wid}], "w.json")
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps([{**W, "id": wid}]))
+    assert wf("run", "--windows", p, "--dry-run").exit_code == 2
+
+
+def test_trim_train_keeps_the_test_span(market_5m):
+    specs, _, _ = parse_windows([W], "w")
+    trimmed = trim_train(specs[0], market_5m.timestamps, 10)
+    (a,) = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w")
+    (b,) = resolve([trimmed], market_5m.timestamps, market_5m.session_id, 10, "w")
+    assert (b.test_start, b.test_end) == (a.test_start, a.test_end)
+    assert b.train_end == a.train_end - 10 and "train_end" not in trimmed.date_only
+
+
+def test_a_datetime_end_on_the_last_session_is_inside(sample_5m, market_5m):
+    doc = [{"train_start": "2019-12-02", "train_end": "2019-12-20", "test_start": "2019-12-23",
+            "test_end": "2019-12-31T15:55"}]  # fmt: skip
+    specs, _, _ = parse_windows(doc, "w")
+    for bars in (sample_5m, None):
+        (w,) = resolve(specs, market_5m.timestamps, market_5m.session_id, 0, "w", bars=bars)
+        assert w.test_end == len(market_5m.timestamps)

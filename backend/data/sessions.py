@@ -1,108 +1,95 @@
-"""Regular sessions from an exchange calendar, session filtering and resampling.
+"""Session assignment, session filtering and resampling.
 
-Bars are labelled by their start time. A bar belongs to the session whose
-[open, close) contains its timestamp; half days (13:00 close), holidays and DST come from
-``exchange_calendars``. Resampling bins bars from the session open (09:30, 09:35, ... for
-5m; 09:30, 10:30, ..., 15:30 for 1h) and never crosses the overnight gap.
+Bars are labelled by their start time. A bar belongs to the session whose [open, close)
+contains its timestamp; sessions come from :mod:`backend.data.calendars` (exchange calendars:
+half days, holidays and DST from ``exchange_calendars``; ``24/7`` / ``24/5``: cut at
+``data.session_cut``). Resampling bins bars from the session open (09:30, 09:35, ... for 5m;
+09:30, 10:30, ..., 15:30 for 1h on XNYS; 17:00, 18:00, ... for FX cut at 17:00) and never
+crosses from one session into the next.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from importlib import metadata
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from backend.errors import DataError, InputError
+from backend.data import calendars
+from backend.errors import DataError
+from backend.intervals import INTERVAL_MINUTES, NS_PER_MIN
 
-INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
-NS_PER_MIN = 60_000_000_000
-
-
-@lru_cache(maxsize=8)
-def _calendar(name: str):
-    import exchange_calendars as xcals
-
-    try:
-        return xcals.get_calendar(name)
-    except xcals.errors.InvalidCalendarName as e:
-        raise InputError(f"data.calendar = {name!r} is not a known exchange calendar (try 'XNYS')") from e
+__all__ = ["INTERVAL_MINUTES", "NS_PER_MIN", "Sessioned", "assign_sessions", "filter_sessions", "resample"]
 
 
-def _cache_file(calendar: str, first_year: int, last_year: int) -> Path | None:
-    try:
-        import platformdirs
+@dataclass
+class Sessioned:
+    """Bars inside sessions, with each bar's session open/close (UTC ns) and name (datetime64[D])."""
 
-        version = metadata.version("exchange-calendars")
-    except Exception:
-        return None
-    folder = Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / "calendars"
-    return folder / f"{calendar}-{version}-{first_year}-{last_year}.npz"
+    frame: pd.DataFrame
+    open: np.ndarray
+    close: np.ndarray
+    label: np.ndarray
+    counts: dict[str, int]
 
 
 def session_bounds(calendar: str, first: pd.Timestamp, last: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """Open and close (UTC ns) of every session of the calendar years spanned by [first, last].
-
-    Computed with exchange_calendars once and cached per calendar, library version and years
-    (importing and building a calendar takes about half a second; the dry-run needs ~1 s).
-    """
-    y0, y1 = first.tz_convert("UTC").year, last.tz_convert("UTC").year
-    path = _cache_file(calendar, y0, y1)
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as cached:
-                return cached["open"], cached["close"]
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: compute again
-    cal = _calendar(calendar)
-    start = max(pd.Timestamp(f"{y0}-01-01"), cal.first_session)
-    end = min(pd.Timestamp(f"{y1}-12-31"), cal.last_session)
-    if start > end:
-        raise DataError(
-            f"the bars ({first} -> {last}) lie outside the {calendar} calendar "
-            f"({cal.first_session.date()} -> {cal.last_session.date()})"
-        )
-    sched = cal.schedule.loc[start:end, ["open", "close"]]
-    opens = pd.DatetimeIndex(sched["open"].array).as_unit("ns").asi8
-    closes = pd.DatetimeIndex(sched["close"].array).as_unit("ns").asi8
-    if path is not None:
-        try:
-            from backend.jsonio import write_atomic
-
-            def save(tmp: Path) -> None:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, open=opens, close=closes)
-
-            write_atomic(path, save)
-        except Exception:
-            pass
-    return opens, closes
+    """Open and close (UTC ns) of every session of an exchange calendar around [first, last]."""
+    table = calendars.session_table(calendar, first, last)
+    return table.open, table.close
 
 
-def filter_sessions(frame: pd.DataFrame, calendar: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, int]]:
-    """Keep bars inside regular sessions.
-
-    Returns the filtered frame, the per-bar session open and close (UTC ns int64) and counts.
-    """
+def assign_sessions(
+    frame: pd.DataFrame,
+    calendar: str,
+    session_cut: str | None = None,
+    timezone: str | None = None,
+    origin: str = "bars",
+) -> Sessioned:
+    """Keep the bars inside sessions and tell each its session; the rest are dropped and counted."""
     ts = frame.index.as_unit("ns").asi8  # UTC ns
-    opens, closes = session_bounds(calendar, frame.index[0], frame.index[-1])
+    tz = timezone or str(frame.index.tz or "UTC")
+    table = calendars.session_table(calendar, frame.index[0], frame.index[-1], session_cut, tz)
+    opens, closes = table.open, table.close
     pos = np.searchsorted(opens, ts, side="right") - 1
     valid = pos >= 0
-    pos_c = np.clip(pos, 0, len(opens) - 1)
-    inside = valid & (ts >= opens[pos_c]) & (ts < closes[pos_c])
+    pos_c = np.clip(pos, 0, max(len(opens) - 1, 0))
+    inside = valid & (ts >= opens[pos_c]) & (ts < closes[pos_c]) if len(opens) else np.zeros(len(ts), dtype=bool)
     counts = {"bars_outside_session_dropped": int((~inside).sum())}
     if not inside.any():
-        raise DataError(f"no bar falls inside a regular {calendar} session; check the time zone of the timestamps")
-    return frame[inside], opens[pos_c[inside]], closes[pos_c[inside]], counts
+        where = calendars.describe_cut(calendar, session_cut, tz)
+        raise DataError(
+            f"{origin}: no bar falls inside a {calendar} session ({frame.index[0]} -> {frame.index[-1]}; sessions end "
+            f"at {where}); check the time zone of the timestamps (data.timezone) and data.calendar"
+        )
+    keep = pos_c[inside]
+    return Sessioned(frame[inside], opens[keep], closes[keep], table.label[keep], counts)
+
+
+def filter_sessions(
+    frame: pd.DataFrame, calendar: str, session_cut: str | None = None, timezone: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, int]]:
+    """Keep bars inside sessions; returns the frame, per-bar session open and close (UTC ns) and counts."""
+    s = assign_sessions(frame, calendar, session_cut, timezone)
+    return s.frame, s.open, s.close, s.counts
+
+
+def resample_sessioned(s: Sessioned, interval: str) -> Sessioned:
+    """Aggregate bars into ``interval`` bins anchored at each session's open (open first, high max,
+    low min, close last, volume sum); a bin never spans two sessions."""
+    frame, starts = _resample(s.frame, s.open, interval)
+    return Sessioned(frame, s.open[starts], s.close[starts], s.label[starts], s.counts)
 
 
 def resample(
     frame: pd.DataFrame, session_open: np.ndarray, session_close: np.ndarray, interval: str
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Aggregate bars into ``interval`` bins anchored at each session's open."""
+    out, starts = _resample(frame, session_open, interval)
+    return out, session_open[starts], session_close[starts]
+
+
+def _resample(frame: pd.DataFrame, session_open: np.ndarray, interval: str) -> tuple[pd.DataFrame, np.ndarray]:
     minutes = INTERVAL_MINUTES[interval]
     ts = frame.index.as_unit("ns").asi8
     if minutes == 1:
@@ -126,4 +113,4 @@ def resample(
         index=pd.DatetimeIndex(bins[starts].astype("datetime64[ns]"), tz="UTC").tz_convert(frame.index.tz),
     )
     out.index.name = "timestamp"
-    return out, session_open[starts], session_close[starts]
+    return out, starts

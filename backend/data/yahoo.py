@@ -16,20 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from backend.errors import DataError
-from backend.jsonio import load_json, write_atomic, write_json
+from backend.data import cache
+from backend.errors import DataError, InputError
 
-# interval -> (how far back Yahoo serves it in days, longest span per request in days)
+# harness interval -> (how far back Yahoo serves it in days, longest span per request in days)
 LIMITS: dict[str, tuple[int, int | None]] = {
     "1m": (30, 8),
-    "2m": (60, None),
     "5m": (60, None),
     "15m": (60, None),
     "30m": (60, None),
-    "90m": (60, None),
-    "60m": (730, None),
     "1h": (730, None),
 }
+YAHOO_CODE = {"1h": "60m"}  # what yfinance calls a harness interval, where the names differ
 YAHOO_HOST = ("query2.finance.yahoo.com", 443)
 REQUEST_TIMEOUT_S = 10.0
 RETRIES = 3
@@ -48,7 +46,7 @@ def default_cache_dir() -> Path:
 def check_limits(interval: str, start: date, end: date, today: date | None = None) -> None:
     """Refuse, before any request, what Yahoo will not serve."""
     if interval not in LIMITS:
-        raise DataError(f"yfinance: interval {interval!r} is not served intraday; use one of {', '.join(LIMITS)}")
+        raise InputError(f"yfinance: interval {interval!r} is not served; use one of {', '.join(LIMITS)}")
     back, _ = LIMITS[interval]
     today = today or datetime.now(UTC).date()
     oldest = today - timedelta(days=back)
@@ -134,18 +132,11 @@ def _is_rate_limit(error: BaseException) -> bool:
     return ("rate" in text and "limit" in text) or "too many requests" in text or "429" in text
 
 
-def _cache_paths(cache_dir: Path, symbol: str, interval: str) -> tuple[Path, Path]:
-    stem = f"{symbol.upper()}_{interval}"
-    return cache_dir / f"{stem}.parquet", cache_dir / f"{stem}.manifest.json"
-
-
 def read_cache(cache_dir: Path, symbol: str, interval: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    data, manifest = _cache_paths(cache_dir, symbol, interval)
-    if not data.exists() or not manifest.exists():
-        return None, {}
-    meta = load_json(manifest, "cache manifest")
-    frame = pd.read_parquet(data, engine="pyarrow")
-    return frame, meta
+    """The verified yfinance cache entry of ``symbol`` at ``interval`` (None if there is none)."""
+    e = cache.entry(cache_dir, symbol, interval, "yfinance")
+    with cache.locked(e):
+        return cache.read(e)
 
 
 def _covered(meta: dict[str, Any], start: date, end: date) -> bool:
@@ -155,15 +146,7 @@ def _covered(meta: dict[str, Any], start: date, end: date) -> bool:
     return False
 
 
-def _merge_ranges(ranges: list[list[str]]) -> list[list[str]]:
-    spans = sorted((date.fromisoformat(a), date.fromisoformat(b)) for a, b in ranges)
-    merged: list[list[date]] = []
-    for a, b in spans:
-        if merged and a <= merged[-1][1] + timedelta(days=1):
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [[a.isoformat(), b.isoformat()] for a, b in merged]
+_merge_ranges = cache.merge_ranges
 
 
 def load(
@@ -178,13 +161,22 @@ def load(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Bars for [start, end] from the cache, fetching (and caching) what is missing.
 
-    ``needed_from`` (≥ start) is the first day that must be there; the days before it are
-    extra history that is used when cached but never fetched for.
+    ``interval`` is a harness interval (1h, not 60m). ``needed_from`` (≥ start) is the first
+    day that must be there; the days before it are extra history that is used when cached but
+    never fetched for. The cache entry is read and written under its lock (backend.data.cache);
+    the network is asked outside the lock.
     """
     from backend.data import sources
 
-    cache_dir = Path(cache_dir)
-    cached, meta = read_cache(cache_dir, symbol, interval)
+    e = cache.entry(cache_dir, symbol, interval, "yfinance")
+    with cache.locked(e):
+        cached, meta = cache.read(e)
+    if cached is not None and meta.get("source") != "yfinance":
+        raise DataError(
+            f"cache entry {e.data_path} holds {meta.get('source')!r} bars, not yfinance bars (an import of an "
+            f"earlier version); delete it (wf data delete {e.symbol} --interval {interval} --cache-dir {e.folder}) "
+            "and import the file again with wf data import"
+        )
     if cached is not None and _covered(meta, needed_from or start, end):
         return cached, {**meta, "cache_hit": True}
     check_limits(interval, start, end, today)
@@ -193,37 +185,35 @@ def load(
             f"yfinance: the network is unreachable (no connection to {YAHOO_HOST[0]}); "
             "use --data FILE with your own bars or --source sample (SPY 2017-2019)"
         )
+    code = YAHOO_CODE.get(interval, interval)
     parts = []
     for lo, hi in chunks(interval, start, end):
-        frame = _fetch_with_retries(symbol, lo, hi, interval, cache_dir)
+        frame = _fetch_with_retries(e.symbol, lo, hi, code, Path(cache_dir))
         if frame is not None and not frame.empty:
             parts.append(frame)
     if not parts:
         raise DataError(
-            f"yfinance returned no {interval} bars for {symbol} between {start} and {end}; "
+            f"yfinance returned no {interval} bars for {e.symbol} between {start} and {end}; "
             "check the symbol and dates (nothing was cached)"
         )
-    fresh = pd.concat([sources.normalise_columns(p, f"yfinance {symbol}", timezone) for p in parts])
-    if cached is not None:
-        fresh = pd.concat([cached, fresh])
+    fresh = pd.concat([sources.normalise_columns(p, f"yfinance {e.symbol}", timezone) for p in parts])
     fresh = fresh[~fresh.index.duplicated(keep="last")].sort_index()
-    ranges = _merge_ranges([*meta.get("ranges", []), [start.isoformat(), end.isoformat()]])
-    data_path, manifest_path = _cache_paths(cache_dir, symbol, interval)
-    write_atomic(data_path, lambda tmp: fresh.to_parquet(tmp, engine="pyarrow", compression="zstd"))
-    manifest = {
-        "source": "yfinance",
-        "symbol": symbol.upper(),
-        "interval": interval,
-        "adjustment": "auto_adjust",
-        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ranges": ranges,
-        "first_bar": str(fresh.index[0]),
-        "last_bar": str(fresh.index[-1]),
-        "rows": len(fresh),
-        "content_hash": sources.content_hash(fresh),
-    }
-    write_json(manifest_path, manifest)
-    return fresh, {**manifest, "cache_hit": False}
+    with cache.locked(e):
+        cached, meta = cache.read(e)  # another process may have written meanwhile: merge with that
+        merged = cache.merge(cached, fresh)
+        ranges = cache.merge_ranges([*meta.get("ranges", []), [start.isoformat(), end.isoformat()]])
+        manifest = cache.write(
+            e,
+            merged,
+            {
+                "source": "yfinance",
+                "adjustment": "auto_adjust",
+                "yahoo_interval": code,
+                "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "ranges": ranges,
+            },
+        )
+    return merged, {**manifest, "cache_hit": False}
 
 
 def _fetch_with_retries(symbol: str, start: date, end: date, interval: str, cache_dir: Path) -> pd.DataFrame | None:

@@ -6,6 +6,9 @@ cost = |Δp| × (commission_bps + slippage_bps(side)) / 10⁴
        divided by equity in currency.
 
 Δp is the change of position as a fraction of equity; shares = |Δp| × equity / price.
+The equity in currency is the account value when the trade happens (the env carries it
+across the sessions of a replay), so per-share and minimum fees weigh more on a smaller
+account.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from backend.config import CostConfig
 @dataclass(frozen=True)
 class CostModel:
     buy_rate: float  # fraction of notional when buying (commission + slippage)
-    sell_rate: float
-    per_share: float
-    min_fee: float
-    max_pct: float | None
+    sell_rate: float  # fraction of notional when selling
+    per_share: float  # currency per share
+    min_fee: float  # lower bound of the per-share fee, currency per trade
+    max_pct: float | None  # upper bound of the per-share fee, fraction of traded notional
 
     @classmethod
     def from_config(cls, cfg: CostConfig) -> CostModel:
@@ -34,13 +37,20 @@ class CostModel:
         )
 
     def scaled(self, factor: float) -> CostModel:
-        """The same model with every cost multiplied by ``factor`` (cost sensitivity)."""
+        """The same model with every cost term multiplied by ``factor`` (cost sensitivity).
+
+        The cap ``max_pct`` is scaled too: it bounds the fee per unit of notional, so leaving
+        it fixed would keep capped trades at 1× costs in a "2× costs" replay. Every trade
+        then costs exactly ``factor`` times as much.
+        """
+        if not factor >= 0.0:
+            raise ValueError(f"cost scale must be >= 0, got {factor!r}")
         return CostModel(
             self.buy_rate * factor,
             self.sell_rate * factor,
             self.per_share * factor,
             self.min_fee * factor,
-            self.max_pct,
+            None if self.max_pct is None else self.max_pct * factor,
         )
 
     def fraction(self, delta: float, price: float, equity_cash: float) -> float:

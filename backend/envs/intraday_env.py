@@ -22,8 +22,9 @@ class IntradayTradingEnv(gym.Env):
     ## Action Space
     ``Box(-1, 1, (1,), float32)``: the target position as a fraction of equity, scaled by
     ``max_position``. With ``allow_short=False`` the action maps linearly to
-    [0, max_position]. Targets within ``rebalance_threshold`` of 0 become 0, and changes
-    smaller than ``rebalance_threshold`` are not traded.
+    [0, max_position]. Actions outside [-1, 1] are clipped; a NaN action means flat
+    (target 0) in both modes. Targets within ``rebalance_threshold`` of 0 become 0, and
+    changes smaller than ``rebalance_threshold`` are not traded.
 
     ## Observation Space
     ``Box(-inf, inf, (lookback * n_features + 3,), float32)``: the last ``lookback`` rows
@@ -42,17 +43,35 @@ class IntradayTradingEnv(gym.Env):
 
     ## Costs
     Every change of position pays :class:`~backend.envs.costs.CostModel` at the bar's
-    close, including the forced flatten at the end of the episode.
+    close, including the forced flatten at the end of the episode. Per-share and minimum
+    fees are priced on the account value when the trade happens: the episode's equity
+    times the account value at the episode's start. With ``episode_order="sequential"``
+    (the replay) an episode that directly follows the one just played to its end starts
+    with that episode's final account value, so the account carries across the sessions
+    of a replay as a real one would; any other start (random order, as in training, a
+    jump, a seeded reset, the wrap back to episode 0) starts at ``initial_capital``.
+    Costs in bps do not depend on the account.
 
     ## Starting State
-    Flat, equity 1, at the first bar of a session in the span: chosen with
+    Flat, episode equity 1, at the first bar of a session in the span: chosen with
     ``self.np_random`` (``episode_order="random"``), in order (``"sequential"``), or given
     as ``options={"episode": k}``.
 
     ## Episode End
-    ``terminated`` at the session's last bar in the span, or at the first bar at least
-    ``forced_exit_minutes`` after the open; the position is flattened there. Also
-    terminated if equity is wiped out. Never truncated (sessions are short).
+    ``terminated`` at the session's last bar in the span or, with ``forced_exit_minutes``,
+    at the last bar that ends (start + bar width, or the session close) at or before the
+    open + ``forced_exit_minutes``; the position is flattened at that bar's close. A
+    session needs two such bars to hold an episode (one to trade at, one to flatten at);
+    sessions without are skipped. Also terminated if equity is wiped out. Never
+    truncated (sessions are short).
+
+    ## Step info
+    ``bar`` (the bar the step moved to, t+1), ``position`` (the target chosen at t),
+    ``held`` (the position held going into t's decision, after drift; 0 at the episode's
+    start), ``net_return`` (equity change over the step, all costs included),
+    ``trade_cost`` (cost of the trade at t's close), ``flatten_cost`` (cost of the forced
+    flatten at t+1's close, 0 unless the episode ends there), ``cost`` (their sum) and
+    ``traded`` (|change of position| at t, plus the flatten).
 
     ## Arguments
     ``market`` (:class:`MarketArrays`), ``features`` ((n_bars, n_features) float32),
@@ -121,7 +140,9 @@ class IntradayTradingEnv(gym.Env):
         self._dsr_clip = config.dsr.clip_value
         self._ep_first, self._ep_last = self._episodes(market, start, end, config.forced_exit_minutes)
         if len(self._ep_first) == 0:
-            raise ValueError(f"span {span} holds no session with at least 2 bars")
+            limit = config.forced_exit_minutes
+            why = "" if limit is None else f" ending within forced_exit_minutes={limit:g} of the open"
+            raise ValueError(f"span {span} holds no session with at least 2 bars{why}")
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (self._lf + len(STATE_NAMES),), np.float32)
         self._obs = np.zeros(self._lf + len(STATE_NAMES), np.float32)
@@ -132,6 +153,9 @@ class IntradayTradingEnv(gym.Env):
         self._t = self._first = self._last = start
         self._pos = 0.0
         self._equity = 1.0
+        self._cash0 = self._capital  # account value (currency) at the episode's start
+        self._episode = 0
+        self._played: int | None = None  # the episode just played to its end, if any
         self._entry = 0.0
         self._upnl = 0.0
 
@@ -145,11 +169,9 @@ class IntradayTradingEnv(gym.Env):
         stop = np.r_[first[1:], end]
         last = stop - 1
         if forced_exit_minutes is not None:
-            mins = market.minutes_from_open
-            for k in range(len(first)):
-                hits = np.flatnonzero(mins[first[k] : stop[k]] >= forced_exit_minutes)
-                if len(hits):
-                    last[k] = min(last[k], first[k] + int(hits[0]))
+            # bars end in increasing order within a session: those that end by the limit are a prefix
+            ends_by_limit = market.bar_end_minutes()[start:end] <= forced_exit_minutes
+            last = np.minimum(last, first + np.add.reduceat(ends_by_limit.astype(np.int64), first - start) - 1)
         keep = last > first
         return first[keep], last[keep]
 
@@ -204,6 +226,10 @@ class IntradayTradingEnv(gym.Env):
             k = self._next_episode
         else:
             k = int(self.np_random.integers(self.n_episodes))
+        played, self._played = self._played, None
+        carry = self.episode_order == "sequential" and seed is None and played is not None and k == played + 1
+        self._cash0 = self._cash0 * self._equity if carry else self._capital
+        self._episode = k
         self._next_episode = (k + 1) % self.n_episodes
         self._first = self._t = int(self._ep_first[k])
         self._last = int(self._ep_last[k])
@@ -215,9 +241,11 @@ class IntradayTradingEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         a = float(action[0])
-        if not -1.0 <= a <= 1.0:
-            a = 1.0 if a > 1.0 else (-1.0 if a < -1.0 else 0.0)  # NaN -> flat
-        target = a * self._max_pos if self._short else (a + 1.0) * 0.5 * self._max_pos
+        if a != a:  # NaN -> flat, whatever the mapping
+            target = 0.0
+        else:
+            a = 1.0 if a > 1.0 else (-1.0 if a < -1.0 else a)
+            target = a * self._max_pos if self._short else (a + 1.0) * 0.5 * self._max_pos
         pos = self._pos
         thr = self._thr
         if -thr < target < thr:
@@ -228,7 +256,8 @@ class IntradayTradingEnv(gym.Env):
         price = self._close[t]
         equity0 = self._equity
         delta = target - pos
-        cost = self._costs.fraction(delta, price, equity0 * self._capital) if delta != 0.0 else 0.0
+        cost = self._costs.fraction(delta, price, equity0 * self._cash0) if delta != 0.0 else 0.0
+        trade_cost = cost
         # entry price of the position after the trade (for unrealised P&L)
         if target == 0.0:
             self._entry = 0.0
@@ -249,13 +278,16 @@ class IntradayTradingEnv(gym.Env):
             equity, held, terminated = 1e-12, 0.0, True
         else:
             held = target * (1.0 + r) / growth  # the position drifts with the price
+        flat_cost = 0.0
         if t >= self._last and not terminated:
-            flat_cost = self._costs.fraction(-held, nxt, equity * self._capital) if held != 0.0 else 0.0
+            flat_cost = self._costs.fraction(-held, nxt, equity * self._cash0) if held != 0.0 else 0.0
             equity *= 1.0 - flat_cost
             cost += flat_cost
             traded += abs(held)
             held = 0.0
             terminated = True
+        if terminated:
+            self._played = self._episode
         self._pos = held
         self._upnl = target * (nxt / self._entry - 1.0) if held != 0.0 else 0.0
         self._equity = equity
@@ -267,7 +299,16 @@ class IntradayTradingEnv(gym.Env):
             reward = math.log(equity / equity0) * self._scale
         else:
             reward = self._dsr(net)
-        info = {"bar": t, "position": target, "net_return": net, "cost": cost, "traded": traded}
+        info = {
+            "bar": t,
+            "position": target,
+            "held": pos,
+            "net_return": net,
+            "cost": cost,
+            "trade_cost": trade_cost,
+            "flatten_cost": flat_cost,
+            "traded": traded,
+        }
         return self._get_obs(), reward, terminated, False, info
 
     def _dsr(self, ret: float) -> float:

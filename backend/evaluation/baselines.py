@@ -61,15 +61,16 @@ def run_baselines(
     make_env,
     market: MarketArrays,
     agent: Trajectory,
-    interval: str,
+    periods_per_year: float,
     initial_equity: float,
     seed: int,
 ) -> dict[str, dict[str, Any]]:
+    """Metrics of every baseline (plus its trajectory under ``"_trajectory"``), annualised with ``periods_per_year``."""
     cfg = make_env().config
     out: dict[str, dict[str, Any]] = {}
 
     def record(name: str, traj: Trajectory) -> None:
-        out[name] = traj.metrics(interval, initial_equity)
+        out[name] = traj.metrics(periods_per_year, initial_equity)
         out[name]["_trajectory"] = traj
 
     record("buy_and_hold", run_policy(make_env(), _constant(cfg.max_position), market.session_id))

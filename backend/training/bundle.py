@@ -1,9 +1,18 @@
-"""The model bundle of one window: model.zip, vecnormalize.pkl, metadata.json.
+"""The model bundle of one window: model.zip, obs_stats.npz, vecnormalize.pkl, metadata.json.
 
-metadata.json is written last and holds the SHA-256 of the other two files, so a bundle
-with metadata is complete. Before anything is unpickled (SB3 archives hold cloudpickled
-objects: loading one runs code) the hashes are checked, and the metadata is compared with
-the config and data being replayed.
+metadata.json is written last and holds the SHA-256 of the other files, so a bundle with
+metadata is complete. Loading never unpickles anything from a bundle (threat model in
+docs/integrity.md):
+
+* the agent is rebuilt from the config and the env's spaces, and only its weights are read
+  (tensors with ``torch.load(weights_only=True)`` for SB3 archives, msgpack for SBX — see
+  :mod:`backend.training.algorithms`);
+* the normalisation statistics are read from ``obs_stats.npz`` with ``allow_pickle=False``;
+  ``vecnormalize.pkl`` is written beside it for plain SB3 users and never loaded here;
+* before anything is read, the files' SHA-256 must match the metadata (and, inside a run
+  folder, the hashes the run's summary recorded), the metadata must list every file its own
+  compatibility fields require, the compatibility fields must match the config and data being
+  replayed, and the test span must start after the bundle's own train span (+ embargo).
 """
 
 from __future__ import annotations
@@ -12,14 +21,16 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from backend.config import Config
-from backend.errors import EvaluationError
-from backend.jsonio import load_json
+from backend.errors import EvaluationError, InputError
 
 MODEL_FILE = "model.zip"
-STATS_FILE = "vecnormalize.pkl"
+STATS_FILE = "obs_stats.npz"
+SB3_STATS_FILE = "vecnormalize.pkl"  # for plain SB3 users; never loaded by the harness
 METADATA_FILE = "metadata.json"
-BUNDLE_SCHEMA = 1
+BUNDLE_SCHEMA = 2
 
 
 def sha256_file(path: str | Path) -> str:
@@ -34,6 +45,9 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
     """What a saved agent depends on; replay compares these one by one."""
     env = cfg.env
     return {
+        "algorithm": cfg.agent.algorithm,
+        "backend": cfg.agent.backend,
+        "net_arch": list(cfg.sac.net_arch),
         "feature_names": list(env.features),
         "lookback": env.lookback,
         "observation_shape": [env.lookback * n_features + state_size],
@@ -48,38 +62,65 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
     }
 
 
+def required_files(compatibility: dict[str, Any]) -> list[str]:
+    """Files a bundle must list, given its own compatibility fields."""
+    return [MODEL_FILE] + ([STATS_FILE] if compatibility.get("normalize_obs") else [])
+
+
 def read_metadata(bundle_dir: Path) -> dict[str, Any]:
+    from backend.jsonio import load_json
+
     path = bundle_dir / METADATA_FILE
     if not path.exists():
         raise EvaluationError(
             f"{path}: bundle metadata missing; the window did not finish training (rerun with --resume)"
         )
     try:
-        return load_json(path, "bundle metadata")
-    except Exception as e:
+        meta = load_json(path, "bundle metadata")
+    except InputError as e:
         raise EvaluationError(str(e)) from e
+    if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
+        raise EvaluationError(
+            f"{path}: not a bundle metadata object (expected an object with 'files' and 'compatibility'); "
+            "retrain the window or restore the file"
+        )
+    return meta
 
 
-def verify_files(bundle_dir: Path, meta: dict[str, Any]) -> None:
-    """Check presence and SHA-256 of every file listed in the metadata, before loading."""
-    files = meta.get("files", {})
-    if MODEL_FILE not in files:
-        raise EvaluationError(f"{bundle_dir / METADATA_FILE}: lists no {MODEL_FILE}; the bundle is incomplete")
-    for name, expected in files.items():
+def verify_files(bundle_dir: Path, meta: dict[str, Any], expected: dict[str, str] | None = None) -> None:
+    """Required files listed, present, and matching their SHA-256 (and the run summary's), before loading."""
+    files = meta["files"]
+    meta_path = bundle_dir / METADATA_FILE
+    for name in required_files(meta.get("compatibility") or {}):
+        if name not in files:
+            raise EvaluationError(
+                f"{meta_path}: lists no {name}, which its own compatibility fields require "
+                f"(normalize_obs: {(meta.get('compatibility') or {}).get('normalize_obs')}); the bundle is incomplete "
+                "or was edited — retrain the window"
+            )
+    if expected is not None and expected != files:
+        changed = sorted(k for k in set(expected) | set(files) if expected.get(k) != files.get(k))
+        raise EvaluationError(
+            f"{meta_path}: file hashes differ from those the run's summary.json recorded ({', '.join(changed)}); "
+            "the bundle was changed after the run — retrain the window or restore the original files"
+        )
+    for name, want in files.items():
+        if Path(name).name != name:
+            raise EvaluationError(f"{meta_path}: file entry {name!r} is not a plain file name; refusing the bundle")
         path = bundle_dir / name
         if not path.exists():
             raise EvaluationError(f"{path}: missing from the bundle; retrain the window (--resume) or restore the file")
-        actual = sha256_file(path)
-        if actual != expected:
+        got = sha256_file(path)
+        if got != want:
             raise EvaluationError(
-                f"{path}: SHA-256 {actual[:12]}… does not match the metadata ({expected[:12]}…); the file was changed "
+                f"{path}: SHA-256 {got[:12]}… does not match the metadata ({str(want)[:12]}…); the file was changed "
                 "or truncated and will not be loaded; retrain the window or restore the original file"
             )
 
 
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir: Path) -> None:
     """One error naming every field that differs, with both values and the fix."""
-    saved = meta.get("compatibility", {})
+    saved = meta.get("compatibility") or {}
     diffs = [
         f"{key}: bundle {saved.get(key)!r} vs now {want!r}" for key, want in expected.items() if saved.get(key) != want
     ]
@@ -88,3 +129,84 @@ def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir:
             f"{bundle_dir}: the bundle does not match this config/data — {'; '.join(diffs)}. Fix: replay with the "
             "config the model was trained with (config.resolved.json in the run folder), or retrain"
         )
+
+
+def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, tz: str, bundle_dir: Path) -> None:
+    """A bundle replays only on a test span that starts after its own train span (+ embargo)."""
+    import pandas as pd
+
+    saved = meta.get("window") or {}
+    try:
+        train_end = pd.Timestamp(saved["train_end"])
+        train_start = pd.Timestamp(saved["train_start"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise EvaluationError(
+            f"{bundle_dir / METADATA_FILE}: no valid 'window.train_end'; cannot place the bundle"
+        ) from e
+    embargo = int(meta.get("embargo_bars") or 0)
+    last_train = int(np.searchsorted(timestamps, train_end.as_unit("ns").value, side="right")) - 1
+    if window.test_start <= last_train + embargo:
+        test_start = pd.Timestamp(int(timestamps[window.test_start]), tz="UTC").tz_convert(tz)
+        test_end = pd.Timestamp(int(timestamps[window.test_end - 1]), tz="UTC").tz_convert(tz)
+        raise EvaluationError(
+            f"{bundle_dir}: the model was trained on {train_start.isoformat()} -> {train_end.isoformat()} "
+            f"(embargo {embargo} bars) and cannot be evaluated on the test span {test_start.isoformat()} -> "
+            f"{test_end.isoformat()} of window {window.id}, which does not start after it; replay it on a later "
+            "window (--window)"
+        )
+
+
+def write_statistics(path: Path, mean: np.ndarray, var: np.ndarray, clip_obs: float, count: int) -> None:
+    """Per-feature normalisation statistics in a plain format (npz, no pickle)."""
+    from backend.jsonio import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                feature_mean=np.asarray(mean, np.float64),
+                feature_var=np.asarray(var, np.float64),
+                clip_obs=np.float64(clip_obs),
+                count=np.int64(count),
+            )
+
+
+def read_statistics(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return (z["feature_mean"].copy(), z["feature_var"].copy()), float(z["clip_obs"])
+    except (OSError, ValueError, KeyError) as e:
+        raise EvaluationError(f"{path}: cannot read the normalisation statistics ({e}); retrain the window") from e
+
+
+def load_agent(
+    bundle_dir: Path,
+    cfg: Config,
+    market: Any,
+    features: np.ndarray,
+    window: Any,
+    expected_hashes: dict[str, str] | None = None,
+):
+    """Verify the bundle, then rebuild the agent and load its weights and statistics without unpickling.
+
+    Returns (agent, normalisation, clip_obs, metadata); ``agent`` offers ``policy(deterministic)``.
+    """
+    from backend.envs.intraday_env import STATE_NAMES
+    from backend.training import agents
+
+    meta = read_metadata(bundle_dir)
+    verify_files(bundle_dir, meta, expected_hashes)
+    check_compatible(meta, compatibility_fields(cfg, features.shape[1], len(STATE_NAMES)), bundle_dir)
+    check_time_order(meta, window, market.timestamps, cfg.data.timezone, bundle_dir)
+    norm, clip_obs = None, 10.0
+    if meta["compatibility"].get("normalize_obs"):
+        norm, clip_obs = read_statistics(bundle_dir / STATS_FILE)
+    try:
+        agent = agents.load_for_replay(cfg, bundle_dir / MODEL_FILE, features.shape[1])
+    except EvaluationError:
+        raise
+    except Exception as e:
+        raise EvaluationError(
+            f"{bundle_dir / MODEL_FILE}: cannot load the model weights: {type(e).__name__}: {e}"
+        ) from e
+    return agent, norm, clip_obs, meta

@@ -1,4 +1,4 @@
-"""Small SB3 callbacks: progress file, episode statistics, finite checks."""
+"""Small SB3 callbacks: progress file, episode statistics, finite checks, a cross-process stop flag."""
 
 from __future__ import annotations
 
@@ -44,8 +44,35 @@ class ProgressFileCallback(BaseCallback):
             write_json(self.path, self.snapshot("running"))
         return True
 
+    def _on_training_start(self) -> None:
+        self.start = time.perf_counter()  # the rate counts learning, not set-up
+
     def _on_training_end(self) -> None:
         write_json(self.path, self.snapshot("completed" if self.num_timesteps >= self.total else "stopped"))
+
+    def mark(self, status: str) -> None:
+        """Training ended by an exception (Ctrl-C, a failed check): say so in the progress file."""
+        try:
+            write_json(self.path, self.snapshot(status))
+        except OSError:
+            pass
+
+
+class StopCallback(BaseCallback):
+    """Raises KeyboardInterrupt inside ``learn`` once ``stop`` (a multiprocessing.Event) is set.
+
+    Worker processes ignore SIGINT; the driver sets the event on Ctrl-C / SIGTERM so every
+    running window stops cleanly, records ``interrupted`` and can be resumed.
+    """
+
+    def __init__(self, stop: Any = None, every: int = 16) -> None:
+        super().__init__()
+        self.stop, self.every = stop, every
+
+    def _on_step(self) -> bool:
+        if self.stop is not None and self.n_calls % self.every == 0 and self.stop.is_set():
+            raise KeyboardInterrupt("stop requested")
+        return True
 
 
 class EpisodeStatsCallback(BaseCallback):

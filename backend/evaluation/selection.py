@@ -1,0 +1,478 @@
+"""Choosing among sweep configs honestly: PBO, SPA / Reality Check / StepM, IQM and P(A > B).
+
+A sweep runs configs × seeds ("members") over the same walk-forward windows. This module reads
+the members' out-of-sample per-bar returns (:func:`load_member_returns`), aligns them on the bars
+they share, and computes in :func:`selection_statistics`:
+
+* PBO by CSCV over the **configs** (each config's series = the mean of its seeds' per-bar
+  returns: the equal-weight ensemble of its seeds), with S, N and the λ values;
+* Hansen's SPA (consistent p-value), the Reality Check (upper p-value) and Romano–Wolf StepM of
+  **every member** against intraday buy-and-hold and against flat;
+* per config, the interquartile mean (IQM) of window Sharpe ratios over seeds × windows with a
+  stratified bootstrap CI, and P(config A beats config B) with its CI;
+* a verdict per config, and for the best config (highest full-span Sharpe of its series).
+
+Nothing here raises on thin data: every statistic carries ``status`` (``ok`` / ``refused``) and a
+``reason``; :func:`selection_from_rows`, the sweep driver's entry point, also turns an unexpected
+error into ``status: failed`` so that the hours of training before it are never lost.
+The output is JSON-ready (no NaN: ``null``). The formulas live in ``backend.evaluation.statistics``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.evaluation import statistics as st
+from backend.jsonio import load_json, sanitize
+
+SCHEMA_VERSION = 1
+LUCK = "not distinguishable from luck"
+SKILL = "distinguishable from luck"
+UNDETERMINED = "undetermined"
+PBO_LIMIT = 0.5
+SPA_LEVEL = 0.05
+MIN_PARTITIONS = 8
+"""PBO in a sweep: S is the largest even number ≤ ``n_partitions`` (16) leaving ≥ MIN_BARS_PER_BLOCK
+bars per block, but never below 8 (70 combinations); below that PBO is refused."""
+MAX_PAIRS_SHOWN = 1000
+"""The JSON keeps at most this many (in-sample, out-of-sample) Sharpe pairs, evenly spaced over the halves."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass
+class MemberReturns:
+    """Members' out-of-sample returns aligned on the bars every member has (see :func:`load_member_returns`)."""
+
+    returns: pd.DataFrame
+    """Per-bar net returns; index: UTC timestamps shared by every member; one column per member."""
+    buy_and_hold: pd.Series
+    """Intraday buy-and-hold per-bar returns on the same bars (from the first member's equity.csv)."""
+    window: pd.Series
+    """The window id of every aligned bar."""
+    window_sharpes: pd.DataFrame
+    """Windows × members: each window's out-of-sample Sharpe from summary.json (NaN if not completed)."""
+    bars: dict[str, int] = field(default_factory=dict)
+    """Bars each loaded member had before alignment."""
+    dropped_bars: int = 0
+    """Bars some loaded member has and another lacks (the union minus the intersection)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Members that could not be loaded, with the reason."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def _window_ids(folder: Path, summary: dict[str, Any] | None) -> list[str]:
+    if summary is not None and summary.get("windows"):
+        return [w["id"] for w in summary["windows"] if w.get("status") == "completed"]
+    return sorted(p.parent.name for p in folder.glob("*/equity.csv"))
+
+
+def _window_sharpes(summary: dict[str, Any] | None, ids: list[str]) -> dict[str, float]:
+    """A completed window whose Sharpe is undefined (no variance: the agent stayed flat) scores 0."""
+    out = {}
+    for w in (summary or {}).get("windows", []):
+        if w.get("status") == "completed" and w["id"] in ids:
+            sharpe = (w.get("evaluation") or {}).get("sharpe")
+            out[w["id"]] = 0.0 if sharpe is None else float(sharpe)
+    return out
+
+
+def _read_member(folder: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    """One member's test bars (timestamp, net_return, buy_and_hold_return, window) and window Sharpes."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: member folder not found")
+    summary = load_json(folder / "summary.json", "summary") if (folder / "summary.json").exists() else None
+    if summary is not None and summary.get("kind") == "multi_seed":
+        raise ValueError(f"{folder} is a multi-seed run; pass its s<seed>/ folders as members")
+    ids = _window_ids(folder, summary)
+    frames = []
+    for wid in ids:
+        path = folder / wid / "equity.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing")
+        f = pd.read_csv(path, usecols=["timestamp", "net_return", "buy_and_hold_return"])
+        f["window"] = wid
+        frames.append(f)
+    if not frames:
+        raise FileNotFoundError(f"{folder}: no completed window with an equity.csv")
+    frame = pd.concat(frames, ignore_index=True)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    return frame.sort_values("timestamp", kind="stable"), _window_sharpes(summary, ids)
+
+
+def load_member_returns(member_dirs: Sequence[str | Path] | Mapping[str, str | Path]) -> MemberReturns:
+    """Read every member folder's ``<window>/equity.csv`` and align the members on their shared bars.
+
+    ``member_dirs`` is a list of run folders (named by folder name) or a ``{name: folder}`` mapping.
+    Windows are the completed ones in the folder's summary.json (else every ``*/equity.csv``).
+    Members are inner-joined on timestamps; ``dropped_bars`` counts the bars lost. A folder that
+    cannot be read is skipped with its reason (never an exception); a member with a repeated
+    timestamp keeps the first bar and gets a warning.
+    """
+    items = list(member_dirs.items()) if isinstance(member_dirs, Mapping) else [(Path(p).name, p) for p in member_dirs]
+    out = MemberReturns(pd.DataFrame(), pd.Series(dtype=float), pd.Series(dtype=object), pd.DataFrame())
+    series: dict[str, pd.Series] = {}
+    bh: dict[str, pd.Series] = {}
+    windows: dict[str, pd.Series] = {}
+    sharpes: dict[str, dict[str, float]] = {}
+    for name, folder in items:
+        try:
+            frame, sharpes[name] = _read_member(Path(folder))
+        except (OSError, ValueError, KeyError) as e:  # InputError is a ValueError; missing columns a ValueError
+            out.skipped[name] = f"{type(e).__name__}: {e}"
+            continue
+        dupes = frame["timestamp"].duplicated()
+        if dupes.any():
+            out.warnings.append(f"{name}: {int(dupes.sum())} repeated test bars (overlapping windows?); kept the first")
+            frame = frame[~dupes]
+        frame = frame.set_index("timestamp")
+        series[name], bh[name], windows[name] = frame["net_return"], frame["buy_and_hold_return"], frame["window"]
+        out.bars[name] = len(frame)
+    if not series:
+        return out
+    returns = pd.concat(series, axis=1, join="inner").sort_index()
+    union = pd.concat([s.index.to_series() for s in series.values()]).index.unique()
+    out.returns, out.dropped_bars = returns, len(union) - len(returns)
+    first = next(iter(series))
+    out.buy_and_hold = bh[first].reindex(returns.index)
+    out.window = windows[first].reindex(returns.index)
+    for name in series:
+        gap = float(np.max(np.abs(bh[name].reindex(returns.index).to_numpy() - out.buy_and_hold.to_numpy()), initial=0))
+        if gap > 1e-9:
+            out.warnings.append(f"{name}: its buy-and-hold returns differ from {first}'s by up to {gap:.3g} (costs?)")
+    out.window_sharpes = pd.DataFrame(sharpes).reindex(columns=list(series))
+    return out
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _status(reason: str | None = None, **values: Any) -> dict[str, Any]:
+    return {"status": "refused" if reason else "ok", "reason": reason, **values}
+
+
+def _sharpe(x: np.ndarray) -> float:
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+    return float(np.mean(x)) / sd if sd > 1e-15 else math.nan
+
+
+def _partitions(n_bars: int, wanted: int) -> int:
+    """The largest even S ≤ ``wanted`` (and ≥ MIN_PARTITIONS) leaving enough bars per block."""
+    for s in range(wanted - wanted % 2, min(MIN_PARTITIONS, wanted) - 1, -2):
+        if n_bars // s >= st.MIN_BARS_PER_BLOCK:
+            return s
+    return wanted
+
+
+def _pbo(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
+    names = list(config_returns.columns)
+    if len(names) < 2:
+        return _status(
+            f"PBO needs at least 2 configs to choose among; the sweep has {len(names)} "
+            "(seeds of one config are replications, not choices)",
+            trials="configs",
+        )
+    s = _partitions(len(config_returns), n_partitions)
+    try:
+        r = st.probability_of_backtest_overfitting(config_returns.to_numpy(), s)
+    except st.StatisticRefused as e:
+        return _status(str(e), trials="configs", n_trials=len(names), n_bars=len(config_returns))
+    values, counts = np.unique(np.round(r["logits"], 12), return_counts=True)
+    deg = r["degradation"]
+    shown = np.unique(np.linspace(0, r["n_combinations"] - 1, min(r["n_combinations"], MAX_PAIRS_SHOWN)).round())
+    shown = shown.astype(int)
+    return _status(
+        None,
+        trials="configs",
+        trial_names=names,
+        pbo=r["pbo"],
+        n_partitions=r["n_partitions"],
+        n_trials=r["n_trials"],
+        n_bars=r["n_bars"],
+        n_bars_dropped=r["n_bars_dropped"],
+        bars_per_block=r["bars_per_block"],
+        n_combinations=r["n_combinations"],
+        logits={"values": values.tolist(), "counts": counts.tolist()},
+        probability_of_loss=r["probability_of_loss"],
+        degradation={
+            "slope": deg["slope"],
+            "intercept": deg["intercept"],
+            "n_pairs": r["n_combinations"],
+            "in_sample": deg["in_sample"][shown].tolist(),
+            "out_of_sample": deg["out_of_sample"][shown].tolist(),
+        },
+        chosen_counts=dict(zip(names, np.bincount(r["chosen"], minlength=len(names)).tolist(), strict=True)),
+        rank_counts=r["rank_counts"].tolist(),
+    )
+
+
+def _snooping(returns: pd.DataFrame, benchmark: pd.Series, reps: int, seed: int) -> dict[str, Any]:
+    names = list(returns.columns)
+    b = benchmark.reindex(returns.index)
+    if b.isna().any():
+        return _status(f"the baseline lacks {int(b.isna().sum())} of the {len(b)} aligned bars")
+    try:
+        r = st.data_snooping_tests(returns.to_numpy(), b.to_numpy(), reps=reps, size=SPA_LEVEL, seed=seed)
+    except st.StatisticRefused as e:
+        return _status(str(e))
+    return _status(
+        None,
+        spa_pvalue=r["spa_pvalue"],
+        spa_pvalue_lower=r["spa_pvalue_lower"],
+        reality_check_pvalue=r["reality_check_pvalue"],
+        stepm_superior=[names[i] for i in r["stepm_superior"]],
+        stepm_size=r["stepm_size"],
+        block_size=r["block_size"],
+        reps=r["reps"],
+        n_bars=r["n_bars"],
+        n_models=r["n_models"],
+        members={
+            n: {"mean_excess_per_bar": float(m), "t_stat": float(t)}
+            for n, m, t in zip(names, r["mean_excess"], r["t_stat"], strict=True)
+        },
+    )
+
+
+def _window_scores(window_sharpes: pd.DataFrame | None, names: list[str]) -> list[np.ndarray]:
+    if window_sharpes is None or window_sharpes.empty:
+        return []
+    cols = [n for n in names if n in window_sharpes.columns]
+    return [np.asarray(row, dtype=np.float64) for row in window_sharpes.reindex(columns=cols).to_numpy()]
+
+
+def _iqm(scores: list[np.ndarray], n_boot: int, seed: int) -> dict[str, Any]:
+    finite = [s[np.isfinite(s)] for s in scores]
+    n_scores, n_windows = sum(len(s) for s in finite), sum(1 for s in finite if len(s))
+    if not n_scores:
+        return _status("no completed window Sharpe ratio", n_scores=0, n_windows=0)
+    value, lo, hi = st.iqm_ci(scores, n_boot=n_boot, seed=seed)
+    reason = None if math.isfinite(lo) else "one seed per window: the stratified bootstrap has nothing to resample"
+    return {
+        "status": "ok",
+        "reason": reason,
+        "value": value,
+        "ci_low": lo,
+        "ci_high": hi,
+        "n_scores": n_scores,
+        "n_windows": n_windows,
+    }
+
+
+def _improvement(scores: dict[str, list[np.ndarray]], n_boot: int, seed: int) -> dict[str, Any]:
+    names = [n for n, s in scores.items() if any(np.isfinite(x).any() for x in s)]
+    if len(names) < 2:
+        return _status("P(A > B) needs at least 2 configs with window Sharpe ratios", configs=names)
+    r = st.probability_of_improvement_matrix({n: scores[n] for n in names}, n_boot=n_boot, seed=seed)
+    return _status(None, configs=names, p=r["p"].tolist(), ci_low=r["ci_low"].tolist(), ci_high=r["ci_high"].tolist())
+
+
+def _verdict(
+    config: str, seeds: list[str], is_best: bool, n_configs: int, pbo: dict[str, Any], snooping: dict[str, Any]
+) -> tuple[str, list[str]]:
+    """LUCK if any test speaks against the config, UNDETERMINED if a needed test was refused, else SKILL.
+
+    Every config needs a majority of its seeds in StepM's superior set against every baseline;
+    the best config also needs PBO ≤ 0.5 (with ≥ 2 configs) and SPA p ≤ 0.05 against every baseline.
+    """
+    against, missing = [], []
+    if is_best and n_configs >= 2:
+        if pbo["status"] != "ok":
+            missing.append(f"PBO refused: {pbo['reason']}")
+        elif pbo["pbo"] > PBO_LIMIT:
+            against.append(
+                f"PBO {pbo['pbo']:.2f} > {PBO_LIMIT}: the config that is best in sample is, more often than not, "
+                "below the median out of sample"
+            )
+    for base, res in snooping.items():
+        if res["status"] != "ok":
+            missing.append(f"tests against {base} refused: {res['reason']}")
+            continue
+        if is_best and res["spa_pvalue"] > SPA_LEVEL:
+            against.append(f"SPA p = {res['spa_pvalue']:.3f} > {SPA_LEVEL} against {base}")
+            continue
+        wins = sum(1 for s in seeds if s in res["stepm_superior"])
+        if 2 * wins <= len(seeds):
+            against.append(
+                f"{wins} of {len(seeds)} seeds beat {base} under StepM (FWER {SPA_LEVEL:.0%}); a majority is needed"
+            )
+    if against:
+        return LUCK, against
+    return (UNDETERMINED, missing) if missing else (SKILL, [])
+
+
+def selection_statistics(
+    members: list[dict[str, Any]],
+    returns: pd.DataFrame,
+    baselines: Mapping[str, pd.Series],
+    window_sharpes: pd.DataFrame | None = None,
+    seed: int = 0,
+    n_partitions: int = 16,
+    reps: int = 1000,
+    n_boot: int = 2000,
+) -> dict[str, Any]:
+    """Everything a sweep needs to choose a config honestly, as a JSON-ready dict.
+
+    Inputs:
+
+    * ``members``: ``[{"name": str, "config": str, "seed": int | None}, ...]``, one per member;
+    * ``returns``: per-bar out-of-sample **net** returns, one column per member name, rows = the
+      test bars every member shares (as :func:`load_member_returns` aligns them);
+    * ``baselines``: ``{"buy_and_hold": Series}`` on the same index (more may be given); ``flat``
+      (zeros) is added unless given;
+    * ``window_sharpes``: windows × member names, each window's out-of-sample Sharpe (NaN where the
+      window did not complete); without it the IQM and P(A > B) are refused;
+    * ``seed`` seeds every bootstrap; ``reps`` the SPA/StepM replicates; ``n_boot`` the IQM and
+      P(A > B) replicates; ``n_partitions`` the wanted S of CSCV (lowered, never below 8, when the
+      bars are too few for ≥ 20 per block).
+
+    Output keys: ``schema_version``, ``status`` (``ok`` / ``refused``), ``reason``, ``seed``,
+    ``n_bars``, ``members`` (name, config, seed, ``sharpe_per_bar``), ``configs`` (name, members,
+    ``sharpe_per_bar`` of the seed-mean series, ``iqm`` {status, reason, value, ci_low, ci_high,
+    n_scores, n_windows}, ``superior_seeds`` {baseline: count}, ``verdict``, ``verdict_reasons``),
+    ``best_config``, ``verdict``, ``verdict_reasons``, ``pbo`` (see :func:`_pbo`: pbo, n_partitions,
+    n_trials, n_bars, bars_per_block, n_combinations, logits {values, counts}, probability_of_loss,
+    degradation {slope, intercept, n_pairs, in_sample, out_of_sample}, chosen_counts, rank_counts),
+    ``data_snooping`` {baseline: {spa_pvalue, spa_pvalue_lower, reality_check_pvalue,
+    stepm_superior, stepm_size, block_size, reps, n_bars, n_models, members {name: {mean_excess_per_bar,
+    t_stat}}}}, ``probability_of_improvement`` {configs, p, ci_low, ci_high} (P(row > column)),
+    ``confidence``, ``n_boot``, ``warnings``. Every statistic has ``status`` and ``reason``.
+    """
+    warns: list[str] = []
+    known = [m for m in members if m["name"] in returns.columns]
+    for m in members:
+        if m["name"] not in returns.columns:
+            warns.append(f"{m['name']}: no aligned returns; left out")
+    if not known or returns.empty:
+        return sanitize(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "status": "refused",
+                "seed": seed,
+                "warnings": warns,
+                "reason": "no member with out-of-sample returns",
+            }
+        )
+    returns = returns[[m["name"] for m in known]]
+    if not np.isfinite(returns.to_numpy()).all():
+        bad = returns.columns[~np.isfinite(returns.to_numpy()).all(axis=0)].tolist()
+        warns.append(f"non-finite returns in {bad}: those bars were dropped")
+        returns = returns[np.isfinite(returns.to_numpy()).all(axis=1)]
+    configs: dict[str, list[str]] = {}
+    for m in known:
+        configs.setdefault(str(m["config"]), []).append(m["name"])
+    config_returns = pd.DataFrame({c: returns[names].mean(axis=1) for c, names in configs.items()})
+    config_sharpe = {c: _sharpe(config_returns[c].to_numpy()) for c in configs}
+    best = max(configs, key=lambda c: -math.inf if math.isnan(config_sharpe[c]) else config_sharpe[c])
+
+    pbo = _pbo(config_returns, n_partitions)
+    bases = {"buy_and_hold": None, **dict(baselines)}
+    bases.setdefault("flat", pd.Series(0.0, index=returns.index))
+    snooping = {}
+    for i, (name, series) in enumerate(bases.items()):
+        if series is None:
+            snooping[name] = _status("no buy-and-hold returns were given")
+        else:
+            snooping[name] = _snooping(returns, series, reps, seed + i)
+    scores = {c: _window_scores(window_sharpes, names) for c, names in configs.items()}
+    rows = []
+    for c, names in configs.items():
+        verdict, why = _verdict(c, names, c == best, len(configs), pbo, snooping)
+        superior = {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()}
+        rows.append(
+            {
+                "name": c,
+                "members": names,
+                "sharpe_per_bar": config_sharpe[c],
+                "iqm": _iqm(scores[c], n_boot, seed) if scores[c] else _status("no window Sharpe ratios were given"),
+                "superior_seeds": superior,
+                "verdict": verdict,
+                "verdict_reasons": why,
+            }
+        )
+    best_row = next(r for r in rows if r["name"] == best)
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "ok",
+        "reason": None,
+        "seed": seed,
+        "n_bars": len(returns),
+        "members": [
+            {
+                **{k: m.get(k) for k in ("name", "config", "seed")},
+                "sharpe_per_bar": _sharpe(returns[m["name"]].to_numpy()),
+            }
+            for m in known
+        ],
+        "configs": rows,
+        "best_config": best,
+        "verdict": best_row["verdict"],
+        "verdict_reasons": best_row["verdict_reasons"],
+        "pbo": pbo,
+        "data_snooping": snooping,
+        "probability_of_improvement": _improvement(scores, n_boot, seed),
+        "confidence": 0.95,
+        "n_boot": n_boot,
+        "warnings": warns,
+    }
+    return sanitize(doc)
+
+
+# ----------------------------------------------------------------------------- the sweep's entry point
+
+
+def config_name(row: Mapping[str, Any]) -> str:
+    """A member's config: its config file's stem, else its name without the ``_s<seed>`` suffix."""
+    if row.get("config_path"):
+        return Path(str(row["config_path"])).stem
+    return re.sub(r"_s\d+$", "", str(row["name"]))
+
+
+def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """:func:`selection_statistics` for sweep rows (``name``, ``path``, ``seed``, ``config_path``, ``status``).
+
+    Members whose status is not ``completed`` are left out (named in ``warnings``); the alignment
+    (bars used, dropped, members skipped) is under ``alignment``. Never raises: an unexpected error
+    becomes ``{"status": "failed", "reason": "<type>: <message>"}`` and a Python warning.
+    """
+    try:
+        done = [r for r in rows if r.get("status") == "completed" and r.get("path")]
+        loaded = load_member_returns({str(r["name"]): Path(str(r["path"])) for r in done})
+        members = [
+            {"name": str(r["name"]), "config": config_name(r), "seed": r.get("seed")}
+            for r in done
+            if str(r["name"]) not in loaded.skipped
+        ]
+        doc = selection_statistics(
+            members,
+            loaded.returns,
+            {"buy_and_hold": loaded.buy_and_hold} if len(loaded.buy_and_hold) else {},
+            loaded.window_sharpes,
+            seed=seed,
+            **kwargs,
+        )
+        doc["warnings"] = [
+            *[f"{r.get('name')}: status {r.get('status')}; left out" for r in rows if r not in done],
+            *[f"{n}: not loaded: {why}" for n, why in loaded.skipped.items()],
+            *loaded.warnings,
+            *doc.get("warnings", []),
+        ]
+        doc["alignment"] = {
+            "n_bars": len(loaded.returns),
+            "dropped_bars": loaded.dropped_bars,
+            "bars_per_member": loaded.bars,
+            "skipped": loaded.skipped,
+        }
+        return doc
+    except Exception as e:  # the sweep's boundary: its members' results must still be written
+        warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+        return {"schema_version": SCHEMA_VERSION, "status": "failed", "reason": f"{type(e).__name__}: {e}"}

@@ -1,0 +1,90 @@
+"""The agent as the harness sees it: build for training, load weights safely, act fast in replay.
+
+Algorithm- and backend-specific work lives in :mod:`backend.training.algorithms` (the one
+algorithm list); this module is the trainer's and the replay's single door to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from backend.config import Config
+
+
+class SpacesOnly(gym.Env):
+    """An env that only declares the harness's spaces: enough to rebuild an agent for replay."""
+
+    def __init__(self, obs_size: int) -> None:
+        super().__init__()
+        self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, np.float32), {}
+
+    def step(self, action):  # pragma: no cover - never stepped
+        raise RuntimeError("SpacesOnly is not steppable")
+
+
+def observation_size(cfg: Config, n_features: int) -> int:
+    from backend.envs.intraday_env import STATE_NAMES
+
+    return cfg.env.lookback * n_features + len(STATE_NAMES)
+
+
+class LoadedAgent:
+    """A rebuilt agent with its weights; ``policy(deterministic)`` gives ``act(obs, env) -> action``."""
+
+    def __init__(self, model: Any, cfg: Config) -> None:
+        self.model, self.cfg = model, cfg
+
+    def policy(self, deterministic: bool):
+        from backend.training import algorithms
+
+        act = algorithms.make_policy(self.model, deterministic)
+
+        def policy(obs: np.ndarray, env: Any) -> np.ndarray:
+            return act(obs)
+
+        return policy
+
+    def seed_replay(self, seed: int) -> None:
+        from backend.training import algorithms
+
+        algorithms.seed_everything(self.model, seed)
+
+
+def build(cfg: Config, env: Any, seed: int, device: str) -> Any:
+    from backend.training import algorithms
+
+    return algorithms.build_model(cfg, env, seed, device)
+
+
+def warm_start(model: Any, model_path: Path, device: str) -> None:
+    """Start from another bundle's weights (tensors only; nothing is unpickled)."""
+    from backend.errors import TrainingError
+    from backend.training import algorithms
+
+    algorithms.load_weights(model, model_path, device, error=TrainingError)
+
+
+def save(model: Any, path: Path) -> None:
+    from backend.training import algorithms
+
+    algorithms.save_weights(model, path)
+
+
+def load_for_replay(cfg: Config, model_path: Path, n_features: int) -> LoadedAgent:
+    from backend.training import algorithms
+
+    model = algorithms.build_model(
+        cfg, SpacesOnly(observation_size(cfg, n_features)), cfg.training.seed, "cpu", for_replay=True
+    )
+    algorithms.load_weights(model, model_path, "cpu")
+    return LoadedAgent(model, cfg)

@@ -1,0 +1,142 @@
+"""SB3 (PyTorch) vs SBX (JAX) SAC training speed, side by side, on one core.
+
+    python benchmarks/backends.py                      # [64,64], [128,128], [256,256]; 3,000 steps each
+    python benchmarks/backends.py --steps 1000 --repeats 1 --out /tmp/backends.json
+
+Each measurement runs in a fresh process configured as a harness worker
+(``algorithms.configure_worker(backend, threads=1)``: one torch thread, a one-thread JAX pool)
+and builds the agent with ``algorithms.build_model`` from a config, so it measures exactly
+what a window trains: SAC, batch 256, one gradient step per env step, on a null env with the
+harness's observation size (163 floats = lookback 16 × 10 features + 3 state values; zeros,
+reward 0, 78-bar episodes — a 5-minute session). ``learning_starts + warmup`` steps run first
+(random actions, then the first updates: JAX compiles there) and are not timed; then
+``steps`` steps are timed, every one with a gradient step. The backends alternate (their order
+flips every repeat) so machine noise hits both; the figure is the median over repeats.
+
+Printed per network: steps per wall second, steps per CPU second of the process (close to
+wall on an idle core, less sensitive to other load), and ``sbx_vs_sb3_steps_per_second``
+(> 1: SBX is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHS = ((64, 64), (128, 128), (256, 256))
+OBS_SIZE = 16 * 10 + 3
+EPISODE_BARS = 78
+LEARNING_STARTS = 256
+BATCH = 256
+
+
+def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, float]:
+    """One measurement in this (fresh) process."""
+    sys.path.insert(0, str(ROOT))
+    from backend.training import algorithms
+
+    algorithms.configure_worker(backend, threads=1, device="cpu")
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium import spaces
+
+    from backend.config import Config
+
+    class NullEnv(gym.Env):
+        observation_space = spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return np.zeros(OBS_SIZE, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(OBS_SIZE, np.float32), 0.0, False, self.t >= EPISODE_BARS, {}
+
+    total = LEARNING_STARTS + warmup + steps
+    cfg = Config.model_validate(
+        {
+            "agent": {"algorithm": "sac", "backend": backend},
+            "sac": {"net_arch": list(arch), "batch_size": BATCH, "learning_starts": LEARNING_STARTS},
+            "training": {"total_timesteps": total, "device": "cpu"},
+        }
+    )
+    model = algorithms.build_model(cfg, NullEnv(), seed=0)
+    model.learn(LEARNING_STARTS + warmup)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"steps_per_second": steps / wall, "steps_per_cpu_second": steps / cpu, "cpu_per_wall": cpu / wall}
+
+
+def _run_child(backend: str, arch: tuple[int, ...], steps: int, warmup: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--child", backend, ",".join(map(str, arch)), str(steps), str(warmup)]
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"{backend} {arch}: {run.stderr.strip()[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def measure_backends(
+    archs: tuple[tuple[int, ...], ...] = ARCHS, steps: int = 3000, warmup: int = 300, repeats: int = 2
+) -> dict[str, dict[str, float]]:
+    """{"64x64": {"sb3_steps_per_second", "sbx_steps_per_second", ..., "sbx_vs_sb3_steps_per_second"}, ...}."""
+    runs: dict[tuple[str, tuple[int, ...]], list[dict[str, float]]] = {}
+    for r in range(repeats):
+        order = ("sb3", "sbx") if r % 2 == 0 else ("sbx", "sb3")
+        for arch in archs:
+            for backend in order:
+                runs.setdefault((backend, arch), []).append(_run_child(backend, arch, steps, warmup))
+    out: dict[str, dict[str, float]] = {}
+    for arch in archs:
+        row: dict[str, float] = {}
+        for backend in ("sb3", "sbx"):
+            for key in ("steps_per_second", "steps_per_cpu_second", "cpu_per_wall"):
+                row[f"{backend}_{key}"] = round(statistics.median(m[key] for m in runs[(backend, arch)]), 2)
+        row["sbx_vs_sb3_steps_per_second"] = round(row["sbx_steps_per_second"] / row["sb3_steps_per_second"], 2)
+        row["sbx_vs_sb3_steps_per_cpu_second"] = round(
+            row["sbx_steps_per_cpu_second"] / row["sb3_steps_per_cpu_second"], 2
+        )
+        out["x".join(map(str, arch))] = row
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        backend, arch, steps, warmup = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        print(json.dumps(_child(backend, [int(a) for a in arch.split(",")], steps, warmup)))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3000, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=300, help="untimed training steps after learning_starts")
+    ap.add_argument("--repeats", type=int, default=2, help="measurements per backend and network (median)")
+    ap.add_argument("--out", type=Path, help="also write the figures as JSON")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    figures = measure_backends(ARCHS, args.steps, args.warmup, args.repeats)
+    print(f"SAC training, one core, batch {BATCH}, obs {OBS_SIZE}, {args.steps} timed steps, median of {args.repeats}")
+    print("| net_arch | SB3 steps/s | SBX steps/s | sbx_vs_sb3_steps_per_second | per CPU second: SB3, SBX, ratio |")
+    print("|---|---|---|---|---|")
+    for name, row in figures.items():
+        print(
+            f"| {name} | {row['sb3_steps_per_second']:.1f} | {row['sbx_steps_per_second']:.1f} | "
+            f"{row['sbx_vs_sb3_steps_per_second']:.2f} | {row['sb3_steps_per_cpu_second']:.1f}, "
+            f"{row['sbx_steps_per_cpu_second']:.1f}, {row['sbx_vs_sb3_steps_per_cpu_second']:.2f} |"
+        )
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
