@@ -226,8 +226,12 @@ def sweep_command(**kw: Any) -> int:
         code = sweep.execute(members, base, executor)
         rows = sweep.rows_for(members)
         extra = compare.sweep_statistics(rows)
+        extra["selection"] = sweep.selection(rows)
         compare.write_results(out, rows, extra)
+        if not kw["no_report"]:
+            sweep.report(out)
     print(compare.format_table(compare.sort_rows(rows)), flush=True)
+    sweep.print_selection(extra["selection"])
     stages.emit(
         code == 0,
         "Sweep",
@@ -237,30 +241,16 @@ def sweep_command(**kw: Any) -> int:
     return code
 
 
-@cli.command("compare")
-@click.argument("folders", nargs=-1, required=True)
-@click.option("--sort", "sort_key", default="oos_sharpe", show_default=True, help="Column to sort by.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--debug", is_flag=True)
-@handle_errors("Compare")
-def compare_command(folders: tuple[str, ...], sort_key: str, as_json: bool, debug: bool) -> int:
-    """Compare run or sweep folders in one table, sorted by out-of-sample Sharpe."""
-    from backend import compare
-    from backend.jsonio import dumps
-
-    rows = compare.sort_rows(compare.collect(list(folders)), sort_key)
-    print(dumps(rows) if as_json else compare.format_table(rows), flush=True)
-    return 0
-
-
 def main() -> None:
     cli(prog_name="wf")
 
 
 def _register_subcommands() -> None:
     from backend.cli_data import data_group
+    from backend.cli_inspect import compare_command
 
     cli.add_command(data_group)
+    cli.add_command(compare_command)
 
 
 _register_subcommands()

@@ -131,3 +131,41 @@ def rows_for(members: list[Member]) -> list[dict[str, Any]]:
         )
         rows.append(row)
     return rows
+
+
+def selection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """PBO, SPA/StepM against the baselines, IQM and P(A > B) of the sweep (never raises: refusals are reasons)."""
+    from backend.evaluation.selection import selection_from_rows
+
+    return selection_from_rows(rows, seed=0)
+
+
+def report(out: Path) -> None:
+    """The sweep's report.html; a failure is shown, never fatal."""
+    try:
+        from backend.evaluation.sweep_report import build_sweep_report
+
+        path = build_sweep_report(out)
+    except Exception as e:  # the sweep's results are written already
+        stages.emit(False, "Sweep report", f"{type(e).__name__}: {e}")
+        return
+    stages.emit(True, "Sweep report", str(path))
+
+
+def print_selection(sel: dict[str, Any]) -> None:
+    """One line per statistic under the sweep table: which config, how sure."""
+    if sel.get("status") not in ("ok", "partial", None) and sel.get("reason"):
+        print(f"selection statistics: not computed ({sel['reason']})")
+        return
+    best = sel.get("best_config")
+    verdict = sel.get("verdict")
+    pbo = sel.get("pbo") or {}
+    parts = [f"best config {best}: {verdict}" if best else "no best config"]
+    if pbo.get("pbo") is not None:
+        parts.append(f"PBO {pbo['pbo']:.2f} (S={pbo.get('n_partitions')}, N={pbo.get('n_trials')})")
+    elif pbo.get("reason"):
+        parts.append(f"PBO refused ({pbo['reason']})")
+    for name, test in (sel.get("data_snooping") or {}).items():
+        if test.get("spa_pvalue") is not None:
+            parts.append(f"SPA p vs {name.replace('_', ' ')} {test['spa_pvalue']:.3f}")
+    print("selection: " + "; ".join(parts), flush=True)

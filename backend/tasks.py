@@ -13,7 +13,9 @@ wrote as bytes (``WindowResult.artifacts``), so that on a cluster nothing needs 
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from backend.features import MarketArrays
 from backend.windows import Window
 
 TENSORBOARD = "tensorboard"
+SCRATCH_ENV = "WF_SCRATCH_DIR"  # where remote tasks make their scratch folders (default: the system temp dir)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class WindowResult:
     series: dict[str, np.ndarray] | None = None  # equity.csv's columns, in memory (the stitched aggregate)
     artifacts: dict[str, bytes] = field(default_factory=dict)  # relative path -> content (root=None tasks)
     seconds: float = 0.0
+    worker: dict[str, Any] = field(default_factory=dict)  # host, pid and scratch folder of the process that ran it
 
     @property
     def key(self) -> tuple[str, str]:
@@ -113,7 +117,7 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
     assert market is not None, "a task needs its bars"
     started = time.perf_counter()
     scratch = task.root is None
-    root = Path(tempfile.mkdtemp(prefix="wf-task-")) if scratch else task.root
+    root = Path(tempfile.mkdtemp(prefix="wf-task-", dir=os.environ.get(SCRATCH_ENV))) if scratch else task.root
     try:
         result = _train_and_replay(task, market, root, stop)
         if scratch:
@@ -122,6 +126,7 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
         if scratch:
             shutil.rmtree(root, ignore_errors=True)
     result.seconds = time.perf_counter() - started
+    result.worker = {"host": socket.gethostname(), "pid": os.getpid(), "scratch": str(root) if scratch else None}
     return result
 
 
