@@ -246,10 +246,12 @@ def main() -> None:
 
 
 def _register_subcommands() -> None:
+    from backend.cli_config import config_group
     from backend.cli_data import data_group
     from backend.cli_inspect import compare_command
 
     cli.add_command(data_group)
+    cli.add_command(config_group)
     cli.add_command(compare_command)
 
 

@@ -22,7 +22,14 @@ from backend.errors import InputError
 from backend.intervals import INTERVALS
 from backend.jsonio import load_json
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sac_intraday.json"
+PACKAGE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sac_intraday.json"
+DEFAULT_CONFIG = PACKAGE_CONFIG  # kept for scripts; runs use default_config_path()
+
+
+def default_config_path() -> Path:
+    """configs/sac_intraday.json of the working tree when there is one, else the installed package's."""
+    local = Path.cwd() / "configs" / "sac_intraday.json"
+    return local if local.exists() else PACKAGE_CONFIG
 DATA_SOURCES = ("sample", "file", "import", "yfinance", "synthetic")  # the one list (--source, data.source)
 DEFAULT_FEATURES = (
     "ret_1",
@@ -54,7 +61,8 @@ class DataConfig(Strict):
     symbol: str | None = None
     """Ticker; the sample source holds SPY only."""
     source: Literal[("auto", *DATA_SOURCES)] = "auto"  # type: ignore[valid-type]
-    """auto = file if `path` is set, sample for SPY, else yfinance (cached)."""
+    """sample, file, import, yfinance or synthetic; auto = file if `path` is set, the bundled sample for SPY (or no
+    symbol), an import of the symbol if the cache holds one, else yfinance. Never falls back from one to another."""
     path: str | None = None
     """CSV/Parquet file for the `file` source."""
     interval: Literal[INTERVALS] = "5m"  # type: ignore[valid-type]
@@ -143,7 +151,9 @@ class EnvConfig(Strict):
     rebalance_threshold: NonNegFloat = 0.02
     """Position changes smaller than this (fraction of equity) are not traded."""
     costs: CostConfig = Field(default_factory=CostConfig)
+    """Trading costs."""
     dsr: DSRConfig = Field(default_factory=DSRConfig)
+    """Differential Sharpe ratio reward settings."""
 
     @field_validator("features")
     @classmethod
@@ -157,22 +167,32 @@ class EnvConfig(Strict):
 
 
 class SACConfig(Strict):
-    """Stable-Baselines3 SAC hyperparameters (passed through as named)."""
+    """Hyperparameters the SAC family shares, passed to the algorithm's constructor as named."""
 
     learning_rate: PosFloat = 3e-4
+    """Adam learning rate of actor, critics and entropy coefficient."""
     buffer_size: int = Field(1_000_000, ge=1)
+    """Replay buffer size (capped at training.total_timesteps: the buffer never needs more)."""
     learning_starts: int = Field(1000, ge=0)
+    """Random-action steps before the first gradient step."""
     batch_size: int = Field(256, ge=1)
+    """Transitions per gradient step."""
     tau: float = Field(0.005, gt=0, le=1)
+    """Soft update coefficient of the target networks (unused by CrossQ)."""
     gamma: float = Field(0.99, gt=0, le=1)
+    """Discount factor."""
     train_freq: int = Field(1, ge=1)
+    """Env steps between updates."""
     gradient_steps: int = Field(1, ge=-1)
+    """Gradient steps per update (-1: as many as env steps collected)."""
     ent_coef: str | PosFloat = "auto"
-    """'auto', 'auto_<init>' or a positive number."""
+    """Entropy coefficient: 'auto', 'auto_<init>' or a positive number (unused by TD3)."""
     target_entropy: str | float = "auto"
+    """Target entropy of the automatic coefficient: 'auto' (−action dim) or a number (unused by TD3)."""
     net_arch: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
     """Hidden layer sizes of actor and critics."""
     use_sde: bool = False
+    """Generalised state-dependent exploration (SAC and TQC on sb3 only)."""
 
     @field_validator("ent_coef")
     @classmethod
@@ -223,10 +243,13 @@ class GatesConfig(Strict):
     """Acceptance gates checked per window on the out-of-sample evaluation."""
 
     min_trades: int | None = Field(None, ge=0)
+    """Fewest out-of-sample trades a window must make."""
     min_sharpe: float | None = None
+    """Lowest acceptable out-of-sample Sharpe ratio of a window."""
     max_drawdown: float | None = Field(None, gt=0, le=1)
     """Largest acceptable drawdown as a positive fraction (0.15 = 15 %)."""
     beat_buy_and_hold: bool = False
+    """The window must return more than intraday buy-and-hold."""
 
 
 class EvaluationConfig(Strict):
@@ -237,15 +260,24 @@ class EvaluationConfig(Strict):
     seed: int = Field(0, ge=0)
     """Seed of stochastic replay and of the random baseline."""
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    """Acceptance gates checked per window."""
 
 
 class Config(Strict):
+    """A walk-forward run's configuration (JSON, validated strictly)."""
+
     data: DataConfig = Field(default_factory=DataConfig)
+    """Where bars come from and how they are shaped."""
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    """Algorithm and backend."""
     env: EnvConfig = Field(default_factory=EnvConfig)
+    """The intraday trading env."""
     sac: SACConfig = Field(default_factory=SACConfig)
+    """Hyperparameters the SAC family shares (SAC, TQC, CrossQ, TD3)."""
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """How each window's agent is trained."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    """Out-of-sample replay."""
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -449,13 +481,30 @@ class LoadedConfig:
     """A validated config plus what the loading noticed."""
 
     def __init__(
-        self, config: Config, path: str | None, warnings: list[str], unmapped: list[str], legacy: bool = False
+        self,
+        config: Config,
+        path: str | None,
+        warnings: list[str],
+        unmapped: list[str],
+        legacy: bool = False,
+        given: frozenset[str] = frozenset(),
     ):
         self.config = config
         self.path = path
         self.warnings = warnings
         self.unmapped = unmapped
         self.legacy = legacy
+        self.given = given  # dotted keys the file and the overrides spelled out
+
+
+def given_keys(raw: Any, prefix: str = "") -> frozenset[str]:
+    """Dotted paths of every leaf a raw config dict spells out."""
+    if not isinstance(raw, dict):
+        return frozenset({prefix[:-1]}) if prefix else frozenset()
+    out: set[str] = set()
+    for key, value in raw.items():
+        out |= given_keys(value, f"{prefix}{key}.")
+    return frozenset(out)
 
 
 def load_config(
@@ -464,7 +513,7 @@ def load_config(
     data_overrides: dict[str, Any] | None = None,
 ) -> LoadedConfig:
     """Read a config file (new or legacy format), apply overrides, validate strictly."""
-    source = str(path) if path is not None else str(DEFAULT_CONFIG)
+    source = str(path) if path is not None else str(default_config_path())
     raw = load_json(source, "config file")
     warnings: list[str] = []
     unmapped: list[str] = []
@@ -482,7 +531,7 @@ def load_config(
                 break
             raw["data"][key] = value
     apply_overrides(raw, overrides or [])
-    return LoadedConfig(validate(raw, source), source, warnings, unmapped, legacy)
+    return LoadedConfig(validate(raw, source), source, warnings, unmapped, legacy, given_keys(raw))
 
 
 def config_dict(config: Config) -> dict[str, Any]:

@@ -120,6 +120,9 @@ def setup(opts: RunOptions) -> Setup:
     )
     cfg = loaded.config
     check_feature_names(cfg.env.features)
+    ignored = ignored_settings_warning(loaded)
+    if ignored:
+        loaded.warnings.append(ignored)
     auto = any(v is not None for v in (opts.train_days, opts.test_days, opts.start, opts.end))
     if opts.windows and auto:
         raise InputError("--windows and automatic windows (--start/--end/--train-days/--test-days) exclude each other")
@@ -161,6 +164,29 @@ def setup(opts: RunOptions) -> Setup:
         if benchmark.warning:
             loaded.warnings.append(benchmark.warning)
     return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
+
+
+def ignored_settings_warning(loaded: LoadedConfig) -> str | None:
+    """One line naming every setting the chosen algorithm does not use that the config spells out or changes."""
+    from backend.training.algorithms import SPECS, unused_settings
+
+    cfg = loaded.config
+    spec = SPECS[cfg.agent.algorithm]
+    keys = [f"sac.{k}" for k in spec.unused_shared if f"sac.{k}" in loaded.given]
+    keys += [k for k in unused_settings(cfg) if k not in keys]
+    if not keys:
+        return None
+    raw = cfg.model_dump(mode="json")
+
+    def value(key: str) -> Any:
+        node: Any = raw
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    why = {f"sac.{k}": reason for k, reason in spec.unused_shared.items()}
+    parts = [f"{k}={value(k)!r} ({why.get(k, 'another algorithm' + chr(39) + 's setting')})" for k in keys]
+    return f"agent.algorithm={cfg.agent.algorithm} does not use: " + "; ".join(parts) + " (kept in the config, ignored)"
 
 
 def windows_hash(s: Setup) -> str:

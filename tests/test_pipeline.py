@@ -386,3 +386,45 @@ def test_gates_are_reported_per_window_and_in_aggregate(tiny_config, tiny_window
     assert g["checks"]["min_trades"] is False and g["checks"]["max_drawdown"] is True and g["passed"] is False
     assert "beat_buy_and_hold" in g["checks"]
     assert summary["gates"] == {"windows_passed": 0, "windows_checked": 2}
+
+
+def test_trades_csv_compounds_to_the_equity_curve_with_forced_exits(tiny_config, tiny_windows, tmp_path):
+    """Every bar's net return belongs to one trade or to flat time: the trades compound to the equity total."""
+    import numpy as np
+    import pandas as pd
+
+    out = tmp_path / "forced"
+    res = run(tiny_config, tiny_windows, out, "--set", "env.forced_exit_minutes=240", "--set", "env.allow_short=true")
+    assert res.exit_code == 0, res.output
+    for wid in ("w01", "w02"):
+        trades = pd.read_csv(out / wid / "trades.csv", float_precision="round_trip")
+        equity = pd.read_csv(out / wid / "equity.csv", float_precision="round_trip")
+        assert len(trades) > 0
+        total = float(np.prod(1.0 + equity["net_return"].to_numpy()) - 1.0)
+        assert float(np.prod(1.0 + trades["return"].to_numpy()) - 1.0) == pytest.approx(total, rel=1e-12, abs=1e-15)
+        ev = strict_json(out / "summary.json")["windows"][int(wid[-1]) - 1]["evaluation"]
+        assert ev["n_trades"] == len(trades) and ev["win_rate"] == pytest.approx(float((trades["return"] > 0).mean()))
+        # flat after 4 hours: no position and no return after 13:30 New York
+        stamps = pd.to_datetime(equity["timestamp"], utc=True).dt.tz_convert("America/New_York")
+        late = (stamps.dt.hour * 60 + stamps.dt.minute) > 13 * 60 + 30
+        assert (equity.loc[late, "position"] == 0).all() and (equity.loc[late, "net_return"] == 0).all()
+
+
+def test_overlapping_automatic_windows_are_refused(tiny_config):
+    res = wf(
+        "run",
+        "--config",
+        tiny_config,
+        "--start",
+        "2019-01-02",
+        "--end",
+        "2019-02-28",
+        "--train-days",
+        "5",
+        "--test-days",
+        "3",
+        "--step-days",
+        "1",
+        "--dry-run",
+    )
+    assert res.exit_code == 2 and "--step-days" in res.output and "overlap" in res.output, res.output
