@@ -43,6 +43,10 @@ TARGETS = {
     "training_overhead": ("<=", 1.03),
     "dry_run_seconds": ("<=", 1.0),
     "sweep_speedup_2_workers": (">=", 1.8),
+    "window_parallel_speedup_2_workers": (">=", 1.8),
+    "window_parallel_speedup_2_workers_4_windows": (">=", 1.8),
+    "mini_sweep_sbx_seconds": ("<=", 900),
+    "mini_sweep_sb3_seconds": ("<=", 900),
     "replay_bars_per_second": (">=", 5_000),
 }
 
@@ -145,7 +149,11 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
 
     from backend import pipeline
     from backend.features import compute_features
-    from backend.training.trainer import sac_kwargs, train_window
+    from backend.training.algorithms import model_kwargs
+    from backend.training.trainer import train_window
+
+    def sac_kwargs(cfg):
+        return model_kwargs(cfg)[0]
 
     torch.set_num_threads(1)
     s = pipeline.setup(
@@ -262,12 +270,13 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
 
 
 def bench_replay(repeats: int) -> float:
+    """Deterministic replay throughput of a saved agent through the real replay path (agent only, 1x costs)."""
+    import dataclasses
+
     from backend import pipeline
-    from backend.envs.intraday_env import IntradayTradingEnv
-    from backend.evaluation.simulate import run_policy
+    from backend.evaluation.replay import replay_agent
     from backend.features import compute_features
-    from backend.training.trainer import feature_stats_from, train_window
-    from backend.training.walk_forward_eval import fast_policy, load_agent
+    from backend.training.trainer import train_window
 
     s = pipeline.setup(
         pipeline.RunOptions(
@@ -278,26 +287,131 @@ def bench_replay(repeats: int) -> float:
     )
     feats = compute_features(s.market, s.cfg.env.features)
     w = s.windows[0]
-    span = (w.test_start, min(w.test_start + 5_000, len(s.market)))  # about 64 sessions of 5m bars
+    long_test = dataclasses.replace(w, test_end=min(w.test_start + 5_000, len(s.market)))  # ~64 sessions of 5m bars
     with tempfile.TemporaryDirectory() as tmp:
         train_window(s.cfg, s.market, feats, w, Path(tmp), None, "bench", {})
 
-        model, normaliser, _ = load_agent(
-            Path(tmp), s.cfg, feats.shape[1], lambda: IntradayTradingEnv(s.market, feats, span, s.cfg.env)
-        )
-        norm = feature_stats_from(normaliser, feats.shape[1])
-
-        def make_env() -> IntradayTradingEnv:
-            return IntradayTradingEnv(s.market, feats, span, s.cfg.env, "sequential", normalisation=norm)
-
-        policy = fast_policy(model, True)
-
         def once() -> float:
             t0 = time.perf_counter()
-            traj = run_policy(make_env(), policy, s.market.session_id)
-            return len(traj.returns) / (time.perf_counter() - t0)
+            rep = replay_agent(Path(tmp), s.cfg, s.market, feats, long_test, (1.0,))
+            return len(rep.trajectory.returns) / (time.perf_counter() - t0)
 
         return median_of(once, repeats)
+
+
+# ------------------------------------------------------------------------------------------ window tasks
+
+
+def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local") -> dict[str, float]:
+    """One `wf run` in a subprocess: wall seconds and the busy seconds of its window tasks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(config), "--windows", str(windows)]
+        cmd += ["--timesteps", str(timesteps), "--workers", str(workers), "--executor", executor]
+        cmd += ["--output-dir", str(Path(tmp) / "run"), "--quiet", "--no-report"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
+        busy = sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_"))
+        return {"wall": wall, "busy": busy}
+
+
+def four_windows(folder: Path) -> Path:
+    """Four equal mini windows (17 train sessions, 3 test sessions each) on the sample."""
+    spans = [
+        ("2019-04-01", "2019-04-23", "2019-04-24", "2019-04-26"),
+        ("2019-04-29", "2019-05-21", "2019-05-22", "2019-05-24"),
+        ("2019-05-28", "2019-06-19", "2019-06-20", "2019-06-24"),
+        ("2019-06-25", "2019-07-18", "2019-07-19", "2019-07-23"),
+    ]
+    keys = ("train_start", "train_end", "test_start", "test_end")
+    path = folder / "four_windows.json"
+    path.write_text(json.dumps([dict(zip(keys, s, strict=True)) for s in spans]))
+    return path
+
+
+def bench_windows(timesteps: int) -> dict[str, float]:
+    """`wf run --workers 2` vs `--workers 1`: the 3-window mini run and four equal windows, side by side.
+
+    Three equal windows on two workers cannot beat a speedup of 1.5 (two rounds of work); four can reach 2.
+    """
+    config = ROOT / "tmp" / "mini_config_v1_default.json"
+    three = ROOT / "tmp" / "mini_windows_multi.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        four = four_windows(Path(tmp))
+        one3, two3 = _wf_run(three, 1, timesteps, config), _wf_run(three, 2, timesteps, config)
+        one4, two4 = _wf_run(four, 1, timesteps, config), _wf_run(four, 2, timesteps, config)
+    return {
+        "window_run_3w_1_worker_seconds": one3["wall"],
+        "window_run_3w_2_workers_seconds": two3["wall"],
+        "window_parallel_speedup_2_workers": one3["wall"] / two3["wall"],
+        "window_parallel_time_ratio_2_workers": two3["wall"] / one3["wall"],
+        "window_parallel_speedup_bound_3_windows": 1.5,
+        "window_parallel_speedup_2_workers_4_windows": one4["wall"] / two4["wall"],
+        "window_parallel_idle_share_4_windows": 1.0 - two4["busy"] / (2 * two4["wall"]),
+    }
+
+
+def bench_mini_sweep(backend: str) -> dict[str, float]:
+    """The seed's mini sweep (5 mini configs × 3 windows × 20k steps, --workers 2): wall time and worker idle share."""
+    import glob
+
+    configs = sorted(glob.glob(str(ROOT / "tmp" / "mini_config_*.json")))
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "backend.cli", "sweep", "--configs", *configs]
+        cmd += ["--windows", str(ROOT / "tmp" / "mini_windows_multi.json"), "--workers", "2"]
+        cmd += ["--set", f"agent.backend={backend}", "--output-dir", str(Path(tmp) / "sweep"), "--quiet"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        rows = json.loads((Path(tmp) / "sweep" / "sweep.json").read_text())["members"]
+        busy = 0.0
+        for r in rows:
+            summary = json.loads((Path(tmp) / "sweep" / r["name"] / "summary.json").read_text())
+            busy += sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_"))
+        completed = sum(r["status"] == "completed" for r in rows)
+        print(proc.stdout[-3000:])
+    return {
+        f"mini_sweep_{backend}_seconds": wall,
+        f"mini_sweep_{backend}_members_completed": completed,
+        f"mini_sweep_{backend}_idle_share": 1.0 - busy / (2 * wall),
+    }
+
+
+def bench_projection(steps: int) -> dict[str, float]:
+    """Training speed of the production config ([256, 256], batch 256) on one core → hours for big walk-forwards."""
+    from backend import pipeline
+    from backend.features import compute_features
+    from backend.training.trainer import train_window
+
+    s = pipeline.setup(
+        pipeline.RunOptions(
+            config=str(ROOT / "configs" / "sac_intraday.json"),
+            windows=str(ROOT / "tmp" / "mini_window.json"),
+            sets=[f"training.total_timesteps={steps + 200}", "sac.learning_starts=200", "training.tensorboard=false"],
+        )
+    )
+    feats = compute_features(s.market, s.cfg.env.features)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = train_window(s.cfg, s.market, feats, s.windows[0], Path(tmp), None, "bench", {})
+        sps = result.timesteps / result.seconds
+        del t0
+    return {"production_steps_per_second_1_core": sps}
+
+
+def projection_table(sps: float, per_window_steps: int = 200_000) -> str:
+    rows = ["windows  workers  where                      hours"]
+    for windows in (1, 24, 88):
+        for workers, where in (
+            (1, "this machine, 1 worker"),
+            (2, "this machine, 2 workers"),
+            (16, "Ray, 16 CPUs"),
+            (64, "Ray, 64 CPUs"),
+        ):
+            rounds = -(-windows // workers)
+            rows.append(f"{windows:>7}  {workers:>7}  {where:<25} {rounds * per_window_steps / sps / 3600:>6.1f}")
+    return "\n".join(rows)
 
 
 def bench_sample_load(repeats: int) -> float:
@@ -331,11 +445,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a few minutes on 2 cores)")
     parser.add_argument("--out", type=str, help="write the figures as JSON")
-    parser.add_argument("--only", type=str, help="comma-separated groups: env,peers,training,dry_run,sweep,replay,load")
+    parser.add_argument(
+        "--only",
+        type=str,
+        help="comma-separated groups: env,peers,training,dry_run,sweep,replay,load,windows,projection",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        choices=["sb3", "sbx"],
+        help="also run the seed's full mini sweep on this backend (long: 10-25 minutes each)",
+    )
+    parser.add_argument("--window-steps", type=int, default=None, help="steps per window of the windows group")
     args = parser.parse_args()
     quick = args.quick
     groups = (
-        set(args.only.split(",")) if args.only else {"env", "peers", "training", "dry_run", "sweep", "replay", "load"}
+        set(args.only.split(","))
+        if args.only
+        else {"env", "peers", "training", "dry_run", "sweep", "replay", "load", "windows", "projection"}
     )
     reps = 3 if quick else 5
     figures: dict[str, float | None] = {}
@@ -364,13 +491,25 @@ def main() -> None:
         figures["replay_bars_per_second"] = bench_replay(reps)
     if "load" in groups:
         figures["sample_load_seconds"] = bench_sample_load(reps)
+    if "windows" in groups:
+        figures.update(bench_windows(args.window_steps or (2_000 if quick else 20_000)))
+    table = None
+    if "projection" in groups:
+        figures.update(bench_projection(500 if quick else 2_000))
+        table = projection_table(figures["production_steps_per_second_1_core"])
+    for backend in args.sweep or []:
+        figures.update(bench_mini_sweep(backend))
 
     width = max(len(k) for k in figures)
     for name, value in figures.items():
         shown = "n/a" if value is None else (f"{value:,.3f}" if value < 100 else f"{value:,.0f}")
         print(f"{name:<{width}}  {shown:>14}  {verdict(name, value)}")
+    if table:
+        print("\nProjection for the production config (200,000 steps a window, measured steps/s on one core):")
+        print(table)
     doc = {
         "figures": figures,
+        "projection": table,
         "targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()},
         "quick": quick,
         "seconds": round(time.perf_counter() - started, 1),

@@ -408,7 +408,7 @@ th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 <h2>Members</h2>
 {_members_table(rows)}
 {f"<h2>Notes</h2><ul>{notes_html}</ul>" if notes_html else ""}
-<p><small>Statistics: docs/statistics.md. Per-bar Sharpe = mean / std of bar returns (not annualised);
+<p><small>Statistics: docs/integrity.md. Per-bar Sharpe = mean / std of bar returns (not annualised);
 window Sharpe ratios are annualised as in each member's summary.json.</small></p>
 </body></html>
 """
