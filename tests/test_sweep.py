@@ -229,3 +229,20 @@ def test_sigterm_stops_a_sweep_cleanly(configs, windows, tmp_path):
     assert rows["alpha_s0"]["status"] == "interrupted" and rows["beta_s0"]["status"] == "interrupted"
     assert strict_json(out / "alpha_s0" / "summary.json")["status"] == "interrupted"
     assert not (out / ".sweep.lock").exists()
+
+
+def test_sweep_resume_never_reuses_results_of_edited_windows(first_sweep, configs, windows, tmp_path):
+    _, out = first_sweep
+    moved = json.loads(windows.read_text())
+    moved[0].update(train_start="2019-04-01", train_end="2019-04-10", test_start="2019-04-11", test_end="2019-04-12")
+    edited = tmp_path / "moved.json"
+    edited.write_text(json.dumps(moved))
+    before = (out / "alpha_s0" / "summary.json").read_bytes()
+    res = sweep(configs, edited, out, "--resume")
+    assert res.exit_code == 1
+    assert "[alpha_s0] [STAGE ❌] Window Setup — InputError: --resume" in res.output and "window w01 moved" in res.output
+    rows = {r["name"]: r for r in strict_json(out / "sweep.json")["members"]}
+    assert rows["alpha_s0"]["status"] == "failed" and "moved" in rows["alpha_s0"]["error"]
+    assert (out / "alpha_s0" / "summary.json").read_bytes() == before
+    res = sweep(configs, windows, out, "--resume")  # the original windows resume as before
+    assert res.exit_code == 1 and "[alpha_s0] [STAGE ✅] Sweep member — completed earlier" in res.output
