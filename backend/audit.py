@@ -37,6 +37,8 @@ from backend.run_setup import Setup
 from backend.windows import Window
 
 VOLATILE_DATA_KEYS = ("start_time", "policy_class", "replay_buffer_class")  # differ between any two saves
+# SBX pickles its train states into `data`; their weights are compared through jax_weights.msgpack instead
+SBX_PICKLED_STATE_KEYS = ("policy", "actor", "qf", "ent_coef", "ent_coef_state", "observation_space", "action_space")
 
 
 @dataclass
@@ -322,7 +324,8 @@ def bundle_differences(a: Path, b: Path) -> list[str]:
             x = za.read(name) if name in za.namelist() else None
             y = zb.read(name) if name in zb.namelist() else None
             if name == "data" and x is not None and y is not None:
-                x, y = _stable_data(x), _stable_data(y)
+                sbx = "jax_weights.msgpack" in names
+                x, y = _stable_data(x, sbx), _stable_data(y, sbx)
             if x != y:
                 out.append(f"model.zip:{name}")
     for name in ("obs_stats.npz",):
@@ -332,9 +335,9 @@ def bundle_differences(a: Path, b: Path) -> list[str]:
     return out
 
 
-def _stable_data(blob: bytes) -> bytes:
+def _stable_data(blob: bytes, sbx: bool = False) -> bytes:
     doc = json.loads(blob)
-    for key in VOLATILE_DATA_KEYS:
+    for key in VOLATILE_DATA_KEYS + (SBX_PICKLED_STATE_KEYS if sbx else ()):
         doc.pop(key, None)
     return json.dumps(doc, sort_keys=True).encode()
 

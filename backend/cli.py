@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from backend import stages
+from backend.agent_config import ALGORITHMS, BACKENDS
 from backend.cli_common import data_options, executor_options, handle_errors, window_options
 from backend.config import DATA_SOURCES
 from backend.errors import (
@@ -162,10 +163,16 @@ def audit_command(**kw: Any) -> int:
 @click.option("--timesteps", type=int, default=5000, show_default=True, help="SAC steps per run.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output-dir", type=str, default=None, help="Folder for both runs (default runs/sanity-<time>).")
+@click.option(
+    "--backend", type=click.Choice(BACKENDS), default="sb3", show_default=True, help="sb3 (PyTorch) or sbx (JAX)."
+)
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), default="sac", show_default=True)
 @click.option("--quiet", is_flag=True)
 @click.option("--debug", is_flag=True)
 @handle_errors("Sanity")
-def sanity_command(timesteps: int, seed: int, output_dir: str | None, quiet: bool, debug: bool) -> int:
+def sanity_command(
+    timesteps: int, seed: int, output_dir: str | None, backend: str, algorithm: str, quiet: bool, debug: bool
+) -> int:
     """Planted edge must be found; a random walk must not show one."""
     from datetime import datetime
 
@@ -174,7 +181,7 @@ def sanity_command(timesteps: int, seed: int, output_dir: str | None, quiet: boo
     if timesteps < 600:
         raise InputError("--timesteps must be at least 600 (SAC starts learning after 500 steps)")
     out = Path(output_dir) if output_dir else Path("runs") / f"sanity-{datetime.now():%Y%m%d-%H%M%S}"
-    return run_sanity(out, timesteps, seed, quiet)
+    return run_sanity(out, timesteps, seed, quiet, backend, algorithm)
 
 
 @cli.command("sweep")

@@ -28,14 +28,13 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def one_thread_environment(threads: int = 1) -> None:
-    """Thread limits for a worker, set before torch or JAX are imported there."""
+    """Thread limits for a worker, set before torch is imported there.
+
+    JAX is configured when the first sbx agent is built (``algorithms.configure_worker``:
+    its CPU pool is sized at initialisation), never here.
+    """
     for name in THREAD_VARS:
         os.environ[name] = str(threads)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = (
-            f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}".strip()
-        )
 
 
 class InProcess:

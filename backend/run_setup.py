@@ -120,6 +120,9 @@ def setup(opts: RunOptions) -> Setup:
     )
     cfg = loaded.config
     check_feature_names(cfg.env.features)
+    from backend.training.algorithms import check_backend
+
+    check_backend(cfg.agent.backend)
     ignored = ignored_settings_warning(loaded)
     if ignored:
         loaded.warnings.append(ignored)

@@ -44,7 +44,7 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool) -> int:
+def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac") -> int:
     from backend import pipeline
 
     out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +55,7 @@ def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool) -> int:
         cfg["data"]["synthetic_edge"] = edge
         cfg["training"]["total_timesteps"] = timesteps
         cfg["training"]["seed"] = seed
+        cfg["agent"] = {"backend": backend, "algorithm": algorithm}
         write_json(out / f"{name}.config.json", cfg)
         opts = pipeline.RunOptions(
             config=str(out / f"{name}.config.json"),

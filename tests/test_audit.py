@@ -171,3 +171,19 @@ def test_canary_warm_start_from_a_window_whose_data_reach_the_test_span(files, m
     res = audit(*files({"training": {"warm_start": True}}))
     assert found(res, "training"), res.output
     assert "window w01" in res.output
+
+
+def test_audit_on_the_sbx_backend_passes_clean_and_catches_a_planted_leak(files, monkeypatch):
+    pytest.importorskip("sbx")
+    from backend.training import trainer
+
+    c, w = files({"agent": {"backend": "sbx"}})
+    res = wf("audit", "--config", c, "--windows", w, "--steps", "120", "--quiet")
+    assert res.exit_code == 0, res.output
+    real = trainer.train_env_factory
+    monkeypatch.setattr(
+        trainer, "train_env_factory", lambda cfg, m, f, w: real(cfg, m, f, dataclasses.replace(w, train_end=w.test_end))
+    )
+    res = wf("audit", "--config", c, "--windows", w, "--steps", "120", "--quiet")
+    assert found(res, "training"), res.output
+    assert "jax_weights.msgpack" in res.output

@@ -14,15 +14,19 @@ Algorithms × backends (``agent.algorithm`` × ``agent.backend``; docs/algorithm
 
 Public API (names are stable; the trainer and replay depend on them):
 
-* ``ALGORITHMS``, ``BACKENDS`` — the names (backend.agent_config builds its Literals from them).
+* ``ALGORITHMS``, ``BACKENDS`` — the names (backend.agent_config builds its Literals from them);
+  ``SPECS[name]`` — an :class:`Algorithm` (display ``title``, classes, ignored shared keys).
 * ``check_backend(backend)`` — InputError with the fix when the backend's package is missing
   (no import; call it before anything runs).
 * ``model_class(algorithm, backend)`` — the library class; InputError for an unknown pair.
+* ``identify(model) -> (algorithm, backend)`` of a built model.
 * ``model_kwargs(cfg) -> (kwargs, unused_keys)`` — constructor arguments (JSON-serialisable,
   fit for metadata) and the shared or per-algorithm keys this algorithm ignores although the
-  config gives them a non-default value. ``unused_warning(cfg)`` formats them as one line.
+  config gives them a non-default value (``unused_settings(cfg)`` alone);
+  ``unused_warning(cfg) -> str | None`` formats them as one line with values and reasons.
 * ``configure_worker(backend, threads=1, device="cpu")`` — threads and device of a process
-  that trains or replays; call it before anything imports JAX.
+  that trains or replays; call it before anything imports JAX (``build_model`` calls it
+  with ``training.torch_threads`` when JAX is not initialised yet).
 * ``build_model(cfg, env, seed, device="cpu", tensorboard_log=None, *, for_replay=False)``.
 * ``save_weights(model, path_or_buffer)`` / ``load_weights(model, path_or_buffer, device="cpu",
   error=EvaluationError)`` — model.zip that loading never unpickles (see "Safe weights").
@@ -571,6 +575,14 @@ def _jax_weights_bytes(model: Any) -> bytes:
 _NUMERIC_KINDS = "biuf"
 
 
+def _check_numeric(got: Any, where: str) -> None:
+    if isinstance(got, np.ndarray | np.generic):
+        if got.dtype.kind not in _NUMERIC_KINDS:
+            raise ValueError(f"{where}: dtype {got.dtype} is not numeric")
+    elif not isinstance(got, bool | int | float):
+        raise ValueError(f"{where}: {type(got).__name__} is not a number or numeric array")
+
+
 def _conform(expected: Any, got: Any, where: str) -> Any:
     """``got`` shaped like ``expected`` (a flax state dict), leaf by leaf, or ValueError naming the path."""
     import jax.numpy as jnp
@@ -586,11 +598,7 @@ def _conform(expected: Any, got: Any, where: str) -> Any:
         if got is not None:
             raise ValueError(f"{where}: expected nothing, found {type(got).__name__}")
         return None
-    if isinstance(got, np.ndarray | np.generic):
-        if got.dtype.kind not in _NUMERIC_KINDS:
-            raise ValueError(f"{where}: dtype {got.dtype} is not numeric")
-    elif not isinstance(got, bool | int | float):
-        raise ValueError(f"{where}: {type(got).__name__} is not a number or numeric array")
+    _check_numeric(got, where)
     if np.shape(got) != np.shape(expected):
         raise ValueError(f"{where}: shape {np.shape(got)} differs from the agent's {np.shape(expected)}")
     exp_dtype = getattr(expected, "dtype", None)

@@ -31,11 +31,11 @@ class TrainResult:
     files: dict[str, str]
 
 
-def set_threads(cfg: Config) -> None:
-    """One thread per worker by default (training.torch_threads), for torch and, when used, JAX."""
-    import torch
+def set_threads(cfg: Config, device: str = "cpu") -> None:
+    """One thread per worker by default (training.torch_threads), for torch and, for the sbx backend, JAX."""
+    from backend.training.algorithms import configure_worker
 
-    torch.set_num_threads(cfg.training.torch_threads)
+    configure_worker(cfg.agent.backend, cfg.training.torch_threads, device)
 
 
 def pick_device(cfg: Config) -> str:
@@ -155,8 +155,8 @@ def train_window(
     )
 
     seed = cfg.training.seed
-    set_threads(cfg)
     device = pick_device(cfg)
+    set_threads(cfg, device)
     env_fn, norm = train_env_factory(cfg, market, features, window)
     venv = DummyVecEnv([env_fn])
     model = agents.build(cfg, venv, seed, device)
