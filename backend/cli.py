@@ -14,7 +14,7 @@ import click
 
 from backend import stages
 from backend.agent_config import ALGORITHMS, BACKENDS
-from backend.cli_common import data_options, executor_options, handle_errors, window_options
+from backend.cli_common import StageGroup, data_options, executor_options, handle_errors, window_options
 from backend.config import DATA_SOURCES
 from backend.errors import (
     InputError,
@@ -22,8 +22,8 @@ from backend.errors import (
 from backend.intervals import INTERVALS
 
 
-class Group(click.Group):
-    """Bad usage exits 2 with click's one-line message (click's default too)."""
+class Group(StageGroup):
+    """Bad usage exits 2; its message is a ❌ stage line of the command's stage (its commands are StageCommands)."""
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -255,11 +255,15 @@ def main() -> None:
 def _register_subcommands() -> None:
     from backend.cli_config import config_group
     from backend.cli_data import data_group
-    from backend.cli_inspect import compare_command
+    from backend.cli_inspect import compare_command, diff_command, ls_command
+    from backend.cli_tune import tune_command
 
     cli.add_command(data_group)
+    cli.add_command(tune_command)
     cli.add_command(config_group)
     cli.add_command(compare_command)
+    cli.add_command(ls_command)
+    cli.add_command(diff_command)
 
 
 _register_subcommands()

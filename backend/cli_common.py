@@ -33,6 +33,14 @@ STAGE_OF = {
     EvaluationError: "Evaluation",
     ArtifactError: "Artifacts",
 }
+"""Stage of an error raised by a run-like command (one that prints Window Setup → Training → Evaluation)."""
+
+RUN_LIKE_STAGES = ("Window Setup", "Audit")
+"""Commands whose ``handle_errors`` stage is one of these label errors by type (:data:`STAGE_OF`); every other
+command (``wf compare``, ``wf data …``, ``wf sweep``, ``wf eval`` …) labels every error with its own stage."""
+
+_INTERNAL_EXIT = {"Evaluation": 5, "Training": 4}
+"""Exit code of an unexpected exception by the command's stage (3 otherwise, as in the first round)."""
 
 
 def _quiet_libraries() -> None:
@@ -42,8 +50,25 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable[..., None]]:
-    """Run a command body; map errors to a ❌ stage line and the stage's exit code."""
+def stage_for(error: BaseException, default_stage: str, by_error_type: bool | None = None) -> str:
+    """The stage an error is reported under: the command's own, or (run-like commands) the error type's."""
+    if by_error_type is None:
+        by_error_type = default_stage in RUN_LIKE_STAGES
+    if by_error_type:
+        return next((name for cls, name in STAGE_OF.items() if isinstance(error, cls)), default_stage)
+    return default_stage
+
+
+def handle_errors(
+    default_stage: str, by_error_type: bool | None = None
+) -> Callable[[Callable[..., int]], Callable[..., None]]:
+    """Run a command body; map errors to a ❌ stage line and the error's exit code.
+
+    ``default_stage`` is the command's own stage (``Compare``, ``Data``, ``Sweep`` …). Errors are reported
+    under it, except in run-like commands (``by_error_type``; default: the stage is in :data:`RUN_LIKE_STAGES`),
+    where the error type names the stage (an ``InputError`` belongs to Window Setup, a ``TrainingError`` to
+    Training …). The stage is also kept on the wrapper (``wf_stage``) for :class:`StageCommand`'s usage errors.
+    """
 
     def deco(fn: Callable[..., int]) -> Callable[..., None]:
         @functools.wraps(fn)
@@ -55,8 +80,7 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
             try:
                 code = fn(*args, **kwargs)
             except HarnessError as e:
-                stage = next((name for cls, name in STAGE_OF.items() if isinstance(e, cls)), default_stage)
-                stages.emit(False, stage, f"{type(e).__name__}: {e}", prefix)
+                stages.emit(False, stage_for(e, default_stage, by_error_type), f"{type(e).__name__}: {e}", prefix)
                 if debug:
                     traceback.print_exc()
                 sys.exit(e.exit_code)
@@ -71,12 +95,39 @@ def handle_errors(default_stage: str) -> Callable[[Callable[..., int]], Callable
                 )
                 if debug:
                     traceback.print_exc()
-                sys.exit({"Evaluation": 5, "Training": 4}.get(default_stage, 3))
+                sys.exit(_INTERNAL_EXIT.get(default_stage, 3))
             sys.exit(code)
 
+        wrapper.wf_stage = default_stage  # type: ignore[attr-defined]
         return wrapper
 
     return deco
+
+
+class StageCommand(click.Command):
+    """A click command whose usage errors (a bad flag value, a missing argument) are stage lines too.
+
+    ``wf compare --sort bogus`` prints ``[STAGE ❌] Compare — UsageError: Invalid value for '--sort': …`` on
+    stdout (click names the flag as the user typed it) and click's help hint on stderr, and exits 2.
+    The stage is the one given to :func:`handle_errors` for the command's body.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            stage = getattr(self.callback, "wf_stage", None) or (self.name or "Command").title()
+            stages.emit(False, stage, f"UsageError: {e.format_message()}")
+            if e.ctx is not None:
+                hint = e.ctx.help_option_names[0] if e.ctx.help_option_names else "--help"
+                click.echo(f"Try '{e.ctx.command_path} {hint}' for help.", err=True)
+            sys.exit(e.exit_code)
+
+
+class StageGroup(click.Group):
+    """A click group whose commands are :class:`StageCommand` s (usage errors become stage lines)."""
+
+    command_class = StageCommand
 
 
 def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:

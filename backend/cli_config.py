@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from backend.cli_common import handle_errors
+from backend.cli_common import StageGroup, handle_errors
 
 
-@click.group("config")
+@click.group("config", cls=StageGroup)
 def config_group() -> None:
     """Config fields and their meaning (one source: the models' field docstrings)."""
 

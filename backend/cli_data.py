@@ -7,13 +7,13 @@ from typing import Any
 import click
 
 from backend import stages
-from backend.cli_common import handle_errors
+from backend.cli_common import StageGroup, handle_errors
 from backend.config import DATA_SOURCES
 from backend.errors import InputError
 from backend.intervals import INTERVALS
 
 
-@click.group("data")
+@click.group("data", cls=StageGroup)
 def data_group() -> None:
     """The bar cache: fetch, list, import, show, delete."""
 

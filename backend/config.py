@@ -310,7 +310,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: dict[str, Any], flags: dict[str, str] | None = None) -> str:
     loc = tuple(err["loc"])
     path = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
@@ -330,10 +330,12 @@ def _format_error(err: dict[str, Any]) -> str:
         msg = msg[len("Value error, ") :]
     if err["type"] == "model_type" or not err["loc"]:
         return msg
+    if flags and path in flags:  # set by a flag: name it as the user typed it
+        return f"{flags[path]}: {msg} ({path})"
     return f"'{path}' = {shown}: {msg}"
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> Config:
+def validate(raw: dict[str, Any], source: str = "config", flags: dict[str, str] | None = None) -> Config:
     """Validate a raw dict; raise :class:`InputError` listing every problem on one line."""
     if not isinstance(raw, dict):
         raise InputError(
@@ -342,7 +344,7 @@ def validate(raw: dict[str, Any], source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(_format_error(err) for err in e.errors())
+        problems = "; ".join(_format_error(err, flags) for err in e.errors())
         raise InputError(f"{source}: {problems}") from e
 
 
@@ -511,8 +513,12 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     data_overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
 ) -> LoadedConfig:
-    """Read a config file (new or legacy format), apply overrides, validate strictly."""
+    """Read a config file (new or legacy format), apply overrides, validate strictly.
+
+    ``flags``: dotted key → the flag that set it, as typed (``--timesteps 0``), for error messages.
+    """
     source = str(path) if path is not None else str(default_config_path())
     raw = load_json(source, "config file")
     warnings: list[str] = []
@@ -531,7 +537,7 @@ def load_config(
                 break
             raw["data"][key] = value
     apply_overrides(raw, overrides or [])
-    return LoadedConfig(validate(raw, source), source, warnings, unmapped, legacy, given_keys(raw))
+    return LoadedConfig(validate(raw, source, flags), source, warnings, unmapped, legacy, given_keys(raw))
 
 
 def config_dict(config: Config) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -45,7 +44,7 @@ def execute(opts: RunOptions, s: Setup) -> int:
     driver = RunDriver(opts, s)
     with driver:
         executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
-        interrupted = run_drivers([(driver, driver.plan())], executor)
+        interrupted = run_drivers([(driver, driver.plan())], executor, quiet=opts.quiet)
         return driver.finish(interrupted)
 
 
@@ -311,7 +310,7 @@ class RunDriver:
         for warning in (result.diagnostics or {}).get("warnings", []):
             assert self.summary is not None
             self.summary.doc["warnings"].append(f"{result.window_id}: {warning}")
-            print(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", file=sys.stderr)
+            stages.say(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", err=True)
 
     def not_run(self, task: WindowTask, why: str, status: str = "interrupted") -> None:
         assert self.summary is not None
@@ -442,7 +441,7 @@ def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[
 # ------------------------------------------------------------------------------------------ dispatch
 
 
-def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any) -> bool:
+def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any, quiet: bool = False) -> bool:
     """Run every driver's planned tasks on one executor; returns True if interrupted.
 
     Tasks whose warm-start source has not finished wait for it; everything else runs as soon
@@ -463,9 +462,12 @@ def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any
             else:  # the source finished in an earlier run (resume)
                 t.warm_start = d.warm_start(src)
                 ready.append(t)
+    from backend.progress import RunProgress
+
     running: dict[Any, WindowTask] = {}
     interrupted = False
-    with sigterm_as_interrupt():
+    progress = RunProgress(sum(len(tasks) for _, tasks in planned), quiet=quiet)  # a bar on a terminal only
+    with sigterm_as_interrupt(), progress:
         try:
             while ready or running:
                 while ready and len(running) < executor.workers and not interrupted:
@@ -475,12 +477,14 @@ def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any
                     except KeyboardInterrupt:
                         ready.insert(0, task)
                         raise
+                    progress.on_submit(task)
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = running.pop(fut)
                     result = _result(fut, task)
                     d = owner[task.key]
                     d.on_result(result)
+                    progress.on_result(result)
                     interrupted |= result.status == "interrupted"
                     _release(d, task, result, waiting, ready)
                     if d.fatal:

@@ -73,6 +73,21 @@ class RunOptions:
             out.append("evaluation.deterministic=false")
         return out
 
+    def flags(self) -> dict[str, str]:
+        """Config keys set by flags, each with its flag as the user typed it (error messages name the flag)."""
+        out = {item.partition("=")[0].strip(): f"--set {item}" for item in self.sets}
+        for key, flag, value in (
+            ("training.seed", "--seed", self.seed),
+            ("training.total_timesteps", "--timesteps", self.timesteps),
+            ("data.symbol", "--symbol", self.symbol),
+            ("data.path", "--data", self.data),
+            ("data.cache_dir", "--cache-dir", self.cache_dir),
+            ("data.benchmark_symbol", "--benchmark", self.benchmark),
+        ):
+            if value is not None:
+                out[key] = f"{flag} {value}"
+        return out
+
 
 @dataclass
 class Setup:
@@ -109,6 +124,7 @@ def setup(opts: RunOptions) -> Setup:
     loaded = load_config(
         opts.config,
         overrides=opts.overrides(),
+        flags=opts.flags(),
         data_overrides={
             "symbol": opts.symbol,
             "source": "file" if opts.data else opts.source,

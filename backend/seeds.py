@@ -69,7 +69,7 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
             sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), seed=seed, prefix=name)
             drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))
         executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
-        interrupted = run_drivers([(d, d.plan()) for d in drivers], executor)
+        interrupted = run_drivers([(d, d.plan()) for d in drivers], executor, quiet=opts.quiet)
         codes = [d.finish(interrupted) for d in drivers]
         runs = [
             {"seed": seed, "path": f"s{seed}", "exit_code": code, "config_hash": d.config_hash}

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 OK_MARK = "✅"
 FAIL_MARK = "❌"
+
+_writer: Callable[[str, bool], None] | None = None
+"""Where lines go while a progress bar is shown (:class:`backend.progress.RunProgress`); else print."""
+
+
+def set_writer(writer: Callable[[str, bool], None] | None) -> Callable[[str, bool], None] | None:
+    """Send stage lines and :func:`say` lines through ``writer(line, to_stderr)`` (None: print them).
+
+    Returns the previous writer, to restore it.
+    """
+    global _writer
+    previous, _writer = _writer, writer
+    return previous
+
+
+def say(line: str, err: bool = False) -> None:
+    """Print one line (stderr with ``err``) without tearing a progress bar: warnings, notes."""
+    if _writer is not None:
+        _writer(line, err)
+    else:
+        print(line, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _can_encode(text: str) -> bool:
@@ -36,7 +58,7 @@ def stage_line(ok: bool, name: str, detail: str = "", prefix: str = "") -> str:
 
 
 def emit(ok: bool, name: str, detail: str = "", prefix: str = "") -> None:
-    print(stage_line(ok, name, detail, prefix), flush=True)
+    say(stage_line(ok, name, detail, prefix))
 
 
 def fmt_pct(x: float | None, signed: bool = True) -> str:

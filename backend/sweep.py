@@ -83,7 +83,7 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d
             planned.append((d, tasks))
-        interrupted = run_drivers(planned, executor)
+        interrupted = run_drivers(planned, executor, quiet=base.quiet)
         for m in members:
             if m.name in drivers:
                 code = drivers[m.name].finish(interrupted)

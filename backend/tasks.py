@@ -243,21 +243,17 @@ def _replay(
 
 
 def _progress_bar(task: WindowTask):
-    import sys
-
-    if not sys.stdout.isatty():
-        return None
-    from tqdm import tqdm
+    """The window's training bar (a terminal only): window k of n, ETA from the rate after learning starts."""
+    from backend.progress import TrainingBar
 
     k, n = task.position
     name = f"{task.run} " if task.run else ""
-    return tqdm(
-        total=task.config.training.total_timesteps,
-        desc=f"{name}window {k} of {n} ({task.window.id})",
-        unit="step",
-        leave=False,
-        dynamic_ncols=True,
+    bar = TrainingBar(
+        task.config.training.total_timesteps,
+        task.config.sac.learning_starts,
+        f"{name}window {k} of {n} ({task.window.id})",
     )
+    return bar if bar.bar is not None else None
 
 
 def collect_artifacts(root: Path, window_id: str) -> dict[str, bytes]:

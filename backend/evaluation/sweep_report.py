@@ -231,7 +231,8 @@ def _p(x: Any) -> str:
 
 
 def _members_table(rows: list[dict[str, Any]]) -> str:
-    head = ["member", "config", "seed", "status", "OOS Sharpe", "OOS return", "max DD", "trades", "PSR", "DSR", "error"]
+    head = ["member", "config", "seed", "status", "OOS Sharpe", "95 % CI", "OOS return", "max DD", "trades"]
+    head += ["PSR", "DSR (N)", "collapsed", "error"]
     return _table(
         head,
         [
@@ -241,11 +242,15 @@ def _members_table(rows: list[dict[str, Any]]) -> str:
                 _e(r.get("seed")),
                 _e(r.get("status")),
                 fmt_num(r.get("oos_sharpe")),
+                "—"
+                if r.get("sharpe_ci_low") is None
+                else f"[{fmt_num(r['sharpe_ci_low'])}, {fmt_num(r['sharpe_ci_high'])}]",
                 fmt_pct(r.get("oos_total_return")),
                 fmt_pct(r.get("oos_max_drawdown")),
                 _e(r.get("oos_n_trades")),
                 fmt_num(r.get("psr")),
-                fmt_num(r.get("dsr")),
+                f"{fmt_num(r.get('dsr'))} ({_e(r.get('dsr_n_trials'))})",
+                _e(r.get("collapse_warnings")) if r.get("collapsed_windows") else "—",
                 _e(r.get("error")),
             ]
             for r in rows
@@ -267,24 +272,39 @@ def _verdict_html(sel: dict[str, Any]) -> str:
     )
 
 
-def _configs_table(sel: dict[str, Any]) -> str:
+def _configs_table(sel: dict[str, Any], members: list[dict[str, Any]]) -> str:
+    """One row per config: the member rows' per-config columns (sweep.json, backend.compare) and the selection's."""
     bases = list((sel.get("data_snooping") or {}).keys())
-    head = ["config", "seeds", "Sharpe/bar (seed mean)", "IQM window Sharpe", "95 % CI"]
-    head += [f"seeds > {b} (StepM)" for b in bases] + ["verdict", "why"]
+    first = {}
+    for r in members:
+        first.setdefault(config_name(r), r)
+    head = ["config (changes from base)", "seeds", "OOS Sharpe mean ± sd", "95 % CI of the mean"]
+    head += ["IQM window Sharpe", "95 % CI"]
+    head += [f"seeds > {b} (StepM)" for b in bases] + ["collapsed windows", "verdict"]
     rows = []
     for c in sel.get("configs", []):
         iqm = c.get("iqm") or {}
         ci = "—" if iqm.get("ci_low") is None else f"[{iqm['ci_low']:.2f}, {iqm['ci_high']:.2f}]"
+        m = first.get(c["name"], {})
+        sd = m.get("config_sharpe_sd")
+        mean_sd = fmt_num(m.get("config_sharpe_mean")) + ("" if sd is None else f" ± {fmt_num(sd)}")
+        lo, hi = m.get("config_sharpe_ci_low"), m.get("config_sharpe_ci_high")
+        mean_ci = (
+            "—" if lo is None else f"[{fmt_num(lo)}, {fmt_num(hi)}] <small>{_e(m.get('config_ci_method'))}</small>"
+        )
+        collapsed = m.get("config_collapsed_windows") or 0
+        why = "".join(f"<li>{html.escape(w)}</li>" for w in c.get("verdict_reasons") or [])
         rows.append(
             [
-                _e(c["name"]),
+                f"<b>{_e(c['name'])}</b><br><small>{_e(m.get('config_diff'))}</small>",
                 str(len(c["members"])),
-                fmt_num(c.get("sharpe_per_bar"), 4) if c.get("sharpe_per_bar") is not None else "—",
+                mean_sd,
+                mean_ci,
                 fmt_num(iqm.get("value")),
                 ci if iqm.get("reason") is None else f"{ci} <small>({_e(iqm['reason'])})</small>",
                 *[f"{c['superior_seeds'].get(b, 0)}/{len(c['members'])}" for b in bases],
-                _e(c["verdict"]),
-                "<br>".join(html.escape(w) for w in c.get("verdict_reasons") or []),
+                f"<b>{collapsed}/{m.get('config_windows', 0)}</b>" if collapsed else f"0/{m.get('config_windows', 0)}",
+                f"{_e(c['verdict'])}<ul><small>{why}</small></ul>" if why else _e(c["verdict"]),
             ]
         )
     return _table(head, rows)
@@ -385,7 +405,7 @@ th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 {html.escape(align)}. Statistics status: <b>{_e(sel.get("status"))}</b>.</p>
 {_verdict_html(sel)}
 <h2>Configs</h2>
-{_configs_table(sel) if sel.get("status") == "ok" else ""}
+{_configs_table(sel, rows) if sel.get("status") == "ok" else ""}
 <h2>Window Sharpe</h2>
 {_img(_heatmap(data.window_sharpes, configs), "window Sharpe heatmap")}
 {_how("heatmap")}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
-from backend.config import Config
+from backend.config import Config, config_dict
 
 EVAL_KEYS = ("total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "turnover", "exposure", "win_rate")
 
@@ -30,32 +31,43 @@ def log_evaluation(tb_dir: Path, evaluation: dict[str, Any], baselines: dict[str
 
 
 def hparams(cfg: Config) -> dict[str, Any]:
-    s, e, t = cfg.sac, cfg.env, cfg.training
-    return {
-        "learning_rate": s.learning_rate,
-        "gamma": s.gamma,
-        "tau": s.tau,
-        "batch_size": s.batch_size,
-        "buffer_size": s.buffer_size,
-        "learning_starts": s.learning_starts,
-        "train_freq": s.train_freq,
-        "gradient_steps": s.gradient_steps,
-        "ent_coef": str(s.ent_coef),
-        "net_arch": str(list(s.net_arch)),
-        "lookback": e.lookback,
-        "reward": e.reward,
-        "n_features": len(e.features),
-        "max_position": e.max_position,
-        "allow_short": e.allow_short,
-        "total_timesteps": t.total_timesteps,
-        "seed": t.seed,
-        "interval": cfg.data.interval,
-    }
+    """Every config value as a dotted key (``sac.learning_rate``, ``env.reward`` …), typed for TensorBoard.
+
+    Numbers stay numbers; booleans, None and lists become strings (TensorBoard's HParams types are
+    number, string and bool, and torch would log a bool as 0/1). Every key is recorded, so whatever two
+    runs differ in shows up as a column whose ``differs`` is true.
+    """
+    out: dict[str, Any] = {}
+    for key, value in _flatten(config_dict(cfg)).items():
+        if isinstance(value, bool) or value is None:
+            out[key] = json.dumps(value)
+        elif isinstance(value, int | float | str):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value)
+    return out
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
 
 
 def log_hparams(tb_root: Path, cfg: Config, aggregate: dict[str, Any] | None) -> None:
-    """One HParams entry per run, compared by out-of-sample metrics in TensorBoard's HParams tab."""
+    """One HParams session per run (``<run>/tensorboard/hparams``), with its out-of-sample metrics.
+
+    Only the session's start and end records and the metric scalars are written — no experiment record.
+    torch's ``SummaryWriter.add_hparams`` writes an experiment record into every run, built from that
+    run's values alone, and TensorBoard shows the first one it finds: every hyperparameter then says
+    ``differs: false``. Without it TensorBoard builds the experiment from all runs' sessions, so a
+    learning rate that differs between sweep members is marked as differing and gets its range.
+    """
     from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
     agg = aggregate or {}
     metrics = {
@@ -63,5 +75,9 @@ def log_hparams(tb_root: Path, cfg: Config, aggregate: dict[str, Any] | None) ->
     }
     if not metrics:
         metrics = {"hparam/oos_sharpe": float("nan")}
+    _experiment, start, end = hparams_summaries(hparams(cfg), metrics)
     with SummaryWriter(log_dir=str(tb_root / "hparams")) as w:
-        w.add_hparams(hparams(cfg), metrics, run_name=".")
+        w.file_writer.add_summary(start)
+        w.file_writer.add_summary(end)
+        for key, value in metrics.items():
+            w.add_scalar(key, value)
