@@ -30,6 +30,8 @@ def default_config_path() -> Path:
     """configs/sac_intraday.json of the working tree when there is one, else the installed package's."""
     local = Path.cwd() / "configs" / "sac_intraday.json"
     return local if local.exists() else PACKAGE_CONFIG
+
+
 DATA_SOURCES = ("sample", "file", "import", "yfinance", "synthetic")  # the one list (--source, data.source)
 DEFAULT_FEATURES = (
     "ret_1",
