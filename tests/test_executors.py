@@ -171,10 +171,9 @@ def test_no_module_imports_the_cli():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "backend"
-    shims = {"cli.py", "cli_common.py", "cli_data.py", "cli_inspect.py", "cli_tune.py", "walk_forward_eval.py"}
     offenders = []
-    for path in root.rglob("*.py"):
-        if path.name in shims or "scripts" in path.parts:
+    for path in root.rglob("*.py"):  # the CLI's own modules and the two entry-point shims may
+        if path.name.startswith("cli") or path.name == "walk_forward_eval.py" or "scripts" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("backend.cli"):
