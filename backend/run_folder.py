@@ -92,8 +92,8 @@ def check_output_dir(path: str | None) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"--output-dir {path}: is a file; choose a folder")
-    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
+    create(out)  # now, so that a folder that cannot be made fails before Window Setup is declared ok
+    if not os.access(out, os.W_OK):
         raise InputError(f"--output-dir {path}: not writable; choose another folder")
     return out
 

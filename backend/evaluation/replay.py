@@ -238,7 +238,9 @@ def write_replay_files(
 
 
 def read_series(path: Path) -> pd.DataFrame:
-    """equity.csv back, bit for bit (written with shortest round-trip floats)."""
+    """equity.csv back, bit for bit (written with shortest round-trip floats; pandas 3 parses them exactly)."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return pd.read_csv(path)
     return pd.read_csv(path, float_precision="round_trip")
 
 
