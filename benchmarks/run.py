@@ -16,6 +16,12 @@ Figures (targets in TARGETS; ratios hold on any machine):
 * sweep_speedup_2_workers  1-worker time / 2-worker time for 4 equal sweep members
 * replay_bars_per_second   deterministic replay throughput of a saved agent
 * sample_load_seconds      load + validate + resample the bundled sample to 5m (cold)
+* window_parallel_speedup_2_workers    `wf run --workers 1` time / `--workers 2` time on the 3-window mini run
+                           (bound 1.5: two rounds of work), and the same on four equal windows
+* production_steps_per_second_1_core   the production config's training speed, and a projection table
+                           (windows × 200k steps × workers → hours, locally and on Ray)
+* sbx_vs_sb3_steps_per_second_<net>    SBX (JAX) / SB3 (torch) SAC steps per second, one core, side by side
+* mini_sweep_<backend>_seconds         `--sweep sbx|sb3`: the seed's full mini sweep (long), workers' idle share
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ TARGETS = {
     "sweep_speedup_2_workers": (">=", 1.8),
     "window_parallel_speedup_2_workers": (">=", 1.8),
     "window_parallel_speedup_2_workers_4_windows": (">=", 1.8),
+    "sbx_vs_sb3_steps_per_second_128x128": (">=", 1.5),
     "mini_sweep_sbx_seconds": ("<=", 900),
     "mini_sweep_sb3_seconds": ("<=", 900),
     "replay_bars_per_second": (">=", 5_000),
@@ -462,7 +469,7 @@ def main() -> None:
     groups = (
         set(args.only.split(","))
         if args.only
-        else {"env", "peers", "training", "dry_run", "sweep", "replay", "load", "windows", "projection"}
+        else {"env", "peers", "training", "dry_run", "sweep", "replay", "load", "windows", "projection", "backends"}
     )
     reps = 3 if quick else 5
     figures: dict[str, float | None] = {}
@@ -497,6 +504,13 @@ def main() -> None:
     if "projection" in groups:
         figures.update(bench_projection(500 if quick else 2_000))
         table = projection_table(figures["production_steps_per_second_1_core"])
+    if "backends" in groups:
+        from benchmarks.backends import measure_backends
+
+        for arch, row in measure_backends(steps=800 if quick else 3000, repeats=1 if quick else 2).items():
+            figures[f"sb3_steps_per_second_{arch}"] = row["sb3_steps_per_second"]
+            figures[f"sbx_steps_per_second_{arch}"] = row["sbx_steps_per_second"]
+            figures[f"sbx_vs_sb3_steps_per_second_{arch}"] = row["sbx_vs_sb3_steps_per_second"]
     for backend in args.sweep or []:
         figures.update(bench_mini_sweep(backend))
 
