@@ -34,6 +34,8 @@ def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str 
     symbol = cache.check_symbol(symbol, "SYMBOL")
     lo, hi = parse_day(start, "--start"), parse_day(end, "--end")
     assert lo is not None and hi is not None
+    if hi < lo:
+        raise InputError(f"--end {end} is before --start {start}; swap them")
     folder = catalog.cache_dir(cache_dir)
     frame, meta = yahoo.load(symbol, interval, lo, hi, folder, "America/New_York")
     how = "from the cache" if meta.get("cache_hit") else "fetched"

@@ -48,7 +48,7 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
     for cfg in configs:
         for seed in seeds:
             name = f"{Path(cfg).stem}_s{seed}"
-            check_id(name, f"sweep member from --configs {cfg}")
+            check_id(name, f"sweep member from --configs {cfg}", "member name")
             members.append(Member(name, cfg, seed, out / name))
     names = [m.name for m in members]
     dupes = sorted({n for n in names if names.count(n) > 1})

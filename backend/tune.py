@@ -257,9 +257,12 @@ def _pruner(t: TuneOptions) -> Any:
 
 def open_study(url: str, name: str, pruner: Any) -> Any:
     """Create or load the study (maximise); a storage that cannot be opened is exit 2."""
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the stage lines say what happens
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
         storage = optuna.storages.RDBStorage(

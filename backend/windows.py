@@ -35,7 +35,7 @@ from backend.jsonio import load_json
 FIELDS = ("train_start", "train_end", "test_start", "test_end")
 # fields of windows.resolved.json that are informational (the file can be read back as input)
 RESOLVED_INFO = {"train_bars", "test_bars", "train_sessions", "test_sessions", "as_given"}
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # a folder name: up to 200 characters
 # names the run folder uses itself (compared case-insensitively: some file systems ignore case)
 RESERVED_IDS = frozenset(
     {
@@ -146,16 +146,16 @@ def _parse_time(value: Any, where: str, tz: str, end: bool) -> pd.Timestamp:
     return ts
 
 
-def check_id(window_id: str, where: str) -> str:
-    """A window (or member) id that is a safe folder name and not one the run folder uses itself."""
+def check_id(window_id: str, where: str, what: str = "window id") -> str:
+    """A window id (or sweep member name) that is a safe folder name and not one the run folder uses itself."""
     if not SAFE_ID.match(window_id) or window_id in (".", ".."):
         raise InputError(
-            f"{where}: window id {window_id!r} is not a safe folder name (letters, digits, '_', '-', '.'; "
-            "no '/', no leading '.'); rename it"
+            f"{where}: {what} {window_id!r} is not a safe folder name (letters, digits, '_', '-', '.'; "
+            "no '/', no leading '.', at most 200 characters); rename it"
         )
     if window_id.lower() in RESERVED_IDS:
         raise InputError(
-            f"{where}: window id {window_id!r} is a name the run folder uses itself "
+            f"{where}: {what} {window_id!r} is a name the run folder uses itself "
             f"({', '.join(sorted(RESERVED_IDS))}); rename it, e.g. w_{window_id.split('.')[0]}"
         )
     return window_id

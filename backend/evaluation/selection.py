@@ -168,10 +168,11 @@ def _sharpe(x: np.ndarray) -> float:
 
 def _partitions(n_bars: int, wanted: int) -> int:
     """The largest even S ≤ ``wanted`` (and ≥ MIN_PARTITIONS) leaving enough bars per block."""
-    for s in range(wanted - wanted % 2, min(MIN_PARTITIONS, wanted) - 1, -2):
+    smallest = min(MIN_PARTITIONS, wanted)
+    for s in range(wanted - wanted % 2, smallest - 1, -2):
         if n_bars // s >= st.MIN_BARS_PER_BLOCK:
             return s
-    return wanted
+    return smallest  # too few bars even for the smallest S: the refusal names that S and its bar count
 
 
 def _pbo(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:

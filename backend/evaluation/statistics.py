@@ -232,7 +232,7 @@ def probability_of_backtest_overfitting(returns: Any, n_partitions: int = 16) ->
     if block < MIN_BARS_PER_BLOCK:
         raise StatisticRefused(
             f"PBO with {s} partitions of {t_all} bars leaves {block} bars per block; it needs at least "
-            f"{MIN_BARS_PER_BLOCK} ({MIN_BARS_PER_BLOCK * s} bars): use fewer partitions or longer test spans"
+            f"{MIN_BARS_PER_BLOCK} ({MIN_BARS_PER_BLOCK * s} bars): use fewer partitions or longer out-of-sample spans"
         )
     t = block * s
     x = x[:t]

@@ -392,7 +392,7 @@ def build_sweep_report(sweep_dir: str | Path) -> Path:
 <title>Sweep report — {html.escape(sweep_dir.name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 1300px; }}
-table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 14px; }}
+table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block; overflow-x: auto; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 7px; vertical-align: top; }}
 th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 .how {{ color: #555; font-style: italic; margin-top: 0.2em; }}
