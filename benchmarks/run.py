@@ -309,6 +309,11 @@ def bench_replay(repeats: int) -> float:
 # ------------------------------------------------------------------------------------------ window tasks
 
 
+def task_seconds(summary: dict) -> float:
+    """Seconds the run's window tasks were busy (summary stages window_<id>; Window Setup excluded)."""
+    return sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup")
+
+
 def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local") -> dict[str, float]:
     """One `wf run` in a subprocess: wall seconds and the busy seconds of its window tasks."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -319,7 +324,9 @@ def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor:
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         wall = time.perf_counter() - t0
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
-        busy = sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup")
+        busy = sum(
+            v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup"
+        )
         return {"wall": wall, "busy": busy}
 
 
@@ -375,7 +382,9 @@ def bench_mini_sweep(backend: str) -> dict[str, float]:
         busy = 0.0
         for r in rows:
             summary = json.loads((Path(tmp) / "sweep" / r["name"] / "summary.json").read_text())
-            busy += sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup")
+            busy += sum(
+                v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup"
+            )
         completed = sum(r["status"] == "completed" for r in rows)
         print(proc.stdout[-3000:])
     return {
