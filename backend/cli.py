@@ -16,9 +16,7 @@ from backend import stages
 from backend.agent_config import ALGORITHMS, BACKENDS
 from backend.cli_common import StageGroup, data_options, executor_options, handle_errors, window_options
 from backend.config import DATA_SOURCES
-from backend.errors import (
-    InputError,
-)
+from backend.errors import FolderError, InputError
 from backend.intervals import INTERVALS
 
 
@@ -223,7 +221,7 @@ def sweep_command(**kw: Any) -> int:
     with rf.FolderLock(out, "sweep"):
         existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
         if existing and not (kw["resume"] or kw["overwrite"]):
-            raise InputError(
+            raise FolderError(
                 f"--output-dir {out}: members {', '.join(existing)} already ran; pass --resume or --overwrite"
             )
         kw.pop("debug")

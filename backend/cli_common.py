@@ -20,6 +20,7 @@ from backend.errors import (
     ArtifactError,
     DataError,
     EvaluationError,
+    FolderError,
     HarnessError,
     InputError,
     TrainingError,
@@ -27,6 +28,7 @@ from backend.errors import (
 from backend.intervals import INTERVALS
 
 STAGE_OF = {
+    FolderError: "Run Folder",  # checked after Window Setup was declared ok: its own stage line
     InputError: "Window Setup",
     DataError: "Window Setup",
     TrainingError: "Training",

@@ -28,6 +28,12 @@ class InputError(HarnessError, ValueError):
     exit_code = EXIT_INPUT
 
 
+class FolderError(InputError):
+    """The output folder cannot take this run: another writer holds it, it holds a run, or --resume would lose work."""
+
+    exit_code = EXIT_INPUT
+
+
 class DataError(HarnessError, ValueError):
     """No data, invalid bars, or windows that do not fit the data."""
 

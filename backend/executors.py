@@ -61,6 +61,23 @@ def _init_worker(stop: Any, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops us through the shared flag
     one_thread_environment(threads)
     _STOP = stop
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """A worker whose driver died (kill -9) exits instead of training on as an orphan."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="wf-parent-watch", daemon=True).start()
 
 
 def _run_in_worker(task: WindowTask) -> WindowResult:
@@ -126,9 +143,10 @@ class RayPool:
         return ref.future()
 
     def interrupt(self) -> None:
+        """Stop running tasks now (force: a worker started with SIGINT ignored would not hear a soft cancel)."""
         for ref in self._refs:
             try:
-                self.ray.cancel(ref)
+                self.ray.cancel(ref, force=True)
             except Exception:
                 pass
 

@@ -20,7 +20,15 @@ from typing import Any
 from backend import run_folder as rf
 from backend import stages
 from backend.config import config_dict, config_hash
-from backend.errors import EXIT_ARTIFACTS, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ArtifactError, InputError
+from backend.errors import (
+    EXIT_ARTIFACTS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ArtifactError,
+    FolderError,
+    InputError,
+)
 from backend.jsonio import write_json, write_text
 from backend.run_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
     RunOptions,
@@ -129,7 +137,7 @@ class RunDriver:
         opts, s = self.opts, self.s
         previous = rf.read_previous(self.out) if not opts.overwrite else None
         if previous is not None and not opts.resume:
-            raise InputError(
+            raise FolderError(
                 f"--output-dir {self.out}: already holds a run (summary.json); pass --resume to continue it, "
                 "--overwrite to replace it, or choose another folder"
             )

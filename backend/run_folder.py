@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backend.errors import EvaluationError, InputError
+from backend.errors import EvaluationError, FolderError, InputError
 from backend.jsonio import load_json, write_atomic, write_json
 
 LOCK_FILE = ".wf.lock"
@@ -49,7 +49,7 @@ class FolderLock:
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise InputError(
+            raise FolderError(
                 f"{self.folder}: {self._holder()} is writing this folder; wait for it to finish or choose another "
                 "--output-dir"
             ) from None
@@ -123,9 +123,9 @@ def read_previous(out: Path) -> dict[str, Any] | None:
     try:
         doc = load_json(path, "summary")
     except InputError as e:
-        raise InputError(f"{e}; the previous run's summary is unreadable — pass --overwrite to start over") from e
+        raise FolderError(f"{e}; the previous run's summary is unreadable — pass --overwrite to start over") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("windows"), list):
-        raise InputError(f"{path}: not a run summary; pass --overwrite to start over, or choose another --output-dir")
+        raise FolderError(f"{path}: not a run summary; pass --overwrite to start over, or choose another --output-dir")
     return doc
 
 
@@ -170,7 +170,7 @@ def plan_resume(
             else:
                 skip[e["id"]] = before
     if refuse:
-        raise InputError(
+        raise FolderError(
             f"--resume {out}: {'; '.join(refuse)}, so finished results would be retrained or mislabelled. "
             "Pass --overwrite to replace the run, or choose another --output-dir"
         )

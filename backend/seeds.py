@@ -17,7 +17,7 @@ import numpy as np
 
 from backend import stages
 from backend.config import LoadedConfig
-from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
+from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError
 from backend.evaluation.metrics import METRIC_KEYS
 from backend.jsonio import load_json, write_json
 
@@ -55,7 +55,7 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
     with ExitStack() as stack:
         stack.enter_context(rf.FolderLock(out, "multi-seed run"))
         if (out / "summary.json").exists() and not (opts.resume or opts.overwrite):
-            raise InputError(
+            raise FolderError(
                 f"--output-dir {out}: already holds a run (summary.json); pass --resume to continue it, "
                 "--overwrite to replace it, or choose another folder"
             )

@@ -17,7 +17,7 @@ from typing import Any
 
 from backend import stages
 from backend.compare import member_row
-from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, HarnessError, InputError
+from backend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
 from backend.windows import check_id
 
 
@@ -76,9 +76,9 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
                 tasks = d.plan()
             except HarnessError as e:
                 m.status, m.exit_code, m.error = "failed", e.exit_code, f"{type(e).__name__}: {e}"
-                stages.emit(False, "Window Setup", m.error, m.name)
+                stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
                 continue
-            if not tasks:
+            if not tasks and d.unchanged is not None:
                 m.status, m.exit_code = "skipped", EXIT_OK
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d

@@ -117,7 +117,15 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
     assert market is not None, "a task needs its bars"
     started = time.perf_counter()
     scratch = task.root is None
-    root = Path(tempfile.mkdtemp(prefix="wf-task-", dir=os.environ.get(SCRATCH_ENV))) if scratch else task.root
+    if scratch:
+        try:
+            root = scratch_folder()
+        except OSError as e:
+            out = WindowResult(task.run, task.window.id, "failed", EXIT_ARTIFACTS)
+            where = os.environ.get(SCRATCH_ENV) or tempfile.gettempdir()
+            return _failed(out, "training", "failed", EXIT_ARTIFACTS, "ArtifactError", f"scratch folder {where}: {e}")
+    else:
+        root = task.root
     try:
         result = _train_and_replay(task, market, root, stop)
         if scratch:
@@ -128,6 +136,14 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
     result.seconds = time.perf_counter() - started
     result.worker = {"host": socket.gethostname(), "pid": os.getpid(), "scratch": str(root) if scratch else None}
     return result
+
+
+def scratch_folder() -> Path:
+    """A fresh scratch folder under $WF_SCRATCH_DIR (created if missing) or the system temp dir."""
+    base = os.environ.get(SCRATCH_ENV)
+    if base:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="wf-task-", dir=base))
 
 
 def window_paths(root: Path, window_id: str) -> tuple[Path, Path]:

@@ -240,7 +240,7 @@ def test_sweep_resume_never_reuses_results_of_edited_windows(first_sweep, config
     before = (out / "alpha_s0" / "summary.json").read_bytes()
     res = sweep(configs, edited, out, "--resume")
     assert res.exit_code == 1
-    assert "[alpha_s0] [STAGE ❌] Window Setup — InputError: --resume" in res.output
+    assert "[alpha_s0] [STAGE ❌] Run Folder — FolderError: --resume" in res.output
     assert "window w01 moved" in res.output
     rows = {r["name"]: r for r in strict_json(out / "sweep.json")["members"]}
     assert rows["alpha_s0"]["status"] == "failed" and "moved" in rows["alpha_s0"]["error"]

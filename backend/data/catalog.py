@@ -99,7 +99,11 @@ def import_file(path: str, symbol: str, interval: str, folder: Path, timezone: s
     want = INTERVAL_MINUTES[interval]
     if step is not None and step != want:
         finer = [iv for iv, m in INTERVAL_MINUTES.items() if m == step]
-        fix = f"import them with --interval {finer[0]}" if finer else "resample them to one of 1m/5m/15m/30m/1h first"
+        fix = (
+            f"import them with --interval {finer[0]}"
+            if finer
+            else f"resample them to one of {'/'.join(INTERVAL_MINUTES)} first"
+        )
         raise DataError(
             f"{path}: bars are mostly {step:g} minutes apart, not {interval}; {fix} (a run resamples imported bars "
             "to any coarser interval)"
