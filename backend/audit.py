@@ -36,6 +36,7 @@ from backend.features import MarketArrays
 from backend.run_setup import Setup
 from backend.windows import Window
 
+PREFIX_HISTORY = 5_000  # bars of history before each test bar for the feature check (warm-up of every feature)
 VOLATILE_DATA_KEYS = ("start_time", "policy_class", "replay_buffer_class")  # differ between any two saves
 # SBX pickles its train states into `data`; their weights are compared through jax_weights.msgpack instead
 SBX_PICKLED_STATE_KEYS = ("policy", "actor", "qf", "ent_coef", "ent_coef_state", "observation_space", "action_space")
@@ -156,11 +157,35 @@ class Auditor:
             task = self.task(by_id[wid], market, data_key, root)
             src = sources.get(wid)
             if src is not None and (root / src / "model.zip").exists():
-                task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes())
+                from backend.training import bundle
+
+                meta = bundle.read_metadata(root / src)
+                task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes(), bundle.data_end(meta))
             wdir, tb_dir = window_paths(root, wid)
             wdir.mkdir(parents=True, exist_ok=True)
             _train(task, market, features, wdir, tb_dir, None)
         return root / target.id
+
+    def audit_metadata(self, w: Window, reference: Path) -> None:
+        """The bundle's own record of what it trained on must end with the window's train span."""
+        from backend.training import bundle
+
+        meta = bundle.read_metadata(reference)
+        claimed = pd.Timestamp((meta.get("window") or {}).get("train_end"))
+        seen = pd.Timestamp(bundle.data_end(meta))
+        last = pd.Timestamp(int(self.s.market.timestamps[w.train_end - 1]), tz="UTC")
+        for what, when in (("its train span", claimed), ("the data it saw (warm start included)", seen)):
+            if when > last:
+                self.findings.append(
+                    Finding(
+                        w.id,
+                        "training",
+                        w.train_end,
+                        f"the trained bundle records {what} up to {when.tz_convert(self.s.timezone).isoformat()}, "
+                        f"beyond the train span's last bar {self.stamp(w.train_end - 1)}",
+                    )
+                )
+                return
 
     def audit_training(self, w: Window, reference: Path) -> None:
         cut = w.train_end - 1  # every bar after the train span changes (the embargo included)
@@ -214,13 +239,20 @@ class Auditor:
         return sorted(cuts)
 
     def audit_replay(self, w: Window, bundle_dir: Path) -> int:
+        from backend.errors import EvaluationError
         from backend.evaluation.replay import replay_agent
         from backend.tasks import features_for
 
         names = list(self.cfg.env.features)
         ref_obs: list = []
         fa = features_for(self.s.market, names, self.s.bars.data_hash())
-        ref = replay_agent(bundle_dir, self.cfg, self.s.market, fa, w, (1.0,), record_observations=ref_obs)
+        try:
+            ref = replay_agent(bundle_dir, self.cfg, self.s.market, fa, w, (1.0,), record_observations=ref_obs)
+        except EvaluationError as e:
+            self.findings.append(
+                Finding(w.id, "replay", w.test_start, f"the trained bundle refuses its own test span: {e}")
+            )
+            return 0
         cuts = self.replay_cuts(w)
         for cut in cuts:
             other, key = self.variant(perturb_after(self.s.market, cut, self.rng))
@@ -241,6 +273,46 @@ class Auditor:
                 )
                 break
         return len(cuts)
+
+    def audit_features(self, w: Window) -> None:
+        """Features at every test bar t, computed from bars <= t only, equal those of the whole history.
+
+        The real ``compute_features`` runs on the bars up to t (from ``PREFIX_HISTORY`` bars earlier: features
+        do not depend on where the history starts once warmed up); a feature that reads any later bar — at one
+        bar a session, at noon, on Mondays — differs at that bar. No random cut has to land on it.
+        """
+        from backend.features import compute_features
+        from backend.tasks import features_for
+
+        names = list(self.cfg.env.features)
+        full = features_for(self.s.market, names, self.s.bars.data_hash())
+        for t in range(w.test_start, w.test_end):
+            lo = max(0, t + 1 - PREFIX_HISTORY)
+            try:
+                row = compute_features(self.s.market.take(lo, t + 1), names)[-1]
+            except Exception as e:  # a feature that cannot be computed without later bars reads them
+                self.findings.append(
+                    Finding(
+                        w.id,
+                        "features",
+                        t,
+                        f"the features at {self.stamp(t)} cannot be computed from bars up to that bar only "
+                        f"({type(e).__name__}: {e}): a feature reads later bars",
+                    )
+                )
+                return
+            bad = np.flatnonzero(row != full[t])
+            if len(bad):
+                self.findings.append(
+                    Finding(
+                        w.id,
+                        "features",
+                        t,
+                        f"feature '{names[int(bad[0])]}' at {self.stamp(t)} differs when computed from bars up to "
+                        "that bar only: it reads later bars",
+                    )
+                )
+                return
 
     # -- 3. structure
     def audit_structure(self, w: Window) -> None:
@@ -273,7 +345,9 @@ class Auditor:
         features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
         for w in self.s.windows:
             self.audit_structure(w)
+            self.audit_features(w)
             reference = self.train_chain(w, self.s.market, self.s.bars.data_hash(), reference_root, reuse=True)
+            self.audit_metadata(w, reference)
             self.audit_training(w, reference)
             n_cuts = self.audit_replay(w, reference)
             self.notes.append(

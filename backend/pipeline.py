@@ -162,7 +162,8 @@ class RunDriver:
             self._restore(wid, entry)
         self.summary.save()
         if self.sources:
-            chain = " -> ".join(sorted(self.sources, key=lambda k: [w.id for w in s.windows].index(k)))
+            by_time = sorted(s.windows, key=lambda w: (w.test_start, w.train_start))
+            chain = " -> ".join(w.id for w in by_time)
             print(f"warm start: the windows form a chain and train in order ({chain})", flush=True)
         return [self._task(k, w) for k, w in enumerate(s.windows) if w.id not in plan.skip]
 
@@ -265,7 +266,7 @@ class RunDriver:
         wdir = self.out / source_id
         meta = bundle.read_metadata(wdir)
         bundle.verify_files(wdir, meta, (self.summary.window(source_id).get("bundle") or {}).get("files"))
-        return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes())
+        return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes(), bundle.data_end(meta))
 
     # -- results
     def on_result(self, result: WindowResult) -> None:
@@ -311,7 +312,7 @@ class RunDriver:
             cost_sensitivity=result.cost_sensitivity,
             diagnostics=result.diagnostics,
             benchmark=result.benchmark,
-            bundle={"files": result.bundle_files},
+            bundle={"files": result.bundle_files, "outputs": result.output_files},
             gates=_gates(self.cfg, result.evaluation or {}, result.beats or {}),
         )
         self.series[result.window_id] = result.series or {}

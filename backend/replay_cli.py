@@ -42,6 +42,8 @@ def replay(
 ) -> int:
     from backend import pipeline
 
+    if output_dir is not None and not output_dir.strip():
+        raise InputError("--output-dir is empty; give a folder, or leave it out to write replay/ beside the model")
     model = Path(model_path)
     if not model.exists():
         raise EvaluationError(f"{model}: model file not found; pass the model.zip of a trained window")

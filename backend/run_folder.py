@@ -139,6 +139,18 @@ def plan_resume(
     previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
 ) -> ResumePlan:
     """Decide per window: skip (everything matches) or train (and why); refuse to lose finished work."""
+    try:
+        return _plan_resume(previous, config_hash, data_hash, entries, out)
+    except (TypeError, AttributeError, KeyError, ValueError) as e:
+        raise FolderError(
+            f"{out / 'summary.json'}: not a summary this harness wrote ({type(e).__name__}: {e}); pass --overwrite to "
+            "start over, or choose another --output-dir"
+        ) from e
+
+
+def _plan_resume(
+    previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
+) -> ResumePlan:
     old = {w.get("id"): w for w in previous.get("windows", []) if isinstance(w, dict)}
     done = {k: w for k, w in old.items() if w.get("status") == "completed"}
     refuse: list[str] = []
@@ -182,14 +194,21 @@ def bundle_problem(out: Path, window_id: str, entry: dict[str, Any]) -> str | No
     from backend.training import bundle
 
     wdir = out / window_id
+    record = entry.get("bundle") or {}
+    if not isinstance(entry.get("evaluation"), dict) or not isinstance(record, dict):
+        return "its summary entry is incomplete"
     try:
         meta = bundle.read_metadata(wdir)
-        bundle.verify_files(wdir, meta, (entry.get("bundle") or {}).get("files"))
+        bundle.verify_files(wdir, meta, record.get("files"))
     except EvaluationError as e:
         return f"its bundle cannot be trusted ({e})"
+    outputs = record.get("outputs") or {}
     for name in ("evaluation.json", "equity.csv", "trades.csv"):
-        if not (wdir / name).exists():
+        path = wdir / name
+        if not path.exists():
             return f"{window_id}/{name} is missing"
+        if name not in outputs or bundle.sha256_file(path) != outputs[name]:
+            return f"{window_id}/{name} differs from what the run wrote (SHA-256)"
     return None
 
 

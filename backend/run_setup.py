@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from backend.config import Config, LoadedConfig, load_config
 from backend.data.loader import Bars, load_bars
-from backend.errors import InputError
+from backend.errors import DataError, InputError
 from backend.features import MarketArrays, check_feature_names
 from backend.intervals import INTERVAL_MINUTES
 from backend.windows import (
@@ -175,6 +177,7 @@ def setup(opts: RunOptions) -> Setup:
             # keep the test span where it is and cut the train span short (no leakage)
             specs = [trim_train(s, market.timestamps, embargo) for s in specs]
     windows = resolve(specs, market.timestamps, market.session_id, embargo, origin, bars=bars)
+    check_episodes(windows, market, cfg.env.forced_exit_minutes, origin)
     benchmark = None
     if cfg.data.benchmark_symbol:
         from backend.data.benchmark import load_benchmark
@@ -183,6 +186,23 @@ def setup(opts: RunOptions) -> Setup:
         if benchmark.warning:
             loaded.warnings.append(benchmark.warning)
     return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
+
+
+def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: float | None, origin: str) -> None:
+    """Every span must hold one playable session: two bars that end by the forced exit (exit 3 at Window Setup)."""
+    if forced_exit is None:
+        return
+    ends = market.bar_end_minutes() <= forced_exit + 1e-9
+    for w in windows:
+        for span, (lo, hi) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
+            sid = market.session_id[lo:hi][ends[lo:hi]]
+            counts = np.unique(sid, return_counts=True)[1] if len(sid) else np.array([0])
+            if counts.max() < 2:
+                raise DataError(
+                    f"{origin}: window {w.id}: no session of its {span} span has two bars that end within "
+                    f"env.forced_exit_minutes = {forced_exit:g} of the open, so nothing can be traded; raise "
+                    "forced_exit_minutes or use a finer interval"
+                )
 
 
 def ignored_settings_warning(loaded: LoadedConfig) -> str | None:

@@ -38,6 +38,7 @@ from backend.features import MarketArrays
 from backend.windows import Window
 
 TENSORBOARD = "tensorboard"
+OUTPUT_FILES = ("evaluation.json", "equity.csv", "trades.csv")  # a window's replay files, hashed in the summary
 SCRATCH_ENV = "WF_SCRATCH_DIR"  # where remote tasks make their scratch folders (default: the system temp dir)
 
 
@@ -47,6 +48,7 @@ class WarmStart:
 
     window_id: str
     model: bytes
+    data_end: str | None = None  # the latest bar the source model (and its own warm starts) trained on
 
 
 @dataclass
@@ -86,6 +88,7 @@ class WindowResult:
     diagnostics: dict[str, Any] | None = None
     benchmark: dict[str, Any] | None = None
     bundle_files: dict[str, str] | None = None
+    output_files: dict[str, str] | None = None  # SHA-256 of evaluation.json, equity.csv, trades.csv
     series: dict[str, np.ndarray] | None = None  # equity.csv's columns, in memory (the stitched aggregate)
     artifacts: dict[str, bytes] = field(default_factory=dict)  # relative path -> content (root=None tasks)
     seconds: float = 0.0
@@ -231,6 +234,7 @@ def _train(task: WindowTask, market: MarketArrays, features: np.ndarray, wdir: P
             bar,
             stop,
             task.warm_start.window_id if task.warm_start else None,
+            task.warm_start.data_end if task.warm_start else None,
         )
     finally:
         if bar is not None:
@@ -254,6 +258,9 @@ def _replay(
         log_evaluation(tb_dir, rep.evaluation, rep.baselines, cfg.training.total_timesteps)
     frame = equity_frame(rep, market, task.timezone, cfg.env.initial_capital)
     out.series = {c: frame[c].to_numpy() for c in frame.columns}
+    from backend.training.bundle import sha256_file
+
+    out.output_files = {name: sha256_file(wdir / name) for name in OUTPUT_FILES}
     out.evaluation, out.baselines, out.beats = rep.evaluation, rep.baselines, rep.beats
     out.cost_sensitivity, out.diagnostics, out.benchmark = rep.cost_sensitivity, rep.diagnostics, rep.benchmark
 

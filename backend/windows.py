@@ -47,6 +47,14 @@ RESERVED_IDS = frozenset(
         "command.txt",
         "environment.json",
         "report.html",
+        "aggregate.png",
+        "sweep.json",
+        "sweep.csv",
+        "trials",
+        "final",
+        "best_config.json",
+        "tune_summary.json",
+        "study.db",
     }
 )
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

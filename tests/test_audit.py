@@ -141,8 +141,8 @@ def test_canary_next_bar_information_at_session_opens_only(files, leak_feature):
         return out
 
     name = leak_feature("open_peek", opens_peek)
-    res = audit(*files({"env": {"features": ["ret_1", name]}}), "--cuts", "0")  # session cuts alone must find it
-    assert found(res, "replay"), res.output
+    res = audit(*files({"env": {"features": ["ret_1", name]}}), "--cuts", "0")  # no random cut needed
+    assert found(res, "features") and found(res, "replay"), res.output
 
 
 def test_canary_reward_using_bar_t_plus_2(files, monkeypatch):
@@ -187,3 +187,41 @@ def test_audit_on_the_sbx_backend_passes_clean_and_catches_a_planted_leak(files,
     res = wf("audit", "--config", c, "--windows", w, "--steps", "120", "--quiet")
     assert found(res, "training"), res.output
     assert "jax_weights.msgpack" in res.output
+
+
+def test_canary_a_peek_at_one_interior_bar_a_session_is_found_without_random_cuts(files, leak_feature):
+    def noon_peek(m):
+        out = np.zeros(len(m.close))
+        at = np.flatnonzero(np.isclose(m.minutes_from_open, 150.0))[:-1]  # 12:00 New York, every session
+        out[at] = np.log(m.close[at + 1] / m.close[at])
+        return out
+
+    name = leak_feature("noon_peek", noon_peek)
+    res = audit(*files({"env": {"features": ["ret_1", name]}}), "--cuts", "0")
+    assert found(res, "features"), res.output
+    assert "noon_peek" in res.output and "12:00" in res.output
+
+
+def test_canary_a_centred_rolling_max_of_volume(files, leak_feature):
+    def centred_volume(m):
+        v = np.log1p(m.volume)
+        out = v.copy()
+        out[1:-1] = np.maximum(np.maximum(v[:-2], v[1:-1]), v[2:])  # bars t-1 .. t+1
+        return out
+
+    name = leak_feature("vol_centred_max", centred_volume)
+    res = audit(*files({"env": {"features": ["ret_1", name]}}), "--cuts", "0")
+    assert found(res, "features"), res.output
+
+
+def test_canary_training_that_records_a_longer_span_is_exit_3_not_5(files, monkeypatch):
+    from backend.training import trainer
+
+    real = trainer.train_window
+
+    def longer(cfg, market, features, window, *a, **k):
+        return real(cfg, market, features, dataclasses.replace(window, train_end=window.train_end + 5), *a, **k)
+
+    monkeypatch.setattr(trainer, "train_window", longer)
+    res = audit(*files())
+    assert res.exit_code == 3 and found(res, "training"), res.output

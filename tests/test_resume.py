@@ -246,3 +246,51 @@ def test_a_bundle_crafted_to_run_code_never_runs_it(copy, tmp_path):
     (out / "summary.json").write_text(json.dumps(summary))
     res = wf("eval", "--model-path", wdir / "model.zip", "--output-dir", tmp_path / "replay2", "--quiet")
     assert res.exit_code == 5 and not marker.exists(), res.output
+
+
+def test_resume_never_trusts_edited_equity_files(copy):
+    eq = copy / "out" / "w01" / "equity.csv"
+    eq.write_text(eq.read_text().replace("\n", "\n", 1) + "")  # unchanged content: still trusted
+    res = run(copy / "tiny.json", copy / "w.json", copy / "out", "--resume")
+    assert res.exit_code == 0 and "unchanged" in res.output, res.output
+    lines = eq.read_text().splitlines()
+    eq.write_text("\n".join(lines[:-5]) + "\n")  # truncated: the aggregate would silently shrink
+    res = run(copy / "tiny.json", copy / "w.json", copy / "out", "--resume")
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("[STAGE ✅] Training [w01]"))
+    assert "equity.csv differs from what the run wrote" in line
+    summary = strict_json(copy / "out" / "summary.json")
+    assert summary["aggregate"]["n_bars"] == sum(w["test_bars"] for w in summary["windows"])
+
+
+def test_a_malformed_summary_entry_is_a_clear_refusal(copy):
+    doc = strict_json(copy / "out" / "summary.json")
+    doc["windows"][0]["train_start"] = 5
+    (copy / "out" / "summary.json").write_text(json.dumps(doc))
+    res = run(copy / "tiny.json", copy / "w.json", copy / "out", "--resume")
+    assert res.exit_code == 2 and "[STAGE ❌] Run Folder" in res.output and "internal error" not in res.output
+
+
+def test_a_forced_exit_too_early_for_any_trade_fails_at_window_setup(tiny_config, tiny_windows):
+    res = wf(
+        "run", "--config", tiny_config, "--windows", tiny_windows, "--dry-run", "--set", "env.forced_exit_minutes=15"
+    )
+    assert res.exit_code == 3 and "forced_exit_minutes" in res.output and "[STAGE ❌] Window Setup" in res.output
+
+
+def test_a_model_warm_started_from_the_future_never_replays_on_the_past(tiny_config, tmp_path, monkeypatch):
+    """Even if the dispatcher picked a later window as the source, replay refuses: data_end is in the bundle."""
+    from backend import pipeline
+
+    def from_the_future(windows, embargo):
+        ordered = sorted(windows, key=lambda w: w.test_start)
+        return {w.id: (ordered[k + 1].id if k + 1 < len(ordered) else None) for k, w in enumerate(ordered)}
+
+    monkeypatch.setattr(pipeline, "warm_start_sources", from_the_future)
+    anchored = [dict(TINY_WINDOWS[0]), dict(TINY_WINDOWS[1], train_start="2019-01-02")]
+    (tmp_path / "w.json").write_text(json.dumps(anchored))
+    res = run(tiny_config, tmp_path / "w.json", tmp_path / "out", "--set", "training.warm_start=true")
+    assert res.exit_code == 1, res.output  # w02 completes; w01 (warm-started from w02) cannot be evaluated
+    line = next(x for x in res.output.splitlines() if x.startswith("[STAGE ❌] Evaluation [w01]"))
+    assert "cannot be evaluated on the test span" in line
+    assert strict_json(tmp_path / "out" / "w01" / "metadata.json")["data_end"].startswith("2019-01-25")

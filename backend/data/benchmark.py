@@ -2,9 +2,11 @@
 
 The benchmark is loaded with the same source rules as the traded symbol (SPY → the bundled
 sample, a .csv/.parquet path → file, anything else → the yfinance cache) and aligned to the
-primary bars: each primary bar takes the benchmark's last close at or before it (never a
-later one). It feeds the intraday buy-and-hold benchmark line and relative metrics; if it
-cannot be loaded the run goes on without it and says so (stage line, summary warnings).
+primary bars: each primary bar takes the benchmark's last close at or before it; primary bars
+before the benchmark's first bar take that first close (a later value: the coverage warning
+counts them). It feeds the intraday buy-and-hold benchmark line and relative metrics only, never
+the agent; if it cannot be loaded the run goes on without it and says so (stage line, summary
+warnings).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def load_benchmark(cfg: DataConfig, primary: Any, hint: tuple[date, date] | None
     warning = None
     if coverage < MIN_COVERAGE:
         warning = (
-            f"benchmark {name} covers only {coverage:.0%} of the bars (the rest carry the last earlier "
-            "close); its line and relative metrics are approximate"
+            f"benchmark {name} covers only {coverage:.0%} of the bars (the rest carry the last earlier close, or "
+            "its first close before it starts); its line and relative metrics are approximate"
         )
     return Benchmark(name, close, info, warning)

@@ -131,13 +131,28 @@ def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir:
         )
 
 
+def latest(a: str, b: str | None) -> str:
+    """The later of two ISO timestamps (b may be None)."""
+    import pandas as pd
+
+    return a if b is None or pd.Timestamp(a) >= pd.Timestamp(b) else b
+
+
+def data_end(meta: dict[str, Any]) -> str | None:
+    """The latest bar a bundle's weights have seen: its train span's end, or a warm start's later data."""
+    return meta.get("data_end") or (meta.get("window") or {}).get("train_end")
+
+
 def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, tz: str, bundle_dir: Path) -> None:
-    """A bundle replays only on a test span that starts after its own train span (+ embargo)."""
+    """A bundle replays only on a test span that starts after everything its weights saw (+ embargo).
+
+    That is its own train span and the data of the model it warm-started from (``data_end``).
+    """
     import pandas as pd
 
     saved = meta.get("window") or {}
     try:
-        train_end = pd.Timestamp(saved["train_end"])
+        train_end = pd.Timestamp(data_end(meta))
         train_start = pd.Timestamp(saved["train_start"])
     except (KeyError, TypeError, ValueError) as e:
         raise EvaluationError(
@@ -150,6 +165,7 @@ def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, 
         test_end = pd.Timestamp(int(timestamps[window.test_end - 1]), tz="UTC").tz_convert(tz)
         raise EvaluationError(
             f"{bundle_dir}: the model was trained on {train_start.isoformat()} -> {train_end.isoformat()} "
+            "(its train span, or the data of the model it warm-started from) "
             f"(embargo {embargo} bars) and cannot be evaluated on the test span {test_start.isoformat()} -> "
             f"{test_end.isoformat()} of window {window.id}, which does not start after it; replay it on a later "
             "window (--window)"

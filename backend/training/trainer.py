@@ -140,6 +140,7 @@ def train_window(
     progress_bar: Any = None,
     stop: Any = None,
     warm_start_id: str | None = None,
+    warm_start_data_end: str | None = None,
 ) -> TrainResult:
     """Train on ``window``'s train span; write model.zip, obs_stats.npz, vecnormalize.pkl, metadata.json."""
     from stable_baselines3.common.callbacks import CallbackList
@@ -175,6 +176,9 @@ def train_window(
     meta = {
         "schema_version": bundle.BUNDLE_SCHEMA,
         "window": window.describe(market.timestamps, cfg.data.timezone),
+        "data_end": bundle.latest(
+            window.describe(market.timestamps, cfg.data.timezone)["train_end"], warm_start_data_end
+        ),
         "embargo_bars": embargo,
         "symbol": provenance.get("symbol"),
         "source": provenance.get("source"),
