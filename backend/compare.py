@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from backend.config import flatten
 from backend.errors import InputError
 from backend.jsonio import load_json, write_atomic, write_json
 
@@ -234,16 +235,6 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "oos_sharpe") -> list[dict[
 
 
 # ----------------------------------------------------------------------------- per-config columns
-
-
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as dotted keys (``sac.learning_rate``); lists stay values."""
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
 
 
 def show_value(value: Any) -> str:

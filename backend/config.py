@@ -501,14 +501,19 @@ class LoadedConfig:
         self.given = given  # dotted keys the file and the overrides spelled out
 
 
-def given_keys(raw: Any, prefix: str = "") -> frozenset[str]:
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys (``sac.learning_rate``); lists stay values."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj} if prefix else {}
+
+
+def given_keys(raw: Any) -> frozenset[str]:
     """Dotted paths of every leaf a raw config dict spells out."""
-    if not isinstance(raw, dict):
-        return frozenset({prefix[:-1]}) if prefix else frozenset()
-    out: set[str] = set()
-    for key, value in raw.items():
-        out |= given_keys(value, f"{prefix}{key}.")
-    return frozenset(out)
+    return frozenset(flatten(raw))
 
 
 def load_config(

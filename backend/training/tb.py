@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from backend.config import Config, config_dict
+from backend.config import Config, config_dict, flatten
 
 EVAL_KEYS = ("total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "turnover", "exposure", "win_rate")
 
@@ -38,7 +38,7 @@ def hparams(cfg: Config) -> dict[str, Any]:
     runs differ in shows up as a column whose ``differs`` is true.
     """
     out: dict[str, Any] = {}
-    for key, value in _flatten(config_dict(cfg)).items():
+    for key, value in flatten(config_dict(cfg)).items():
         if isinstance(value, bool) or value is None:
             out[key] = json.dumps(value)
         elif isinstance(value, int | float | str):
@@ -46,15 +46,6 @@ def hparams(cfg: Config) -> dict[str, Any]:
         else:
             out[key] = json.dumps(value)
     return out
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
 
 
 def log_hparams(tb_root: Path, cfg: Config, aggregate: dict[str, Any] | None) -> None:
