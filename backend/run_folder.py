@@ -141,6 +141,8 @@ def plan_resume(
     """Decide per window: skip (everything matches) or train (and why); refuse to lose finished work."""
     try:
         return _plan_resume(previous, config_hash, data_hash, entries, out)
+    except FolderError:
+        raise
     except (TypeError, AttributeError, KeyError, ValueError) as e:
         raise FolderError(
             f"{out / 'summary.json'}: not a summary this harness wrote ({type(e).__name__}: {e}); pass --overwrite to "
