@@ -40,6 +40,7 @@ def replay(
     stochastic: bool,
     output_dir: str | None,
 ) -> int:
+    """Check the bundle, set up its data and window, replay it, write and print the result."""
     from backend import pipeline
 
     if output_dir is not None and not output_dir.strip():
@@ -48,17 +49,7 @@ def replay(
     if not model.exists():
         raise EvaluationError(f"{model}: model file not found; pass the model.zip of a trained window")
     bundle_dir = model.parent
-    run_dir = bundle_dir.parent
-    if config is None:
-        if not (run_dir / "config.resolved.json").exists():
-            raise InputError(f"no --config given and {run_dir / 'config.resolved.json'} does not exist; pass --config")
-        config = str(run_dir / "config.resolved.json")
-    if windows is None:
-        if not (run_dir / "windows.resolved.json").exists():
-            raise InputError(
-                f"no --windows given and {run_dir / 'windows.resolved.json'} does not exist; pass --windows"
-            )
-        windows = str(run_dir / "windows.resolved.json")
+    config, windows = _run_files(bundle_dir.parent, config, windows)
     opts = pipeline.RunOptions(
         symbol=symbol,
         windows=windows,
@@ -71,13 +62,46 @@ def replay(
         quiet=quiet,
     )
     s = pipeline.setup(opts)
+    window = _pick_window(s, window_id, bundle_dir.name, windows)
+    result, doc = _replay(s, bundle_dir, window, model)
+    out = Path(output_dir) if output_dir else bundle_dir / "replay"
+    from backend.evaluation.replay import headline, write_replay_files
+
+    write_replay_files(out, result, s.market, s.timezone, doc, s.cfg.env.initial_capital)
+    stages.emit(True, f"Evaluation [{window.id}]", headline(result.evaluation))
+    if not quiet:
+        print(_table(doc))
+    print(f"replay written to {out}")
+    return 0
+
+
+def _run_files(run_dir: Path, config: str | None, windows: str | None) -> tuple[str, str]:
+    """--config and --windows, defaulting to the run folder's resolved files."""
+    resolved = []
+    for given, name, flag in (
+        (config, "config.resolved.json", "--config"),
+        (windows, "windows.resolved.json", "--windows"),
+    ):
+        if given is None:
+            if not (run_dir / name).exists():
+                raise InputError(f"no {flag} given and {run_dir / name} does not exist; pass {flag}")
+            given = str(run_dir / name)
+        resolved.append(given)
+    return resolved[0], resolved[1]
+
+
+def _pick_window(s, window_id: str | None, folder_name: str, windows: str):
+    """--window, else the bundle's folder name, else the only window."""
     ids = [w.id for w in s.windows]
-    wid = window_id or (bundle_dir.name if bundle_dir.name in ids else (ids[0] if len(ids) == 1 else None))
+    wid = window_id or (folder_name if folder_name in ids else (ids[0] if len(ids) == 1 else None))
     if wid not in ids:
         raise InputError(f"--window {wid!r}: not in {windows} (ids: {', '.join(ids)}); pass --window")
-    window = s.windows[ids.index(wid)]
+    return s.windows[ids.index(wid)]
 
-    from backend.evaluation.replay import evaluation_document, headline, replay_bundle, write_replay_files
+
+def _replay(s, bundle_dir: Path, window, model: Path):
+    """The replay (checked against the bundle's metadata and, inside a run folder, its summary) and its document."""
+    from backend.evaluation.replay import evaluation_document, replay_bundle
     from backend.features import compute_features
     from backend.training import bundle
 
@@ -97,31 +121,22 @@ def replay(
         window,
         s.periods_per_year,
         s.benchmark,
-        expected_hashes=_summary_hashes(run_dir, bundle_dir.name),
+        expected_hashes=_summary_hashes(bundle_dir.parent, bundle_dir.name),
     )
     doc = evaluation_document(result, window, s.market.timestamps, s.timezone)
     doc["model_path"] = str(model)
-    out = Path(output_dir) if output_dir else bundle_dir / "replay"
-    write_replay_files(out, result, s.market, s.timezone, doc, s.cfg.env.initial_capital)
-    stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation))
-    if not quiet:
-        print(_table(doc))
-    print(f"replay written to {out}")
-    return 0
+    return result, doc
 
 
 def _summary_hashes(run_dir: Path, window_id: str) -> dict[str, str] | None:
     """Inside a run folder, the bundle hashes its summary recorded (the bundle must match them too)."""
-    from backend.jsonio import load_json
+    from backend.run_folder import read_previous
 
-    path = run_dir / "summary.json"
-    if not path.exists():
-        return None
     try:
-        doc = load_json(path, "summary")
+        doc = read_previous(run_dir)
     except InputError as e:
         raise EvaluationError(f"{e}; cannot check the bundle against its run") from e
-    for w in doc.get("windows", []) if isinstance(doc, dict) else []:
-        if isinstance(w, dict) and w.get("id") == window_id and w.get("bundle"):
+    for w in (doc or {}).get("windows", []):
+        if isinstance(w, dict) and w.get("id") == window_id and isinstance(w.get("bundle"), dict):
             return w["bundle"].get("files")
     return None
