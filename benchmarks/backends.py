@@ -47,7 +47,7 @@ def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, 
     import numpy as np
     from gymnasium import spaces
 
-    from backend.config import Config
+    from backend.config.models import Config
 
     class NullEnv(gym.Env):
         observation_space = spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)

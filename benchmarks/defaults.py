@@ -45,7 +45,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "backend.cli",
+            "backend.cli.app",
             "sweep",
             "--configs",
             str(cfg_dir / "*.json"),

@@ -66,9 +66,9 @@ def median_of(fn, repeats: int) -> float:
 
 
 def _market():
-    from backend.config import DataConfig, EnvConfig
+    from backend.config.models import DataConfig, EnvConfig
     from backend.data.loader import load_bars
-    from backend.features import MarketArrays, compute_features
+    from backend.features.builtin import MarketArrays, compute_features
 
     bars = load_bars(DataConfig(interval="5m"))
     market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close)
@@ -76,7 +76,7 @@ def _market():
 
 
 def bench_env(market, features, steps: int, repeats: int) -> float:
-    from backend.config import EnvConfig
+    from backend.config.models import EnvConfig
     from backend.envs.intraday_env import IntradayTradingEnv
 
     span = (1_000, 41_000)
@@ -113,7 +113,7 @@ def bench_gym_trading_env(bars, features, steps: int, repeats: int) -> float | N
         from gym_trading_env.environments import TradingEnv
     except ImportError:
         return None
-    from backend.config import EnvConfig
+    from backend.config.models import EnvConfig
 
     df = bars.frame.iloc[1_000:41_000].copy()
     df.index = df.index.tz_localize(None)  # it reads index.values every step; keep that warning-free
@@ -154,8 +154,8 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from backend import pipeline
-    from backend.features import compute_features
+    from backend.features.builtin import compute_features
+    from backend.run import driver as pipeline
     from backend.training.algorithms import model_kwargs
     from backend.training.trainer import train_window
 
@@ -251,7 +251,7 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
             cmd = [
                 sys.executable,
                 "-m",
-                "backend.cli",
+                "backend.cli.app",
                 "sweep",
                 "--configs",
                 str(ROOT / "tmp" / "mini_config_v1_default.json"),
@@ -280,9 +280,9 @@ def bench_replay(repeats: int) -> float:
     """Deterministic replay throughput of a saved agent through the real replay path (agent only, 1x costs)."""
     import dataclasses
 
-    from backend import pipeline
     from backend.evaluation.replay import replay_agent
-    from backend.features import compute_features
+    from backend.features.builtin import compute_features
+    from backend.run import driver as pipeline
     from backend.training.trainer import train_window
 
     s = pipeline.setup(
@@ -317,7 +317,7 @@ def task_seconds(summary: dict) -> float:
 def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local") -> dict[str, float]:
     """One `wf run` in a subprocess: wall seconds and the busy seconds of its window tasks."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(config), "--windows", str(windows)]
+        cmd = [sys.executable, "-m", "backend.cli.app", "run", "--config", str(config), "--windows", str(windows)]
         cmd += ["--timesteps", str(timesteps), "--workers", str(workers), "--executor", executor]
         cmd += ["--output-dir", str(Path(tmp) / "run"), "--quiet", "--no-report"]
         t0 = time.perf_counter()
@@ -372,7 +372,7 @@ def bench_mini_sweep(backend: str) -> dict[str, float]:
 
     configs = sorted(glob.glob(str(ROOT / "tmp" / "mini_config_*.json")))
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "backend.cli", "sweep", "--configs", *configs]
+        cmd = [sys.executable, "-m", "backend.cli.app", "sweep", "--configs", *configs]
         cmd += ["--windows", str(ROOT / "tmp" / "mini_windows_multi.json"), "--workers", "2"]
         cmd += ["--set", f"agent.backend={backend}", "--output-dir", str(Path(tmp) / "sweep"), "--quiet"]
         t0 = time.perf_counter()
@@ -396,8 +396,8 @@ def bench_mini_sweep(backend: str) -> dict[str, float]:
 
 def bench_projection(steps: int) -> dict[str, float]:
     """Training speed of the production config ([256, 256], batch 256) on one core → hours for big walk-forwards."""
-    from backend import pipeline
-    from backend.features import compute_features
+    from backend.features.builtin import compute_features
+    from backend.run import driver as pipeline
     from backend.training.trainer import train_window
 
     s = pipeline.setup(
@@ -431,7 +431,7 @@ def projection_table(sps: float, per_window_steps: int = 200_000) -> str:
 
 
 def bench_sample_load(repeats: int) -> float:
-    from backend.config import DataConfig
+    from backend.config.models import DataConfig
     from backend.data import sources
     from backend.data.loader import load_bars
 

@@ -16,9 +16,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["WF_CACHE_DIR"] = __import__("tempfile").mkdtemp(prefix="wf-test-cache-")  # never the user's cache
 
-from backend.config import Config, DataConfig, EnvConfig  # noqa: E402
+from backend.config.models import Config, DataConfig, EnvConfig  # noqa: E402
 from backend.data.loader import load_bars  # noqa: E402
-from backend.features import MarketArrays, compute_features  # noqa: E402
+from backend.features.builtin import MarketArrays, compute_features  # noqa: E402
 
 TINY_CONFIG = {
     "data": {"symbol": "SPY", "source": "sample", "interval": "15m"},

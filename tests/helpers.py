@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from backend.cli import cli
+from backend.cli.app import cli
 
 
 def wf(*args: str):
@@ -32,7 +32,7 @@ def hold_lock(folder: Path, what: str = "run"):
     import sys
 
     code = (
-        "import sys, time; from pathlib import Path; from backend.run_folder import FolderLock\n"
+        "import sys, time; from pathlib import Path; from backend.run.folder import FolderLock\n"
         f"with FolderLock(Path({str(folder)!r}), {what!r}):\n"
         "    print('locked', flush=True); time.sleep(120)\n"
     )

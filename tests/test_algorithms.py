@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from backend.config import Config, load_config
-from backend.errors import EvaluationError, InputError, TrainingError
+from backend.config.models import Config, load_config
+from backend.core.errors import EvaluationError, InputError, TrainingError
 from backend.training import algorithms as A
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,8 +169,8 @@ def fresh(algorithm: str, backend: str, seed: int = 123):
 
 def test_import_pulls_in_neither_torch_nor_jax():
     code = (
-        "import sys; import backend.config, backend.training.algorithms as A; "
-        "A.model_kwargs(backend.config.Config()); A.library_versions('sbx'); A.check_backend('sb3'); "
+        "import sys; import backend.config.models, backend.training.algorithms as A; "
+        "A.model_kwargs(backend.config.models.Config()); A.library_versions('sbx'); A.check_backend('sb3'); "
         "bad = {'torch', 'jax', 'stable_baselines3', 'sbx', 'flax'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -191,7 +191,7 @@ def test_registry_classes_and_unknown_pairs():
 
 
 def test_config_names_come_from_the_registry():
-    from backend.agent_config import AgentConfig
+    from backend.config.agent import AgentConfig
 
     assert AgentConfig.model_json_schema()["properties"]["algorithm"]["enum"] == list(A.ALGORITHMS)
     with pytest.raises(Exception, match=r"agent\.algorithm"):

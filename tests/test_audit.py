@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from backend.features import FEATURES, register_feature
+from backend.features.builtin import FEATURES, register_feature
 from tests.conftest import TINY_CONFIG
 from tests.helpers import wf
 
@@ -94,7 +94,7 @@ def test_canary_train_span_extended_into_test(files, monkeypatch):
 
 
 def test_canary_normalisation_fitted_beyond_the_train_span(files, monkeypatch):
-    from backend.features import fit_normalisation
+    from backend.features.builtin import fit_normalisation
     from backend.training import trainer
 
     def leaky(features, window):
@@ -109,7 +109,7 @@ def test_canary_normalisation_fitted_beyond_the_train_span(files, monkeypatch):
 
 def test_canary_replay_normalised_with_test_statistics(files, monkeypatch):
     from backend.evaluation import replay
-    from backend.features import fit_normalisation
+    from backend.features.builtin import fit_normalisation
 
     real = replay.test_env_factory
 
@@ -161,7 +161,7 @@ def test_canary_reward_using_bar_t_plus_2(files, monkeypatch):
 
 
 def test_canary_warm_start_from_a_window_whose_data_reach_the_test_span(files, monkeypatch):
-    from backend import pipeline
+    from backend.run import driver as pipeline
 
     def from_the_future(windows, embargo):  # each window starts from the next one in time
         ordered = sorted(windows, key=lambda w: w.test_start)

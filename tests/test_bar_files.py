@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.config import DataConfig
+from backend.config.models import DataConfig
+from backend.core.errors import DataError, InputError
 from backend.data import sources
 from backend.data.loader import load_bars
-from backend.errors import DataError, InputError
 from tests.helpers import wf
 
 NY = "America/New_York"

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.config import DataConfig, load_config
-from backend.data import calendars
+from backend.config.models import DataConfig, load_config
+from backend.core import calendars
+from backend.core.errors import InputError
 from backend.data.loader import load_bars
-from backend.errors import InputError
-from backend.windows import parse_windows, resolve
+from backend.walkforward.windows import parse_windows, resolve
 
 NY = "America/New_York"
 

@@ -59,7 +59,7 @@ def test_end_to_end_subprocess(tiny_config, tiny_windows, tmp_path):
 def test_dry_run_never_imports_torch():
     code = (
         "import sys\n"
-        "from backend.cli import cli\n"
+        "from backend.cli.app import cli\n"
         "try:\n"
         "    cli(['run', '--symbol', 'SPY', '--source', 'sample', '--windows', 'tmp/mini_windows_multi.json',"
         " '--dry-run'])\n"
@@ -226,8 +226,8 @@ def test_output_dir_not_writable_is_refused_before_training(tmp_path, tiny_confi
 def test_device_auto_rule(monkeypatch):
     import torch
 
-    from backend.config import Config
-    from backend.errors import TrainingError
+    from backend.config.models import Config
+    from backend.core.errors import TrainingError
     from backend.training.trainer import pick_device
 
     small = Config.model_validate({"sac": {"net_arch": [64, 64], "batch_size": 256}, "training": {"device": "auto"}})

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from backend import compare
-from backend.cli_inspect import compare_command, diff_command, ls_command
+from backend.cli.inspect import compare_command, diff_command, ls_command
+from backend.studies import compare
 from tests.conftest import TINY_CONFIG, TINY_WINDOWS
 from tests.helpers import strict_json, wf
 

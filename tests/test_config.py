@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import DEFAULT_CONFIG, Config, config_hash, load_config
-from backend.errors import InputError
+from backend.config.models import DEFAULT_CONFIG, Config, config_hash, load_config
+from backend.core.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,8 +2,8 @@
 
 import json
 
-from backend.config import Config
-from backend.config_docs import DOCS_PAGE, fields, render_markdown
+from backend.config.docs import DOCS_PAGE, fields, render_markdown
+from backend.config.models import Config
 from tests.helpers import wf
 
 
@@ -46,8 +46,8 @@ def test_the_default_config_comes_from_the_working_tree(tmp_path, monkeypatch):
 def test_one_interval_list():
     import click
 
-    from backend.cli import cli
-    from backend.intervals import INTERVALS
+    from backend.cli.app import cli
+    from backend.core.intervals import INTERVALS
 
     def interval_choices(cmd):
         for p in cmd.params:

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.config import DataConfig
+from backend.config.models import DataConfig
+from backend.core.errors import DataError, InputError
 from backend.data import cache, catalog, sources, yahoo
 from backend.data.loader import load_bars
-from backend.errors import DataError, InputError
 from tests.helpers import fake_history, wf
 
 NY = "America/New_York"
@@ -300,7 +300,7 @@ def test_a_corrupt_cache_entry_is_reported_with_the_fix(tmp_path, monkeypatch, d
 
 
 def test_yfinance_intervals_are_the_harness_intervals(tmp_path, monkeypatch):
-    from backend.intervals import INTERVALS
+    from backend.core.intervals import INTERVALS
 
     assert set(yahoo.LIMITS) == set(INTERVALS)
     calls = []

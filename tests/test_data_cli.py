@@ -127,7 +127,7 @@ def test_import_refuses_a_symbol_that_is_a_path(tmp_path):
     assert wf("data", "fetch", "../x", "--start", "2026-01-01", "--end", "2026-01-02").exit_code == 2
 
 
-IMPORT_SCRIPT = "import sys; from backend.cli import cli; sys.argv[0] = 'wf'; cli()"
+IMPORT_SCRIPT = "import sys; from backend.cli.app import cli; sys.argv[0] = 'wf'; cli()"
 
 
 def test_concurrent_imports_of_one_symbol_lose_nothing(tmp_path):
@@ -203,7 +203,7 @@ def test_a_corrupt_entry_is_reported_by_list_show_and_run(tmp_path):
 
 
 def test_every_command_offers_the_one_interval_list():
-    from backend.intervals import INTERVALS
+    from backend.core.intervals import INTERVALS
 
     for cmd in (("data", "fetch"), ("data", "import"), ("data", "show"), ("run",)):
         out = wf(*cmd, "--help").output

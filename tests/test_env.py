@@ -3,7 +3,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from backend.config import CostConfig, EnvConfig
+from backend.config.models import CostConfig, EnvConfig
 from backend.envs.costs import CostModel
 from backend.envs.intraday_env import IntradayTradingEnv
 from tests.test_metrics import synthetic_market
@@ -243,9 +243,9 @@ def test_env_normalisation_equals_a_frozen_vecnormalize_bit_for_bit(market_5m, f
     """The saved vecnormalize.pkl applied to raw observations gives exactly what the agent saw."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from backend.config import Config
+    from backend.config.models import Config
     from backend.training.trainer import CLIP_OBS, feature_stats, sb3_statistics_file
-    from backend.windows import parse_windows, resolve
+    from backend.walkforward.windows import parse_windows, resolve
 
     cfg = Config()
     specs, _, _ = parse_windows(

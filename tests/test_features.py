@@ -3,10 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from backend.config import DEFAULT_FEATURES, EnvConfig
+from backend.config.models import DEFAULT_FEATURES, EnvConfig
+from backend.core.errors import InputError
 from backend.envs.intraday_env import IntradayTradingEnv
-from backend.errors import InputError
-from backend.features import FEATURES, compute_features, fit_normalisation
+from backend.features.builtin import FEATURES, compute_features, fit_normalisation
 
 
 def perturb_after(market, t, seed=0):

@@ -7,10 +7,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from backend import stages
-from backend.cli_common import StageCommand, StageGroup, handle_errors, stage_for
-from backend.cli_inspect import compare_command, diff_command, ls_command
-from backend.errors import DataError, EvaluationError, InputError, TrainingError
+from backend.cli.common import StageCommand, StageGroup, handle_errors, stage_for
+from backend.cli.inspect import compare_command, diff_command, ls_command
+from backend.core import stages
+from backend.core.errors import DataError, EvaluationError, InputError, TrainingError
 from tests.helpers import wf
 
 
@@ -98,7 +98,7 @@ def test_run_errors_keep_their_stage_by_type(tmp_path):
 
 
 def test_stage_group_turns_usage_errors_of_every_command_into_stage_lines():
-    """What backend/cli.py gets with ``command_class = StageCommand``: click's errors under the command's stage."""
+    """What backend/cli/app.py gets with ``command_class = StageCommand``: click's errors under the command's stage."""
 
     @click.group(cls=StageGroup)
     def group() -> None:
@@ -160,7 +160,7 @@ class _Result:
 
 
 def test_progress_off_when_not_a_terminal_or_quiet(capsys):
-    from backend.progress import RunProgress, TrainingBar
+    from backend.core.progress import RunProgress, TrainingBar
 
     with RunProgress(3) as p:  # pytest's stdout is not a terminal
         assert p.bar is None
@@ -174,7 +174,7 @@ def test_progress_off_when_not_a_terminal_or_quiet(capsys):
 
 
 def test_progress_bar_says_what_runs_and_keeps_stage_lines_whole(capsys):
-    from backend.progress import RunProgress
+    from backend.core.progress import RunProgress
 
     with RunProgress(4, enabled=True) as p:
         assert p.bar is not None and p.bar.total == 4
@@ -192,7 +192,7 @@ def test_progress_bar_says_what_runs_and_keeps_stage_lines_whole(capsys):
 
 
 def test_training_eta_uses_the_rate_after_learning_starts(monkeypatch):
-    from backend import progress
+    from backend.core import progress
 
     clock = [100.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from backend.config import CostConfig, EnvConfig
-from backend.data.calendars import annualisation
+from backend.config.models import CostConfig, EnvConfig
+from backend.core.calendars import annualisation
 from backend.envs.intraday_env import IntradayTradingEnv
 from backend.evaluation import metrics
 from backend.evaluation.simulate import run_policy
-from backend.features import MarketArrays
+from backend.features.builtin import MarketArrays
 
 PPY_5M = annualisation("XNYS", "5m")["bars_per_year"]
 C = 1e-3  # 10 bps per unit traded, both sides, in the scripted scenarios
@@ -328,7 +328,7 @@ def test_edge_cases_one_bar_and_empty():
 def test_json_never_holds_nan(tmp_path):
     import json
 
-    from backend.jsonio import write_json
+    from backend.core.jsonio import write_json
 
     p = write_json(tmp_path / "m.json", {"a": float("nan"), "b": [float("inf"), np.float64(1.5)], "c": np.int64(3)})
     assert json.loads(p.read_text(), parse_constant=lambda c: 1 / 0) == {"a": None, "b": [None, 1.5], "c": 3}

@@ -270,8 +270,8 @@ def test_no_space_while_saving_exits_6_and_leaves_no_model(tiny_config, tiny_win
 def test_atomic_write_failure_leaves_previous_file(tmp_path, monkeypatch):
     import os
 
-    from backend.errors import ArtifactError
-    from backend.jsonio import write_json
+    from backend.core.errors import ArtifactError
+    from backend.core.jsonio import write_json
 
     target = tmp_path / "s.json"
     write_json(target, {"v": 1})

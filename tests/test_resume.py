@@ -102,7 +102,7 @@ def test_two_real_runs_on_one_folder(tmp_path):
     slow["training"]["total_timesteps"] = 3000
     cfg.write_text(json.dumps(slow))
     wins.write_text(json.dumps(TINY_WINDOWS))
-    cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(cfg), "--windows", str(wins)]
+    cmd = [sys.executable, "-m", "backend.cli.app", "run", "--config", str(cfg), "--windows", str(wins)]
     cmd += ["--output-dir", str(tmp_path / "out"), "--quiet", "--no-report", "--overwrite"]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert first.stdout is not None
@@ -175,7 +175,7 @@ def test_a_full_disk_during_the_report_is_exit_6_with_a_truthful_summary(
 ):
     import errno
 
-    from backend.errors import ArtifactError
+    from backend.core.errors import ArtifactError
     from backend.evaluation import report
 
     def full(run_dir):
@@ -280,7 +280,7 @@ def test_a_forced_exit_too_early_for_any_trade_fails_at_window_setup(tiny_config
 
 def test_a_model_warm_started_from_the_future_never_replays_on_the_past(tiny_config, tmp_path, monkeypatch):
     """Even if the dispatcher picked a later window as the source, replay refuses: data_end is in the bundle."""
-    from backend import pipeline
+    from backend.run import driver as pipeline
 
     def from_the_future(windows, embargo):
         ordered = sorted(windows, key=lambda w: w.test_start)

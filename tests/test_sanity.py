@@ -19,9 +19,9 @@ def test_sanity_passes_both_halves(tmp_path):
 
 
 def test_sanity_fails_when_there_is_no_edge_to_find(tmp_path, monkeypatch):
-    import backend.sanity
+    import backend.checks.sanity
 
-    monkeypatch.setattr(backend.sanity, "EDGE", 0.0)  # the "edge" half becomes a random walk
+    monkeypatch.setattr(backend.checks.sanity, "EDGE", 0.0)  # the "edge" half becomes a random walk
     res = wf("sanity", "--output-dir", tmp_path, "--timesteps", "1500", "--quiet")
     assert res.exit_code == 1 and "[STAGE ❌] Sanity (edge)" in res.output
 

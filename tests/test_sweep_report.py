@@ -1,9 +1,9 @@
 import json
 import re
 
+from backend.core.jsonio import write_json
 from backend.evaluation import selection as sel
 from backend.evaluation.sweep_report import HOW_TO_READ, build_sweep_report
-from backend.jsonio import write_json
 from tests.test_selection import make_sweep
 
 

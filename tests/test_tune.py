@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from backend.cli_tune import tune_command
-from backend.config import DataConfig, validate
+from backend.cli.tune import tune_command
+from backend.config.models import DataConfig, validate
 from backend.data.loader import load_bars
-from backend.run_setup import RunOptions, setup
-from backend.tune import seen_test_bars, validation_windows
+from backend.run.window_setup import RunOptions, setup
+from backend.studies.tune.study import seen_test_bars, validation_windows
 from tests.conftest import TINY_CONFIG, TINY_WINDOWS
 from tests.helpers import strict_json
 

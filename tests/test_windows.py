@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.config import DataConfig
+from backend.config.models import DataConfig
+from backend.core.errors import DataError, InputError
 from backend.data.loader import load_bars
-from backend.errors import DataError, InputError
-from backend.windows import auto_windows, load_windows, parse_day, parse_windows, resolve, trim_train
+from backend.walkforward.windows import auto_windows, load_windows, parse_day, parse_windows, resolve, trim_train
 from tests.helpers import wf
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # the earlier harness's example files, outside.json
@@ -31,7 +31,7 @@ def test_bare_list_and_object_formats_agree(tmp_path, market_5m):
 
 
 def test_resolved_windows_file_reads_back_identically(tmp_path, market_5m):
-    from backend.windows import windows_document
+    from backend.walkforward.windows import windows_document
 
     specs, _, _ = parse_windows(
         [

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.config import DataConfig
-from backend.errors import HarnessError
+from backend.config.models import DataConfig
+from backend.core.errors import HarnessError
 
 MIN_COVERAGE = 0.95
 

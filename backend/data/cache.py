@@ -33,10 +33,10 @@ from typing import Any
 
 import pandas as pd
 
+from backend.core.errors import DataError, InputError
+from backend.core.intervals import INTERVALS
+from backend.core.jsonio import load_json, write_atomic, write_json
 from backend.data.sources import content_hash
-from backend.errors import DataError, InputError
-from backend.intervals import INTERVALS
-from backend.jsonio import load_json, write_atomic, write_json
 
 KINDS = ("yfinance", "import")
 LOCK_TIMEOUT_S = 300.0

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.config import DataConfig
+from backend.config.models import DataConfig
+from backend.core.errors import DataError
+from backend.core.intervals import INTERVAL_MINUTES, NS_PER_MIN
 from backend.data import cache, sources, validate, yahoo
-from backend.errors import DataError
-from backend.intervals import INTERVAL_MINUTES, NS_PER_MIN
 
 IMPORT_TIMEZONE = "America/New_York"
 

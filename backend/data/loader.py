@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.config import DataConfig
-from backend.data import cache, calendars, sessions, sources, validate
-from backend.errors import DataError, InputError
-from backend.intervals import INTERVAL_MINUTES, NS_PER_MIN
+from backend.config.models import DataConfig
+from backend.core import calendars
+from backend.core.errors import DataError, InputError
+from backend.core.intervals import INTERVAL_MINUTES, NS_PER_MIN
+from backend.data import cache, sessions, sources, validate
 
 SYNTHETIC_DEFAULT_RANGE = ("2019-01-02", "2019-03-29")
 
@@ -56,7 +57,7 @@ class Bars:
         return calendars.sessions_between(self.calendar, lo, hi, self.session_cut, self.timezone)
 
     def annualisation(self) -> dict[str, Any]:
-        """:func:`backend.data.calendars.annualisation` for these bars' calendar and interval."""
+        """:func:`backend.core.calendars.annualisation` for these bars' calendar and interval."""
         return calendars.annualisation(self.calendar, self.interval, self.session_cut)
 
 

@@ -1,7 +1,7 @@
 """Session assignment, session filtering and resampling.
 
 Bars are labelled by their start time. A bar belongs to the session whose [open, close)
-contains its timestamp; sessions come from :mod:`backend.data.calendars` (exchange calendars:
+contains its timestamp; sessions come from :mod:`backend.core.calendars` (exchange calendars:
 half days, holidays and DST from ``exchange_calendars``; ``24/7`` / ``24/5``: cut at
 ``data.session_cut``). Resampling bins bars from the session open (09:30, 09:35, ... for 5m;
 09:30, 10:30, ..., 15:30 for 1h on XNYS; 17:00, 18:00, ... for FX cut at 17:00) and never
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backend.data import calendars
-from backend.errors import DataError
-from backend.intervals import INTERVAL_MINUTES, NS_PER_MIN
+from backend.core import calendars
+from backend.core.errors import DataError
+from backend.core.intervals import INTERVAL_MINUTES, NS_PER_MIN
 
 __all__ = ["INTERVAL_MINUTES", "NS_PER_MIN", "Sessioned", "assign_sessions", "filter_sessions", "resample"]
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.errors import DataError, InputError
+from backend.core.errors import DataError, InputError
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "samples" / "SPY_1m_2017_2019.parquet"
 SAMPLE_SYMBOL = "SPY"
@@ -426,7 +426,7 @@ def synthetic_bars(
     at the previous close, so this bar's return is its ``body`` feature, known at its close).
     For tests and sanity checks only; runs on it are labelled synthetic.
     """
-    from backend.data import calendars
+    from backend.core import calendars
 
     table = calendars.session_table(
         calendar,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backend.errors import DataError
+from backend.core.errors import DataError
 
 OHLC = ("open", "high", "low", "close")
 

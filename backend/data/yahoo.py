@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from backend.core.errors import DataError, InputError
 from backend.data import cache
-from backend.errors import DataError, InputError
 
 # harness interval -> (how far back Yahoo serves it in days, longest span per request in days)
 LIMITS: dict[str, tuple[int, int | None]] = {

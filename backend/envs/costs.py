@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.config import CostConfig
+from backend.config.models import CostConfig
 
 
 @dataclass(frozen=True)

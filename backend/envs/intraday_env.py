@@ -9,9 +9,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from backend.config import EnvConfig
+from backend.config.models import EnvConfig
 from backend.envs.costs import CostModel
-from backend.features import MarketArrays
+from backend.features.builtin import MarketArrays
 
 STATE_NAMES = ("position", "unrealized_pnl", "time_left")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from backend.envs.intraday_env import IntradayTradingEnv
 from backend.evaluation.simulate import Trajectory, run_policy
-from backend.features import MarketArrays
+from backend.features.builtin import MarketArrays
 
 NAMES = ("buy_and_hold", "flat", "random", "momentum")
 

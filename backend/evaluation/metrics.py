@@ -46,7 +46,7 @@ of bar ``entry_bar`` is closed at the close of ``exit_bar``; it was held for
 ``exit_bar − entry_bar`` bar-to-bar moves.
 
 Annualisation: every ratio takes ``periods_per_year`` (bars in a trading year of the
-calendar in use), from the one annualisation table :func:`backend.data.calendars.annualisation`.
+calendar in use), from the one annualisation table :func:`backend.core.calendars.annualisation`.
 
 Edge cases: fewer than 2 returns → Sharpe/Sortino/volatility ``nan``; zero standard
 deviation → Sharpe ``nan`` (undefined, written as null); no downside returns → Sortino

@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.config import Config
+from backend.config.models import Config
+from backend.core.jsonio import write_atomic, write_json
 from backend.envs.intraday_env import IntradayTradingEnv
 from backend.evaluation import baselines as bl
 from backend.evaluation.diagnostics import diagnose
 from backend.evaluation.metrics import relative_metrics, trade_records
 from backend.evaluation.simulate import Trajectory, run_policy
-from backend.features import MarketArrays
-from backend.jsonio import write_atomic, write_json
+from backend.features.builtin import MarketArrays
 from backend.training import bundle
-from backend.windows import Window
+from backend.walkforward.windows import Window
 
 COST_SCALES = (0.0, 1.0, 2.0)
 SERIES_COLUMNS = ("net_return", "position", "held", "cost", "trade_cost", "traded", "session")
@@ -245,7 +245,7 @@ def read_series(path: Path) -> pd.DataFrame:
 
 
 def headline(evaluation: dict[str, Any]) -> str:
-    from backend.stages import fmt_num, fmt_pct
+    from backend.core.stages import fmt_num, fmt_pct
 
     return (
         f"Sharpe {fmt_num(evaluation.get('sharpe'))}, "

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.jsonio import load_json, write_atomic, write_text
-from backend.stages import fmt_num, fmt_pct
+from backend.core.jsonio import load_json, write_atomic, write_text
+from backend.core.stages import fmt_num, fmt_pct
 
 WIDTH_IN, DPI = 12.4, 100  # 1240 px: the page's width in a 1300-px browser window
 BASELINES = ("buy_and_hold", "flat", "random", "momentum")

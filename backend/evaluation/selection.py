@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.core.jsonio import load_json, sanitize
 from backend.evaluation import statistics as st
-from backend.jsonio import load_json, sanitize
 
 SCHEMA_VERSION = 1
 LUCK = "not distinguishable from luck"

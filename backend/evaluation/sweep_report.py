@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.core.jsonio import load_json, write_text
+from backend.core.stages import fmt_num, fmt_pct
 from backend.evaluation.selection import LUCK, SKILL, MemberReturns, config_name, load_member_returns
 from backend.evaluation.selection import selection_from_rows as _selection
-from backend.jsonio import load_json, write_text
-from backend.stages import fmt_num, fmt_pct
 
 WIDTH = 12.5  # inches at 100 dpi: 1250 px, the page's full width at 1300 px
 
@@ -273,7 +273,7 @@ def _verdict_html(sel: dict[str, Any]) -> str:
 
 
 def _configs_table(sel: dict[str, Any], members: list[dict[str, Any]]) -> str:
-    """One row per config: the member rows' per-config columns (sweep.json, backend.compare) and the selection's."""
+    """One row per config: the member rows' per-config columns (sweep.json, studies.compare) and the selection's."""
     bases = list((sel.get("data_snooping") or {}).keys())
     first = {}
     for r in members:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from backend.cli import run_main
+from backend.cli.app import run_main
 
 if __name__ == "__main__":
     run_main()

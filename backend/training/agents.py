@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from backend.config import Config
+from backend.config.models import Config
 
 
 class SpacesOnly(gym.Env):
@@ -68,7 +68,7 @@ def build(cfg: Config, env: Any, seed: int, device: str) -> Any:
 
 def warm_start(model: Any, model_path: Path, device: str) -> None:
     """Start from another bundle's weights (tensors only; nothing is unpickled)."""
-    from backend.errors import TrainingError
+    from backend.core.errors import TrainingError
     from backend.training import algorithms
 
     algorithms.load_weights(model, model_path, device, error=TrainingError)

@@ -14,7 +14,7 @@ Algorithms × backends (``agent.algorithm`` × ``agent.backend``; docs/algorithm
 
 Public API (names are stable; the trainer and replay depend on them):
 
-* ``ALGORITHMS``, ``BACKENDS`` — the names (backend.agent_config builds its Literals from them);
+* ``ALGORITHMS``, ``BACKENDS`` — the names (backend.config.agent builds its Literals from them);
   ``SPECS[name]`` — an :class:`Algorithm` (display ``title``, classes, ignored shared keys).
 * ``check_backend(backend)`` — InputError with the fix when the backend's package is missing
   (no import; call it before anything runs).
@@ -67,79 +67,26 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from backend.errors import EvaluationError, HarnessError, InputError, TrainingError
+from backend.config.algorithms import (
+    ALGORITHMS,
+    SPECS,
+    check_backend,
+)
+from backend.core.errors import EvaluationError, HarnessError, InputError, TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from backend.config import Config
+    from backend.config.models import Config
 
-BACKENDS = ("sb3", "sbx")
 POLICY = "MlpPolicy"
 AGENT_ENTRY = "harness_agent.json"  # {"format", "algorithm", "backend", "class"}: read with json, never unpickled
 JAX_WEIGHTS_ENTRY = "jax_weights.msgpack"
 WEIGHTS_FORMAT = 1
-BACKEND_PACKAGES = {"sb3": ("stable_baselines3", "sb3_contrib"), "sbx": ("sbx", "jax", "flax")}
-BACKEND_INSTALL = {"sb3": "pip install stable-baselines3 sb3-contrib", "sbx": "pip install '.[jax]' (sbx-rl)"}
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """One algorithm of the list: its classes per backend and how the config reaches them."""
-
-    name: str
-    title: str
-    classes: dict[str, str]
-    """backend -> "module:Class", imported only when used."""
-    unused_shared: dict[str, str] = field(default_factory=dict)
-    """Shared ``sac`` keys this algorithm has no use for -> why (shown in the warning)."""
-    section: str | None = None
-    """The ``agent.<section>`` holding this algorithm's own settings."""
-
-
-SPECS: dict[str, Algorithm] = {
-    "sac": Algorithm("sac", "SAC", {"sb3": "stable_baselines3:SAC", "sbx": "sbx:SAC"}),
-    "tqc": Algorithm("tqc", "TQC", {"sb3": "sb3_contrib:TQC", "sbx": "sbx:TQC"}, section="tqc"),
-    "crossq": Algorithm(
-        "crossq",
-        "CrossQ",
-        {"sb3": "sb3_contrib:CrossQ", "sbx": "sbx:CrossQ"},
-        {"tau": "CrossQ has no target networks"},
-        section="crossq",
-    ),
-    "td3": Algorithm(
-        "td3",
-        "TD3",
-        {"sb3": "stable_baselines3:TD3", "sbx": "sbx:TD3"},
-        {
-            "ent_coef": "TD3's actor is deterministic, no entropy term",
-            "target_entropy": "TD3's actor is deterministic, no entropy term",
-            "use_sde": "TD3 explores with agent.td3.action_noise_std, not gSDE",
-        },
-        section="td3",
-    ),
-}
-ALGORITHMS = tuple(SPECS)
-
-
-# ------------------------------------------------------------------------------------------ registry
-
-
-def check_backend(backend: str) -> None:
-    """InputError naming the install command when ``backend``'s packages are missing (imports nothing)."""
-    if backend not in BACKENDS:
-        raise InputError(f"agent.backend {backend!r} is not one of {', '.join(BACKENDS)}; set agent.backend=sb3")
-    missing = [name for name in BACKEND_PACKAGES[backend] if importlib.util.find_spec(name) is None]
-    if missing:
-        raise InputError(
-            f"agent.backend={backend} needs {', '.join(missing)}, which is not installed: {BACKEND_INSTALL[backend]}"
-            + (", or set agent.backend=sb3" if backend != "sb3" else "")
-        )
 
 
 def model_class(algorithm: str, backend: str) -> type:

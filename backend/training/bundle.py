@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.config import Config
-from backend.errors import EvaluationError, InputError
+from backend.config.models import Config
+from backend.core.errors import EvaluationError, InputError
 
 MODEL_FILE = "model.zip"
 STATS_FILE = "obs_stats.npz"
@@ -68,7 +68,7 @@ def required_files(compatibility: dict[str, Any]) -> list[str]:
 
 
 def read_metadata(bundle_dir: Path) -> dict[str, Any]:
-    from backend.jsonio import load_json
+    from backend.core.jsonio import load_json
 
     path = bundle_dir / METADATA_FILE
     if not path.exists():
@@ -174,7 +174,7 @@ def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, 
 
 def write_statistics(path: Path, mean: np.ndarray, var: np.ndarray, clip_obs: float, count: int) -> None:
     """Per-feature normalisation statistics in a plain format (npz, no pickle)."""
-    from backend.jsonio import atomic_path
+    from backend.core.jsonio import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from backend.errors import TrainingError
-from backend.jsonio import write_json
+from backend.core.errors import TrainingError
+from backend.core.jsonio import write_json
 
 
 class ProgressFileCallback(BaseCallback):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from backend.config import Config, config_dict, flatten
+from backend.config.models import Config, config_dict, flatten
 
 EVAL_KEYS = ("total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "turnover", "exposure", "win_rate")
 

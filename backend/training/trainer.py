@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from backend.config import Config, config_hash
+from backend.config.models import Config, config_hash
+from backend.core.errors import ArtifactError, TrainingError
+from backend.core.jsonio import write_atomic, write_json
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
-from backend.errors import ArtifactError, TrainingError
-from backend.features import MarketArrays, fit_normalisation
-from backend.jsonio import write_atomic, write_json
+from backend.features.builtin import MarketArrays, fit_normalisation
 from backend.training import bundle
-from backend.windows import Window
+from backend.walkforward.windows import Window
 
 VAR_FLOOR = 1e-8  # a feature constant over the train span is centred, not blown up
 CLIP_OBS = 10.0
@@ -91,7 +91,7 @@ def sb3_statistics_file(cfg: Config, env_fn, norm, count: int, path: Path) -> No
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from backend.jsonio import atomic_path
+    from backend.core.jsonio import atomic_path
 
     vn = VecNormalize(
         DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS, epsilon=0.0

@@ -1,0 +1,556 @@
+"""Run configuration: strict pydantic models, overrides, legacy format, hashing.
+
+Every field is documented in docs/config.md. Validation is strict: an unknown key or a
+wrong type (a boolean where a number belongs included) is an :class:`InputError` naming
+the key path, with a "did you mean" hint for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backend.config.agent import AgentConfig
+from backend.core.errors import InputError
+from backend.core.intervals import INTERVALS
+from backend.core.jsonio import load_json
+
+PACKAGE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sac_intraday.json"
+DEFAULT_CONFIG = PACKAGE_CONFIG  # kept for scripts; runs use default_config_path()
+
+
+def default_config_path() -> Path:
+    """configs/sac_intraday.json of the working tree when there is one, else the installed package's."""
+    local = Path.cwd() / "configs" / "sac_intraday.json"
+    return local if local.exists() else PACKAGE_CONFIG
+
+
+DATA_SOURCES = ("sample", "file", "import", "yfinance", "synthetic")  # the one list (--source, data.source)
+DEFAULT_FEATURES = (
+    "ret_1",
+    "ret_5",
+    "ret_15",
+    "range_hl",
+    "body",
+    "vol_20",
+    "volume_z",
+    "vwap_dev",
+    "gap",
+    "time_of_day",
+)
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+LooseDate = Annotated[date, Field(strict=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True, use_attribute_docstrings=True
+    )
+
+
+class DataConfig(Strict):
+    """Where bars come from and how they are shaped."""
+
+    symbol: str | None = None
+    """Ticker; the sample source holds SPY only."""
+    source: Literal[("auto", *DATA_SOURCES)] = "auto"  # type: ignore[valid-type]
+    """sample, file, import, yfinance or synthetic; auto = file if `path` is set, the bundled sample for SPY (or no
+    symbol), an import of the symbol if the cache holds one, else yfinance. Never falls back from one to another."""
+    path: str | None = None
+    """CSV/Parquet file for the `file` source."""
+    interval: Literal[INTERVALS] = "5m"  # type: ignore[valid-type]
+    """Bar size the env trades on; 1-minute input is resampled within sessions."""
+    start: LooseDate | None = None
+    """First date to load (and of automatic windows)."""
+    end: LooseDate | None = None
+    """Last date to load, inclusive."""
+    calendar: str = "XNYS"
+    """exchange_calendars name (regular sessions, holidays, half days), or 24/7 (crypto) or 24/5 (FX)."""
+    session_cut: str | None = None
+    """For 24/7 and 24/5: the wall-clock time (HH:MM in data.timezone) where one session ends and the next
+    begins, i.e. where the position is flattened; null = 00:00 UTC."""
+    timezone: str = "America/New_York"
+    """Exchange time zone; naive timestamps in files are read in this zone."""
+    cache_dir: str | None = None
+    """yfinance and import cache folder (default: $WF_CACHE_DIR/bars or the user's cache dir)."""
+    benchmark_symbol: str | None = None
+    """Second series for the benchmark buy-and-hold line and relative metrics (a symbol, or a CSV/Parquet path)."""
+    max_jump: float | None = Field(0.25, gt=0)
+    """Largest close-to-close move accepted (fraction); bigger ones look like unadjusted splits."""
+    synthetic_seed: int = 0
+    """Seed of the synthetic source."""
+    synthetic_edge: float = Field(0.0, ge=0, lt=1)
+    """Planted edge of the synthetic source (0 = random walk; see wf sanity)."""
+
+    @model_validator(mode="after")
+    def _range(self) -> DataConfig:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"data.end ({self.end}) is before data.start ({self.start}); swap them")
+        from backend.core.calendars import check_calendar
+
+        check_calendar(self.calendar, self.session_cut)
+        return self
+
+
+class CostConfig(Strict):
+    """Trading costs, charged on every change of position (and the forced flatten)."""
+
+    commission_bps: NonNegFloat = 0.5
+    """Commission in basis points of traded notional."""
+    commission_per_share: NonNegFloat = 0.0
+    """Commission per share traded (added to commission_bps)."""
+    commission_min: NonNegFloat = 0.0
+    """Minimum per-share commission per trade, in currency (needs env.initial_capital)."""
+    commission_max_pct: NonNegFloat | None = None
+    """Cap of the per-share commission as a fraction of traded notional."""
+    slippage_buy_bps: NonNegFloat = 1.0
+    """Slippage in bps of notional when buying."""
+    slippage_sell_bps: NonNegFloat = 1.0
+    """Slippage in bps of notional when selling."""
+
+
+class DSRConfig(Strict):
+    """Differential Sharpe ratio reward (Moody & Saffell 2001)."""
+
+    decay: float = Field(0.99, gt=0, lt=1)
+    """Moving-average decay; the adaptation rate is eta = 1 - decay."""
+    epsilon: PosFloat = 1e-9
+    """Added to the variance term to avoid division by zero."""
+    warmup_steps: int = Field(0, ge=0)
+    """Steps (over the env's life) during which the reward is 0 while the averages settle."""
+    clip_value: PosFloat | None = 5.0
+    """Clip the reward to [-clip_value, clip_value]; null for no clip."""
+
+
+class EnvConfig(Strict):
+    """The intraday trading env."""
+
+    lookback: int = Field(32, ge=1, le=1024)
+    """Number of past bars (including the current one) of features in the observation."""
+    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
+    """Causal feature names, in observation order (see docs/env.md)."""
+    reward: Literal["pnl", "log_return", "dsr"] = "pnl"
+    """Reward: pnl (net change in equity), log_return, or dsr."""
+    reward_scale: PosFloat = 100.0
+    """Multiplier of pnl and log_return rewards (100 = rewards in percent)."""
+    initial_capital: PosFloat = 100_000.0
+    """Starting capital in currency (per-share and minimum commissions depend on it)."""
+    max_position: float = Field(1.0, gt=0, le=10)
+    """Largest absolute position as a fraction of equity (1.0 = fully invested)."""
+    allow_short: bool = True
+    """If false, actions in [-1, 1] map to positions in [0, max_position]."""
+    forced_exit_minutes: PosFloat | None = None
+    """Flatten this many minutes after the open (null: at the session close)."""
+    rebalance_threshold: NonNegFloat = 0.02
+    """Position changes smaller than this (fraction of equity) are not traded."""
+    costs: CostConfig = Field(default_factory=CostConfig)
+    """Trading costs."""
+    dsr: DSRConfig = Field(default_factory=DSRConfig)
+    """Differential Sharpe ratio reward settings."""
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("env.features is empty; list at least one feature")
+        dupes = sorted({f for f in value if value.count(f) > 1})
+        if dupes:
+            raise ValueError(f"env.features lists {dupes} more than once")
+        return value
+
+
+class SACConfig(Strict):
+    """Hyperparameters the SAC family shares, passed to the algorithm's constructor as named."""
+
+    learning_rate: PosFloat = 3e-4
+    """Adam learning rate of actor, critics and entropy coefficient."""
+    buffer_size: int = Field(1_000_000, ge=1)
+    """Replay buffer size (capped at training.total_timesteps: the buffer never needs more)."""
+    learning_starts: int = Field(1000, ge=0)
+    """Random-action steps before the first gradient step."""
+    batch_size: int = Field(256, ge=1)
+    """Transitions per gradient step."""
+    tau: float = Field(0.005, gt=0, le=1)
+    """Soft update coefficient of the target networks (unused by CrossQ)."""
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Discount factor."""
+    train_freq: int = Field(1, ge=1)
+    """Env steps between updates."""
+    gradient_steps: int = Field(1, ge=-1)
+    """Gradient steps per update (-1: as many as env steps collected)."""
+    ent_coef: str | PosFloat = "auto"
+    """Entropy coefficient: 'auto', 'auto_<init>' or a positive number (unused by TD3)."""
+    target_entropy: str | float = "auto"
+    """Target entropy of the automatic coefficient: 'auto' (−action dim) or a number (unused by TD3)."""
+    net_arch: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
+    """Hidden layer sizes of actor and critics."""
+    use_sde: bool = False
+    """Generalised state-dependent exploration (SAC and TQC on sb3 only)."""
+
+    @field_validator("ent_coef")
+    @classmethod
+    def _ent(cls, value: str | float) -> str | float:
+        if isinstance(value, str):
+            if value == "auto":
+                return value
+            if value.startswith("auto_"):
+                try:
+                    init = float(value[5:])
+                except ValueError:
+                    init = -1.0
+                if init > 0 and math.isfinite(init):
+                    return value
+            raise ValueError(f"sac.ent_coef {value!r} must be 'auto', 'auto_<positive number>' or a positive number")
+        return value
+
+    @field_validator("target_entropy")
+    @classmethod
+    def _target(cls, value: str | float) -> str | float:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"sac.target_entropy {value!r} must be 'auto' or a number")
+        return value
+
+
+class TrainingConfig(Strict):
+    """How each window's agent is trained."""
+
+    total_timesteps: int = Field(100_000, ge=1)
+    """Env steps per window."""
+    seed: int = Field(0, ge=0)
+    """Seed of SAC, torch, NumPy and the env."""
+    normalize_obs: bool = True
+    """Normalise observations with statistics fitted on the train span only (frozen)."""
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Torch device; auto uses CUDA only when available and networks are large (docs/config.md)."""
+    torch_threads: int = Field(1, ge=1, le=256)
+    """torch.set_num_threads for training (1 per sweep worker)."""
+    progress_every: int = Field(1000, ge=1)
+    """Steps between writes of training_progress.json."""
+    tensorboard: bool = True
+    """Write TensorBoard events under <output-dir>/tensorboard/<window>."""
+    warm_start: bool = False
+    """Continue each window from the previous window's weights (normalisation refitted)."""
+
+
+class GatesConfig(Strict):
+    """Acceptance gates checked per window on the out-of-sample evaluation."""
+
+    min_trades: int | None = Field(None, ge=0)
+    """Fewest out-of-sample trades a window must make."""
+    min_sharpe: float | None = None
+    """Lowest acceptable out-of-sample Sharpe ratio of a window."""
+    max_drawdown: float | None = Field(None, gt=0, le=1)
+    """Largest acceptable drawdown as a positive fraction (0.15 = 15 %)."""
+    beat_buy_and_hold: bool = False
+    """The window must return more than intraday buy-and-hold."""
+
+
+class EvaluationConfig(Strict):
+    """Out-of-sample replay."""
+
+    deterministic: bool = True
+    """Deterministic policy (the mean action); --stochastic samples instead."""
+    seed: int = Field(0, ge=0)
+    """Seed of stochastic replay and of the random baseline."""
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    """Acceptance gates checked per window."""
+
+
+class Config(Strict):
+    """A walk-forward run's configuration (JSON, validated strictly)."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Where bars come from and how they are shaped."""
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    """Algorithm and backend."""
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    """The intraday trading env."""
+    sac: SACConfig = Field(default_factory=SACConfig)
+    """Hyperparameters the SAC family shares (SAC, TQC, CrossQ, TD3)."""
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """How each window's agent is trained."""
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    """Out-of-sample replay."""
+
+    @model_validator(mode="after")
+    def _cross(self) -> Config:
+        if self.sac.batch_size > self.sac.buffer_size:
+            raise ValueError(
+                f"sac.batch_size ({self.sac.batch_size}) exceeds sac.buffer_size ({self.sac.buffer_size}); "
+                "lower batch_size or raise buffer_size"
+            )
+        if self.sac.learning_starts >= self.training.total_timesteps:
+            raise ValueError(
+                f"sac.learning_starts ({self.sac.learning_starts}) >= training.total_timesteps "
+                f"({self.training.total_timesteps}): the agent would never learn; lower learning_starts"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------
+# Errors with key paths and "did you mean"
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        model = fields[part].annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+    return model
+
+
+def _format_error(err: dict[str, Any], flags: dict[str, str] | None = None) -> str:
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        hint = ""
+        if parent is not None:
+            close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1, cutoff=0.5)
+            if close:
+                hint = f"; did you mean '{'.'.join(str(p) for p in (*loc[:-1], close[0]))}'?"
+            else:
+                hint = f"; valid keys here: {', '.join(parent.model_fields)}"
+        return f"unknown key '{path}'{hint}"
+    value = err.get("input")
+    shown = json.dumps(value) if isinstance(value, str | int | float | bool | type(None)) else type(value).__name__
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "model_type" or not err["loc"]:
+        return msg
+    if flags and path in flags:  # set by a flag: name it as the user typed it
+        return f"{flags[path]}: {msg} ({path})"
+    return f"'{path}' = {shown}: {msg}"
+
+
+def validate(raw: dict[str, Any], source: str = "config", flags: dict[str, str] | None = None) -> Config:
+    """Validate a raw dict; raise :class:`InputError` listing every problem on one line."""
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"{source}: the config must be a JSON object with sections data, env, sac, training, evaluation"
+        )
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(_format_error(err, flags) for err in e.errors())
+        raise InputError(f"{source}: {problems}") from e
+
+
+# ---------------------------------------------------------------------------------------
+# The earlier harness's format
+
+LEGACY_TOP = {"agent_type", "symbol", "training_settings", "sac_hyperparameters"}
+_LEGACY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "start_date": ("data", "start"),
+    "end_date": ("data", "end"),
+    "interval": ("data", "interval"),
+    "benchmark_symbol": ("data", "benchmark_symbol"),
+    "total_timesteps": ("training", "total_timesteps"),
+    "reward_mode": ("env", "reward"),
+    "initial_capital": ("env", "initial_capital"),
+    "max_position_size": ("env", "max_position"),
+    "normalize_obs": ("training", "normalize_obs"),
+    "forced_exit_minutes": ("env", "forced_exit_minutes"),
+    "random_seed": ("training", "seed"),
+    "lookback": ("env", "lookback"),
+    "allow_short": ("env", "allow_short"),
+}
+_LEGACY_NESTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "commission": {
+        "per_share": ("env", "costs", "commission_per_share"),
+        "min_fee": ("env", "costs", "commission_min"),
+        "max_pct": ("env", "costs", "commission_max_pct"),
+        "bps": ("env", "costs", "commission_bps"),
+    },
+    "slippage": {"buy_bps": ("env", "costs", "slippage_buy_bps"), "sell_bps": ("env", "costs", "slippage_sell_bps")},
+    "dsr_config": {
+        "decay": ("env", "dsr", "decay"),
+        "epsilon": ("env", "dsr", "epsilon"),
+        "warmup_steps": ("env", "dsr", "warmup_steps"),
+        "clip_value": ("env", "dsr", "clip_value"),
+    },
+    "walk_forward_gates": {
+        "min_trades": ("evaluation", "gates", "min_trades"),
+        "min_sharpe": ("evaluation", "gates", "min_sharpe"),
+        "max_drawdown": ("evaluation", "gates", "max_drawdown"),
+    },
+}
+_INTERVAL_ALIASES = {"60m": "1h", "1hr": "1h", "1min": "1m", "5min": "5m", "15min": "15m", "30min": "30m"}
+
+
+def is_legacy(raw: Any) -> bool:
+    return isinstance(raw, dict) and bool(LEGACY_TOP & raw.keys()) and not ({"data", "env", "sac"} & raw.keys())
+
+
+def _put(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = out
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+
+
+def from_legacy(raw: dict[str, Any], source: str = "config") -> tuple[dict[str, Any], list[str]]:
+    """Map an earlier-harness config to this schema.
+
+    Returns the new raw dict and the dotted names of keys that have no meaning here
+    (reported in one warning and in the summary's ``warnings``, never dropped silently).
+    """
+    out: dict[str, Any] = {}
+    unmapped: list[str] = []
+    for key, value in raw.items():
+        if key == "agent_type":
+            if not (isinstance(value, str) and value.upper().startswith("SAC")):
+                raise InputError(f"{source}: 'agent_type' = {value!r}: only SAC agents are supported")
+        elif key == "symbol":
+            _put(out, ("data", "symbol"), value)
+        elif key == "training_settings":
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: 'training_settings' must be an object")
+            for skey, svalue in value.items():
+                if skey in _LEGACY_SETTINGS:
+                    if skey == "interval" and isinstance(svalue, str):
+                        svalue = _INTERVAL_ALIASES.get(svalue, svalue)
+                    _put(out, _LEGACY_SETTINGS[skey], svalue)
+                elif skey in _LEGACY_NESTED and isinstance(svalue, dict):
+                    for nkey, nvalue in svalue.items():
+                        target = _LEGACY_NESTED[skey].get(nkey)
+                        if target is None:
+                            unmapped.append(f"training_settings.{skey}.{nkey}")
+                            continue
+                        if skey == "walk_forward_gates" and nkey == "max_drawdown" and isinstance(nvalue, int | float):
+                            nvalue = nvalue / 100.0 if nvalue > 1 else nvalue  # legacy gates were in percent
+                        _put(out, target, nvalue)
+                else:
+                    unmapped.append(f"training_settings.{skey}")
+        elif key == "sac_hyperparameters":
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: 'sac_hyperparameters' must be an object")
+            for hkey, hvalue in value.items():
+                if hkey in SACConfig.model_fields:
+                    _put(out, ("sac", hkey), hvalue)
+                else:
+                    unmapped.append(f"sac_hyperparameters.{hkey}")
+        else:
+            unmapped.append(key)
+    return out, unmapped
+
+
+# ---------------------------------------------------------------------------------------
+# Loading, overrides, hashing
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=value``; the value is JSON if it parses, else a string."""
+    if "=" not in item:
+        raise InputError(f"--set {item!r}: expected key.path=value, e.g. --set sac.learning_rate=0.0001")
+    key, _, text = item.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise InputError(f"--set {item!r}: empty key path")
+    try:
+        value = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    except ValueError:
+        value = text
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InputError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+class LoadedConfig:
+    """A validated config plus what the loading noticed."""
+
+    def __init__(
+        self,
+        config: Config,
+        path: str | None,
+        warnings: list[str],
+        unmapped: list[str],
+        legacy: bool = False,
+        given: frozenset[str] = frozenset(),
+    ):
+        self.config = config
+        self.path = path
+        self.warnings = warnings
+        self.unmapped = unmapped
+        self.legacy = legacy
+        self.given = given  # dotted keys the file and the overrides spelled out
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys (``sac.learning_rate``); lists stay values."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj} if prefix else {}
+
+
+def given_keys(raw: Any) -> frozenset[str]:
+    """Dotted paths of every leaf a raw config dict spells out."""
+    return frozenset(flatten(raw))
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    data_overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
+) -> LoadedConfig:
+    """Read a config file (new or legacy format), apply overrides, validate strictly.
+
+    ``flags``: dotted key → the flag that set it, as typed (``--timesteps 0``), for error messages.
+    """
+    source = str(path) if path is not None else str(default_config_path())
+    raw = load_json(source, "config file")
+    warnings: list[str] = []
+    unmapped: list[str] = []
+    legacy = is_legacy(raw)
+    if legacy:
+        raw, unmapped = from_legacy(raw, source)
+        if unmapped:
+            warnings.append(f"{source}: legacy keys not implemented by this harness (ignored): {', '.join(unmapped)}")
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: the config must be a JSON object")
+    for key, value in (data_overrides or {}).items():
+        if value is not None:
+            raw.setdefault("data", {})
+            if not isinstance(raw["data"], dict):
+                break
+            raw["data"][key] = value
+    apply_overrides(raw, overrides or [])
+    return LoadedConfig(validate(raw, source, flags), source, warnings, unmapped, legacy, given_keys(raw))
+
+
+def config_dict(config: Config) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def config_hash(config: Config) -> str:
+    blob = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Foundations every layer uses: errors with exit codes, JSON I/O, intervals, stage markers, progress, calendars."""

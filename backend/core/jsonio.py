@@ -1,0 +1,130 @@
+"""Strict JSON in, strict JSON out, and atomic file writes.
+
+* Reading rejects duplicate keys and the non-standard literals NaN / Infinity, naming the file.
+* Writing turns NaN / inf floats into ``null`` (JSON has no NaN) and never leaves a
+  half-written file at the final path: data go to a temporary file in the same folder,
+  are flushed and fsynced, and then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from backend.core.errors import ArtifactError, InputError
+
+TMP_PREFIX = ".tmp-"
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# temporary files are created 0600; finished files get the user's normal permissions (0666 & ~umask)
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"the literal {name} is not valid JSON; write null or a finite number")
+
+
+def load_json(path: str | Path, what: str = "JSON file") -> Any:
+    """Parse ``path`` strictly; any problem becomes an :class:`InputError` naming the file."""
+    path = Path(path)
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}; keep one")
+            out[key] = value
+        return out
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: {what} not found; check the path") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what}: {e.strerror}") from e
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from e
+
+
+def sanitize(obj: Any) -> Any:
+    """Recursively replace non-finite floats by None and NumPy scalars by Python ones."""
+    if isinstance(obj, dict):
+        return {str(k): sanitize(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [sanitize(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    # NumPy scalars and other numbers without importing NumPy here.
+    if hasattr(obj, "item"):
+        return sanitize(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(sanitize(obj), indent=2, allow_nan=False) + "\n"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    On any exception the temporary file is removed and the final path is untouched.
+    OSErrors become :class:`ArtifactError` (exit 6).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot write ({e.strerror or e}); check free space and permissions") from e
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, ArtifactError):
+            raise
+        raise ArtifactError(f"{path}: cannot write ({e.strerror or e}); check free space and permissions") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, dumps(obj))

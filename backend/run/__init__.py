@@ -1,0 +1,1 @@
+"""One run: the driver, Window Setup, window tasks, executors, the run folder, provenance, seeds, replay."""

@@ -1,0 +1,564 @@
+"""The walk-forward run as a driver over window tasks.
+
+``execute`` prepares the run folder, decides what resumes, dispatches one task per window on an
+executor (in process, a local process pool, or Ray) and folds each result into summary.json as
+it lands. ``--seeds`` and ``wf sweep`` run many :class:`RunDriver` s over one executor with
+:func:`run_drivers`. Nothing here imports torch at module level: the dry-run path stays light.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from backend.config.models import config_dict, config_hash
+from backend.core import stages
+from backend.core.errors import (
+    EXIT_ARTIFACTS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ArtifactError,
+    FolderError,
+    InputError,
+)
+from backend.core.jsonio import write_json, write_text
+from backend.run import folder as rf
+from backend.run.tasks import WarmStart, WindowResult, WindowTask
+from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
+    RunOptions,
+    Setup,
+    dry_run_table,
+    setup,
+    window_setup_detail,
+    windows_hash,
+)
+from backend.walkforward.windows import Window, windows_document
+
+SCHEMA_VERSION = 1
+INTERRUPT_GRACE_S = 120.0
+
+
+def execute(opts: RunOptions, s: Setup) -> int:
+    """Train and evaluate every window of one run; returns the exit code."""
+    from backend.run.executors import make_executor
+
+    driver = RunDriver(opts, s)
+    with driver:
+        executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        interrupted = run_drivers([(driver, driver.plan())], executor, quiet=opts.quiet)
+        return driver.finish(interrupted)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C (KeyboardInterrupt), so the summary stays true."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ------------------------------------------------------------------------------------------ warm-start chains
+
+
+def warm_start_sources(windows: list[Window], embargo: int) -> dict[str, str | None]:
+    """Each window's warm-start source: the latest window whose train and test spans end before its test start.
+
+    Windows are ordered by time whatever the file order; a window never starts from a model
+    whose data reach its own test span (exit 2 if the windows cannot be ordered that way).
+    """
+    ordered = sorted(windows, key=lambda w: (w.test_start, w.train_start))
+    sources: dict[str, str | None] = {}
+    for k, w in enumerate(ordered):
+        if k == 0:
+            sources[w.id] = None
+            continue
+        prev = ordered[k - 1]
+        if prev.train_end + embargo > w.test_start or prev.test_end > w.test_start:
+            raise InputError(
+                f"training.warm_start: window {w.id} would start from {prev.id}, whose spans reach its test span; "
+                "give windows whose train and test spans follow each other in time, or turn warm_start off"
+            )
+        sources[w.id] = prev.id
+    return sources
+
+
+# ------------------------------------------------------------------------------------------ one run folder
+
+
+class RunDriver:
+    """One run folder: plans its window tasks, folds their results into summary.json, finishes the run."""
+
+    def __init__(self, opts: RunOptions, s: Setup, name: str | None = None) -> None:
+        self.opts, self.s = opts, s
+        self.name = opts.prefix if name is None else name
+        self.out = rf.check_output_dir(opts.output_dir)
+        self.cfg = s.cfg
+        self.config_hash = config_hash(s.cfg)
+        self.data_hash = s.bars.data_hash()
+        self.summary: rf.Summary | None = None
+        self.series: dict[str, dict[str, Any]] = {}
+        self.failures: list[int] = []
+        self.fatal = False
+        self.sources: dict[str, str | None] = {}
+        self.reasons: dict[str, str] = {}
+        self._lock: rf.FolderLock | None = None
+        self.unchanged: dict[str, Any] | None = None
+
+    # -- set-up
+    def __enter__(self) -> RunDriver:
+        rf.create(self.out)
+        self._lock = rf.FolderLock(self.out).__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.__exit__()
+            self._lock = None
+
+    def plan(self) -> list[WindowTask]:
+        """Folder checks, resume decisions, resolved files and the first summary; the tasks to run."""
+        opts, s = self.opts, self.s
+        previous = rf.read_previous(self.out) if not opts.overwrite else None
+        if previous is not None and not opts.resume:
+            raise FolderError(
+                f"--output-dir {self.out}: already holds a run (summary.json); pass --resume to continue it, "
+                "--overwrite to replace it, or choose another folder"
+            )
+        if opts.overwrite:
+            rf.clear(self.out)
+        entries = [_window_entry(w, s) for w in s.windows]
+        plan = (
+            rf.plan_resume(previous, self.config_hash, self.data_hash, entries, self.out)
+            if previous is not None
+            else rf.ResumePlan({}, {})
+        )
+        self.reasons = plan.reasons if previous is not None else {}
+        self.sources = warm_start_sources(s.windows, s.embargo) if self.cfg.training.warm_start else {}
+        if previous is not None and previous.get("status") == "completed" and len(plan.skip) == len(s.windows):
+            self.unchanged = previous  # nothing to do: leave the finished run exactly as it is
+            for wid in plan.skip:
+                stages.emit(True, f"Training [{wid}]", "skipped, completed earlier (--resume)", self.name)
+            return []
+        self._write_run_files()
+        self.summary = rf.Summary(self.out / "summary.json", self._summary_doc(entries))
+        for wid, entry in plan.skip.items():
+            self._restore(wid, entry)
+        self.summary.save()
+        if self.sources:
+            by_time = sorted(s.windows, key=lambda w: (w.test_start, w.train_start))
+            chain = " -> ".join(w.id for w in by_time)
+            print(f"warm start: the windows form a chain and train in order ({chain})", flush=True)
+        return [self._task(k, w) for k, w in enumerate(s.windows) if w.id not in plan.skip]
+
+    def _write_run_files(self) -> None:
+        from backend.run.provenance import command_line, environment
+
+        s = self.s
+        write_json(self.out / "config.resolved.json", config_dict(self.cfg))
+        write_json(
+            self.out / "windows.resolved.json",
+            windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo),
+        )
+        write_text(self.out / "command.txt", command_line())
+        write_json(self.out / "environment.json", environment())
+
+    def _summary_doc(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        s = self.s
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "status": "running",
+            "symbol": s.bars.symbol,
+            "interval": self.cfg.data.interval,
+            "source": s.bars.source,
+            "synthetic": s.bars.synthetic,
+            "config_hash": self.config_hash,
+            "data_hash": self.data_hash,
+            "windows_hash": windows_hash(s),
+            "config_path": s.loaded.path,
+            "algorithm": self.cfg.agent.algorithm,
+            "backend": self.cfg.agent.backend,
+            "seed": self.cfg.training.seed,
+            "annualisation": s.annualisation,
+            "executor": {"kind": self.opts.executor, "workers": self.opts.workers},
+            "data": {**s.bars.provenance, "report": s.bars.report},
+            "benchmark": (
+                {"symbol": s.benchmark.symbol, "available": s.benchmark.close is not None, **s.benchmark.info}
+                if s.benchmark
+                else None
+            ),
+            "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
+            "windows": entries,
+            "aggregate": None,
+            "statistics": None,
+            "warnings": list(s.loaded.warnings),
+            "unmapped_legacy_keys": s.loaded.unmapped,
+            "started_at": rf.now(),
+            "finished_at": None,
+            "seconds": None,
+        }
+
+    def _restore(self, wid: str, entry: dict[str, Any]) -> None:
+        from backend.evaluation.replay import headline, read_series
+
+        assert self.summary is not None
+        k = next(i for i, w in enumerate(self.summary.doc["windows"]) if w["id"] == wid)
+        self.summary.doc["windows"][k] = entry
+        frame = read_series(self.out / wid / "equity.csv")
+        self.series[wid] = {c: frame[c].to_numpy() for c in frame.columns}
+        stages.emit(
+            True,
+            f"Training [{wid}]",
+            "skipped, completed earlier (--resume; spans, config, data and bundle unchanged)",
+            self.name,
+        )
+        stages.emit(True, f"Evaluation [{wid}]", headline(entry["evaluation"]), self.name)
+
+    def _task(self, k: int, w: Window) -> WindowTask:
+        s = self.s
+        return WindowTask(
+            run=self.name,
+            config=self.cfg,
+            window=w,
+            position=(k + 1, len(s.windows)),
+            embargo=s.embargo,
+            timezone=s.timezone,
+            data_hash=self.data_hash,
+            provenance=s.bars.provenance,
+            periods_per_year=s.periods_per_year,
+            market=s.market,
+            benchmark=s.benchmark,
+            root=self.out,
+            progress=not self.opts.quiet and self.opts.workers == 1 and self.opts.executor == "local",
+        )
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The run's summary as it stands (the previous one when nothing had to run)."""
+        if self.summary is not None:
+            return self.summary.doc
+        return self.unchanged or {"windows": [], "status": "pending"}
+
+    def source_of(self, task: WindowTask) -> str | None:
+        return self.sources.get(task.window.id)
+
+    def warm_start(self, source_id: str) -> WarmStart:
+        """The source window's model, verified against its metadata and this run's summary first."""
+        from backend.training import bundle
+
+        assert self.summary is not None
+        wdir = self.out / source_id
+        meta = bundle.read_metadata(wdir)
+        bundle.verify_files(wdir, meta, (self.summary.window(source_id).get("bundle") or {}).get("files"))
+        return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes(), bundle.data_end(meta))
+
+    # -- results
+    def on_result(self, result: WindowResult) -> None:
+        from backend.evaluation.replay import headline
+
+        assert self.summary is not None
+        wid, entry = result.window_id, self.summary.window(result.window_id)
+        if result.artifacts:
+            rf.write_artifacts(self.out, result.artifacts)
+        why = f" (retrained: {self.reasons[wid]})" if wid in self.reasons and self.opts.resume else ""
+        if result.status == "completed":
+            self._completed(entry, result)
+            t = result.training or {}
+            warm = f", warm start from {t['warm_start_from']}" if t.get("warm_start_from") else ""
+            stages.emit(
+                True,
+                f"Training [{wid}]",
+                f"{t['timesteps']:,} steps, {t['seconds']:.1f} s, {t['steps_per_second']:,.0f} steps/s{warm}{why}",
+                self.name,
+            )
+            stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation or {}), self.name)
+        else:
+            err = result.error or {"stage": "training", "type": "Error", "message": "unknown failure"}
+            entry.update(status=result.status, error=err)
+            stage = "Training" if err["stage"] == "training" else "Evaluation"
+            if result.status == "interrupted":
+                text = f"interrupted (Ctrl-C / SIGTERM); rerun with --resume{why}"
+            else:
+                text = f"{err['type']}: {err['message']}{why}"
+                self.failures.append(result.exit_code)
+                self.fatal |= result.exit_code == EXIT_ARTIFACTS
+            stages.emit(False, f"{stage} [{wid}]", text, self.name)
+        self.summary.stage(f"window_{wid}", entry["status"], result.seconds)
+
+    def _completed(self, entry: dict[str, Any], result: WindowResult) -> None:
+        entry.update(
+            status="completed",
+            error=None,
+            training=result.training,
+            evaluation=result.evaluation,
+            baselines=result.baselines,
+            beats=result.beats,
+            cost_sensitivity=result.cost_sensitivity,
+            diagnostics=result.diagnostics,
+            benchmark=result.benchmark,
+            bundle={"files": result.bundle_files, "outputs": result.output_files},
+            gates=_gates(self.cfg, result.evaluation or {}, result.beats or {}),
+        )
+        self.series[result.window_id] = result.series or {}
+        for warning in (result.diagnostics or {}).get("warnings", []):
+            assert self.summary is not None
+            self.summary.doc["warnings"].append(f"{result.window_id}: {warning}")
+            stages.say(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", err=True)
+
+    def not_run(self, task: WindowTask, why: str, status: str = "interrupted") -> None:
+        assert self.summary is not None
+        entry = self.summary.window(task.window.id)
+        if entry["status"] in ("pending", "training"):
+            entry.update(status=status, error={"stage": "training", "type": "NotRun", "message": why})
+            if status == "failed":
+                self.failures.append(EXIT_PARTIAL)
+                stages.emit(False, f"Training [{task.window.id}]", why, self.name)
+
+    # -- the end
+    def finish(self, interrupted: bool) -> int:
+        from backend.evaluation.aggregate import stitched
+
+        if self.unchanged is not None:
+            stages.emit(True, "Summary", f"{self.out / 'summary.json'} (unchanged: completed earlier)", self.name)
+            return EXIT_OK
+        assert self.summary is not None
+        summary = self.summary
+        entries = summary.doc["windows"]
+        done = [e for e in entries if e["status"] == "completed"]
+        summary.doc["aggregate"], summary.doc["statistics"] = stitched(
+            [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
+        )
+        gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
+        if gated:
+            summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
+        status, code = _status(interrupted, self.fatal, len(done), len(entries), self.failures)
+        if self.cfg.training.tensorboard and done:
+            from backend.training.tb import log_hparams
+
+            log_hparams(self.out / "tensorboard", self.cfg, summary.doc["aggregate"])
+        summary.doc.update(status=status, finished_at=rf.now(), seconds=round(time.perf_counter() - summary.started, 3))
+        summary.save()
+        if not self.opts.no_report and done and not interrupted:
+            code = self._report(code)
+        summary.stage("summary", "ok", 0.0)
+        text = f"{summary.path}" + (
+            "" if summary.doc["status"] == "completed" else f" (status {summary.doc['status']})"
+        )
+        stages.emit(summary.doc["status"] == "completed", "Summary", text, self.name)
+        return code
+
+    def _report(self, code: int) -> int:
+        """report.html + PNGs: a failure is shown and recorded; a full disk is exit 6 and says so."""
+        assert self.summary is not None
+        t0 = time.perf_counter()
+        try:
+            from backend.evaluation.report import build_report
+
+            path = build_report(self.out)
+        except KeyboardInterrupt:
+            self.summary.doc["warnings"].append("report interrupted (Ctrl-C); rebuild it with --resume")
+            self.summary.stage("report", "interrupted", time.perf_counter() - t0)
+            stages.emit(False, "Report", "interrupted", self.name)
+            self.summary.doc["status"] = "interrupted"
+            self.summary.save()
+            return EXIT_INTERRUPTED
+        except ArtifactError as e:
+            self.summary.doc.update(
+                status="failed", error={"stage": "report", "type": "ArtifactError", "message": str(e)}
+            )
+            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            stages.emit(False, "Report", f"ArtifactError: {e}", self.name)
+            return EXIT_ARTIFACTS
+        except Exception as e:
+            self.summary.doc["warnings"].append(f"report failed: {type(e).__name__}: {e}")
+            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            stages.emit(False, "Report", f"{type(e).__name__}: {e}", self.name)
+            return code
+        self.summary.stage("report", "ok", time.perf_counter() - t0)
+        stages.emit(True, "Report", str(path), self.name)
+        return code
+
+
+def _status(interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
+    if fatal:
+        return "failed", EXIT_ARTIFACTS
+    if interrupted:
+        return "interrupted", EXIT_INTERRUPTED
+    if done == total:
+        return "completed", EXIT_OK
+    if done > 0:
+        return "partial", EXIT_PARTIAL
+    return "failed", (failures[0] if failures else EXIT_PARTIAL)
+
+
+def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
+    d = w.describe(s.market.timestamps, s.timezone)
+    return {
+        "id": w.id,
+        **{k: d[k] for k in ("train_start", "train_end", "test_start", "test_end")},
+        "train_bars": w.train_bars,
+        "test_bars": w.test_bars,
+        "train_sessions": w.train_sessions,
+        "test_sessions": w.test_sessions,
+        "status": "pending",
+        "training": None,
+        "evaluation": None,
+        "baselines": None,
+        "beats": None,
+        "cost_sensitivity": None,
+        "diagnostics": None,
+        "benchmark": None,
+        "gates": None,
+        "bundle": None,
+        "error": None,
+    }
+
+
+def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[str, Any] | None:
+    g = cfg.evaluation.gates
+    checks: dict[str, bool | None] = {}
+    if g.min_trades is not None:
+        checks["min_trades"] = evaluation["n_trades"] >= g.min_trades
+    if g.min_sharpe is not None:
+        sh = evaluation.get("sharpe")
+        checks["min_sharpe"] = None if sh is None or (isinstance(sh, float) and math.isnan(sh)) else sh >= g.min_sharpe
+    if g.max_drawdown is not None:
+        checks["max_drawdown"] = -evaluation["max_drawdown"] <= g.max_drawdown
+    if g.beat_buy_and_hold:
+        checks["beat_buy_and_hold"] = beats.get("buy_and_hold")
+    if not checks:
+        return None
+    return {"checks": checks, "passed": all(v is True for v in checks.values())}
+
+
+# ------------------------------------------------------------------------------------------ dispatch
+
+
+def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any, quiet: bool = False) -> bool:
+    """Run every driver's planned tasks on one executor; returns True if interrupted.
+
+    Tasks whose warm-start source has not finished wait for it; everything else runs as soon
+    as a worker is free, so every worker stays busy until the last task.
+    """
+    owner: dict[tuple[str, str], RunDriver] = {}
+    ready: list[WindowTask] = []
+    waiting: dict[tuple[str, str], list[WindowTask]] = {}
+    for d, tasks in planned:
+        ids = {t.window.id for t in tasks}
+        for t in tasks:
+            owner[t.key] = d
+            src = d.source_of(t)
+            if src is None:
+                ready.append(t)
+            elif src in ids:
+                waiting.setdefault((d.name, src), []).append(t)
+            else:  # the source finished in an earlier run (resume)
+                t.warm_start = d.warm_start(src)
+                ready.append(t)
+    from backend.core.progress import RunProgress
+
+    running: dict[Any, WindowTask] = {}
+    interrupted = False
+    progress = RunProgress(sum(len(tasks) for _, tasks in planned), quiet=quiet)  # a bar on a terminal only
+    with sigterm_as_interrupt(), progress:
+        try:
+            while ready or running:
+                while ready and len(running) < executor.workers and not interrupted:
+                    task = ready.pop(0)
+                    try:
+                        running[executor.submit(task)] = task
+                    except KeyboardInterrupt:
+                        ready.insert(0, task)
+                        raise
+                    progress.on_submit(task)
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = running.pop(fut)
+                    result = _result(fut, task)
+                    d = owner[task.key]
+                    d.on_result(result)
+                    progress.on_result(result)
+                    interrupted |= result.status == "interrupted"
+                    _release(d, task, result, waiting, ready)
+                    if d.fatal:
+                        _drop(d, ready, waiting, "not run: an artifact could not be written", "failed")
+                if interrupted:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            _wind_down(executor, running, owner, ready, waiting)
+        executor.close(cancel=interrupted)
+    return interrupted
+
+
+def _result(fut: Any, task: WindowTask) -> WindowResult:
+    """A task's result; an executor failure (a worker lost twice) becomes a failed window."""
+    try:
+        return fut.result()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        interrupted = "cancel" in type(e).__name__.lower()
+        return WindowResult(
+            task.run,
+            task.window.id,
+            "interrupted" if interrupted else "failed",
+            EXIT_INTERRUPTED if interrupted else 4,
+            {"stage": "training", "type": type(e).__name__, "message": f"the worker running it failed: {e}"},
+        )
+
+
+def _release(d: RunDriver, task: WindowTask, result: WindowResult, waiting: dict, ready: list) -> None:
+    for dep in waiting.pop(task.key, []):
+        if result.status == "completed":
+            dep.warm_start = d.warm_start(task.window.id)
+            ready.append(dep)
+        else:
+            d.not_run(dep, f"not run: its warm-start source {task.window.id} did not complete", "failed")
+            _release(d, dep, WindowResult(dep.run, dep.window.id, "failed", EXIT_PARTIAL), waiting, ready)
+
+
+def _drop(d: RunDriver, ready: list[WindowTask], waiting: dict, why: str, status: str) -> None:
+    for t in [t for t in ready if t.run == d.name]:
+        ready.remove(t)
+        d.not_run(t, why, status)
+    for key in [k for k in waiting if k[0] == d.name]:
+        for t in waiting.pop(key):
+            d.not_run(t, why, status)
+
+
+def _wind_down(executor: Any, running: dict, owner: dict, ready: list, waiting: dict) -> None:
+    """Ctrl-C / SIGTERM: stop every running window cleanly, keep what finished, mark the rest."""
+    executor.interrupt()
+    deadline = time.time() + INTERRUPT_GRACE_S
+    while running and time.time() < deadline:
+        try:
+            done, _ = wait(list(running), timeout=max(0.1, deadline - time.time()), return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            break  # a second Ctrl-C: stop waiting
+        for fut in done:
+            task = running.pop(fut)
+            owner[task.key].on_result(_result(fut, task))
+    for task in list(running.values()) + ready + [t for ts in waiting.values() for t in ts]:
+        owner[task.key].not_run(task, "not run: the run was interrupted")
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]

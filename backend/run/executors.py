@@ -1,0 +1,164 @@
+"""Where window tasks run: in this process, in a local pool of worker processes, or as Ray tasks.
+
+Every executor turns ``submit(task)`` into a :class:`concurrent.futures.Future` of a
+:class:`~backend.run.tasks.WindowResult`, so drivers schedule all three the same way.
+
+* ``InProcess`` — runs the task at once (``--workers 1``); Ctrl-C reaches the training loop directly.
+* ``LocalPool`` — ``--workers N`` spawned processes, one torch/JAX thread each by default. Workers
+  ignore SIGINT; on Ctrl-C / SIGTERM the driver sets a shared stop flag that every running training
+  loop checks (:class:`~backend.training.callbacks.StopCallback`), so each window ends ``interrupted``.
+* ``RayPool`` — ``--executor ray [--ray-address ADDR]``. The bars go to the object store once per
+  data hash; each task works in a scratch folder on its node and returns its files as bytes, which
+  the driver alone writes: nothing needs a shared disk. A task whose worker dies is retried once;
+  a task that fails twice is a failed window, not a crashed run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from backend.core.errors import InputError
+from backend.run.tasks import WindowResult, WindowTask, run_window
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def one_thread_environment(threads: int = 1) -> None:
+    """Thread limits for a worker, set before torch is imported there.
+
+    JAX is configured when the first sbx agent is built (``algorithms.configure_worker``:
+    its CPU pool is sized at initialisation), never here.
+    """
+    for name in THREAD_VARS:
+        os.environ[name] = str(threads)
+
+
+class InProcess:
+    name = "in-process"
+    workers = 1
+
+    def submit(self, task: WindowTask) -> Future:
+        fut: Future = Future()
+        fut.set_result(run_window(task))
+        return fut
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+_STOP: Any = None
+
+
+def _init_worker(stop: Any, threads: int) -> None:
+    global _STOP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops us through the shared flag
+    one_thread_environment(threads)
+    _STOP = stop
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """A worker whose driver died (kill -9) exits instead of training on as an orphan."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="wf-parent-watch", daemon=True).start()
+
+
+def _run_in_worker(task: WindowTask) -> WindowResult:
+    return run_window(task, stop=_STOP)
+
+
+class LocalPool:
+    name = "local"
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self.stop = ctx.Event()
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.stop, threads)
+        )
+
+    def submit(self, task: WindowTask) -> Future:
+        return self.pool.submit(_run_in_worker, task)
+
+    def interrupt(self) -> None:
+        self.stop.set()
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+def _ray_run(task: WindowTask, market: Any, threads: int) -> WindowResult:
+    one_thread_environment(threads)
+    return run_window(task, market=market)
+
+
+class RayPool:
+    name = "ray"
+
+    def __init__(self, workers: int, address: str | None = None, threads: int = 1, gpus_per_task: float = 0.0):
+        try:
+            import ray
+        except ImportError as e:
+            raise InputError("--executor ray needs Ray: pip install '.[ray]' (or pip install ray)") from e
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                kwargs["num_cpus"] = max(1, workers)
+            ray.init(**kwargs)
+        self.workers = workers
+        self.threads = threads
+        self._remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_task, max_retries=1, retry_exceptions=False)(
+            _ray_run
+        )
+        self._bars: dict[str, Any] = {}
+        self._refs: list[Any] = []
+
+    def submit(self, task: WindowTask) -> Future:
+        if task.data_hash not in self._bars:
+            self._bars[task.data_hash] = self.ray.put(task.market)
+        shipped = dataclasses.replace(task, market=None, root=None, progress=False)
+        ref = self._remote.remote(shipped, self._bars[task.data_hash], self.threads)
+        self._refs.append(ref)
+        return ref.future()
+
+    def interrupt(self) -> None:
+        """Stop running tasks now (force: a worker started with SIGINT ignored would not hear a soft cancel)."""
+        for ref in self._refs:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:
+                pass
+
+    def close(self, cancel: bool = False) -> None:
+        self._bars.clear()
+
+
+def make_executor(kind: str, workers: int, ray_address: str | None = None, threads: int = 1):
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    if kind == "ray":
+        return RayPool(workers, ray_address, threads)
+    if kind != "local":
+        raise InputError(f"--executor {kind!r}: use local or ray")
+    return InProcess() if workers == 1 else LocalPool(workers, threads)

@@ -1,0 +1,241 @@
+"""The run folder: a lock per folder, resume by content, summary.json written atomically.
+
+* **Lock.** One writer per run (or sweep) folder: ``filelock`` on ``.wf.lock`` (an OS lock that
+  dies with its holder, so a dead holder's lock is simply taken over); the holder's pid, host
+  and command are kept in ``.wf.lock.json`` so that a refused second writer can name it.
+* **Resume by content.** A window is skipped only when its resolved span, the config hash, the
+  data hash and its bundle's hashes all match what would run now. Finished windows that would
+  have to be retrained because the config, the data or the window changed are refused (exit 2)
+  unless ``--overwrite``; a corrupt summary.json is reported, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backend.core.errors import EvaluationError, FolderError, InputError
+from backend.core.jsonio import load_json, write_atomic, write_json
+
+LOCK_FILE = ".wf.lock"
+LOCK_INFO = ".wf.lock.json"
+SPAN_KEYS = ("train_start", "train_end", "test_start", "test_end", "train_bars", "test_bars")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class FolderLock:
+    """Exclusive lock of a run or sweep folder for the life of one command."""
+
+    def __init__(self, folder: Path, what: str = "run") -> None:
+        from filelock import FileLock
+
+        self.folder, self.what = folder, what
+        self._lock = FileLock(str(folder / LOCK_FILE), timeout=0)
+        self._info = folder / LOCK_INFO
+
+    def __enter__(self) -> FolderLock:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise FolderError(
+                f"{self.folder}: {self._holder()} is writing this folder; wait for it to finish or choose another "
+                "--output-dir"
+            ) from None
+        import sys
+
+        write_json(
+            self._info,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "user": _user(),
+                "since": now(),
+                "command": " ".join(sys.argv[:6]),
+            },
+        )
+        return self
+
+    def _holder(self) -> str:
+        try:
+            info = load_json(self._info, "lock info")
+            return f"another {self.what} (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
+        except InputError:
+            return f"another {self.what}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._info.unlink(missing_ok=True)
+        self._lock.release()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "?"
+
+
+def check_output_dir(path: str | None) -> Path:
+    if path is None or not str(path).strip():
+        raise InputError("--output-dir is empty; give a folder for the run")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output-dir {path}: is a file; choose a folder")
+    create(out)  # now, so that a folder that cannot be made fails before Window Setup is declared ok
+    if not os.access(out, os.W_OK):
+        raise InputError(f"--output-dir {path}: not writable; choose another folder")
+    return out
+
+
+def create(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--output-dir {out}: cannot create the folder ({e.strerror}); choose another path") from e
+
+
+def clear(out: Path) -> None:
+    """--overwrite: remove the whole previous run (the lock files stay: we hold them)."""
+    for child in out.iterdir():
+        if child.name in (LOCK_FILE, LOCK_INFO):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def read_previous(out: Path) -> dict[str, Any] | None:
+    path = out / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        doc = load_json(path, "summary")
+    except InputError as e:
+        raise FolderError(f"{e}; the previous run's summary is unreadable — pass --overwrite to start over") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("windows"), list):
+        raise FolderError(f"{path}: not a run summary; pass --overwrite to start over, or choose another --output-dir")
+    return doc
+
+
+@dataclass
+class ResumePlan:
+    skip: dict[str, dict[str, Any]]  # window id -> its finished summary entry
+    reasons: dict[str, str]  # window id -> why it (re)trains
+
+
+def plan_resume(
+    previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
+) -> ResumePlan:
+    """Decide per window: skip (everything matches) or train (and why); refuse to lose finished work."""
+    try:
+        return _plan_resume(previous, config_hash, data_hash, entries, out)
+    except FolderError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError) as e:
+        raise FolderError(
+            f"{out / 'summary.json'}: not a summary this harness wrote ({type(e).__name__}: {e}); pass --overwrite to "
+            "start over, or choose another --output-dir"
+        ) from e
+
+
+def _plan_resume(
+    previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
+) -> ResumePlan:
+    old = {w.get("id"): w for w in previous.get("windows", []) if isinstance(w, dict)}
+    done = {k: w for k, w in old.items() if w.get("status") == "completed"}
+    refuse: list[str] = []
+    if done and previous.get("config_hash") != config_hash:
+        refuse.append(f"the config changed (hash {previous.get('config_hash')} -> {config_hash})")
+    if done and previous.get("data_hash") != data_hash:
+        refuse.append(f"the data changed (hash {previous.get('data_hash')} -> {data_hash})")
+    now_ids = {e["id"] for e in entries}
+    gone = sorted(k for k in done if k not in now_ids)
+    if gone:
+        refuse.append(f"finished window(s) {', '.join(gone)} are not in the windows any more")
+    skip: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, str] = {}
+    for e in entries:
+        before = old.get(e["id"])
+        if before is None:
+            reasons[e["id"]] = "new window"
+        elif before.get("status") != "completed":
+            reasons[e["id"]] = f"it was {before.get('status')} before"
+        elif any(before.get(k) != e[k] for k in SPAN_KEYS):
+            refuse.append(
+                f"window {e['id']} moved ({before.get('train_start', '?')[:10]}..{before.get('test_end', '?')[:10]} -> "
+                f"{e['train_start'][:10]}..{e['test_end'][:10]})"
+            )
+        else:
+            problem = bundle_problem(out, e["id"], before)
+            if problem:
+                reasons[e["id"]] = problem
+            else:
+                skip[e["id"]] = before
+    if refuse:
+        raise FolderError(
+            f"--resume {out}: {'; '.join(refuse)}, so finished results would be retrained or mislabelled. "
+            "Pass --overwrite to replace the run, or choose another --output-dir"
+        )
+    return ResumePlan(skip, reasons)
+
+
+def bundle_problem(out: Path, window_id: str, entry: dict[str, Any]) -> str | None:
+    """Why a finished window's files cannot be trusted any more (None: they can)."""
+    from backend.training import bundle
+
+    wdir = out / window_id
+    record = entry.get("bundle") or {}
+    if not isinstance(entry.get("evaluation"), dict) or not isinstance(record, dict):
+        return "its summary entry is incomplete"
+    try:
+        meta = bundle.read_metadata(wdir)
+        bundle.verify_files(wdir, meta, record.get("files"))
+    except EvaluationError as e:
+        return f"its bundle cannot be trusted ({e})"
+    outputs = record.get("outputs") or {}
+    for name in ("evaluation.json", "equity.csv", "trades.csv"):
+        path = wdir / name
+        if not path.exists():
+            return f"{window_id}/{name} is missing"
+        if name not in outputs or bundle.sha256_file(path) != outputs[name]:
+            return f"{window_id}/{name} differs from what the run wrote (SHA-256)"
+    return None
+
+
+class Summary:
+    """summary.json, rewritten atomically whenever something lands."""
+
+    def __init__(self, path: Path, doc: dict[str, Any]):
+        self.path, self.doc = path, doc
+        self.started = time.perf_counter()
+
+    def save(self) -> None:
+        write_json(self.path, self.doc)
+
+    def stage(self, name: str, status: str, seconds: float, **extra: Any) -> None:
+        self.doc["stages"][name] = {"status": status, "seconds": round(seconds, 3), **extra}
+        self.save()
+
+    def window(self, window_id: str) -> dict[str, Any]:
+        return next(w for w in self.doc["windows"] if w["id"] == window_id)
+
+
+def write_artifacts(out: Path, artifacts: dict[str, bytes]) -> None:
+    """Files a remote task returned, written by the driver alone (relative paths only)."""
+    for rel, data in artifacts.items():
+        target = (out / rel).resolve()
+        if out.resolve() not in target.parents:
+            raise InputError(f"a task returned a file outside the run folder: {rel!r}")
+        write_atomic(target, lambda tmp, data=data: tmp.write_bytes(data))

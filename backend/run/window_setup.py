@@ -1,0 +1,300 @@
+"""Window Setup: config → data → windows, validated, and the dry-run table. No torch here.
+
+The dry-run path (``wf run --dry-run``) imports nothing heavier than pandas and
+exchange_calendars: torch, stable_baselines3, gymnasium and JAX are imported by the window
+tasks only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.config.models import Config, LoadedConfig, load_config
+from backend.core.errors import DataError, InputError
+from backend.core.intervals import INTERVAL_MINUTES
+from backend.data.loader import Bars, load_bars
+from backend.features.builtin import MarketArrays, check_feature_names
+from backend.walkforward.windows import (
+    Window,
+    WindowSpec,
+    auto_windows,
+    hint_range,
+    load_windows,
+    parse_day,
+    resolve,
+    trim_train,
+    windows_document,
+)
+
+
+@dataclass
+class RunOptions:
+    """Everything `wf run` accepts (CLI flags map one to one)."""
+
+    symbol: str | None = None
+    windows: str | None = None
+    start: str | None = None
+    end: str | None = None
+    train_days: int | None = None
+    test_days: int | None = None
+    step_days: int | None = None
+    mode: str = "rolling"
+    embargo_bars: int | None = None
+    config: str | None = None
+    source: str | None = None
+    data: str | None = None
+    interval: str | None = None
+    cache_dir: str | None = None
+    benchmark: str | None = None
+    output_dir: str | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    stochastic: bool = False
+    seed: int | None = None
+    timesteps: int | None = None
+    sets: list[str] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+    no_report: bool = False
+    prefix: str = ""  # stage-marker prefix (sweep member name)
+    workers: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def overrides(self) -> list[str]:
+        out = list(self.sets)
+        if self.seed is not None:
+            out.append(f"training.seed={self.seed}")
+        if self.timesteps is not None:
+            out.append(f"training.total_timesteps={self.timesteps}")
+        if self.stochastic:
+            out.append("evaluation.deterministic=false")
+        return out
+
+    def flags(self) -> dict[str, str]:
+        """Config keys set by flags, each with its flag as the user typed it (error messages name the flag)."""
+        out = {item.partition("=")[0].strip(): f"--set {item}" for item in self.sets}
+        for key, flag, value in (
+            ("training.seed", "--seed", self.seed),
+            ("training.total_timesteps", "--timesteps", self.timesteps),
+            ("data.symbol", "--symbol", self.symbol),
+            ("data.path", "--data", self.data),
+            ("data.cache_dir", "--cache-dir", self.cache_dir),
+            ("data.benchmark_symbol", "--benchmark", self.benchmark),
+        ):
+            if value is not None:
+                out[key] = f"{flag} {value}"
+        return out
+
+
+@dataclass
+class Setup:
+    """The result of the Window Setup stage."""
+
+    loaded: LoadedConfig
+    bars: Bars
+    market: MarketArrays
+    windows: list[Window]
+    embargo: int
+    timezone: str
+    seconds: float = 0.0
+    benchmark: Any = None  # backend.data.benchmark.Benchmark | None
+
+    @property
+    def cfg(self) -> Config:
+        return self.loaded.config
+
+    @property
+    def annualisation(self) -> dict[str, Any]:
+        """How Sharpe and Sortino are annualised here: bars per year of the calendar and interval in use."""
+        return self.bars.annualisation()
+
+    @property
+    def periods_per_year(self) -> float:
+        return float(self.annualisation["bars_per_year"])
+
+
+def setup(opts: RunOptions) -> Setup:
+    """Config → data → windows, validated; no torch."""
+    started = time.perf_counter()
+    if opts.data and opts.source not in (None, "file"):
+        raise InputError(f"--data implies --source file, but --source {opts.source} was given; drop one")
+    loaded = load_config(
+        opts.config,
+        overrides=opts.overrides(),
+        flags=opts.flags(),
+        data_overrides={
+            "symbol": opts.symbol,
+            "source": "file" if opts.data else opts.source,
+            "path": opts.data,
+            "interval": opts.interval,
+            "cache_dir": opts.cache_dir,
+            "benchmark_symbol": opts.benchmark,
+        },
+    )
+    cfg = loaded.config
+    check_feature_names(cfg.env.features)
+    from backend.training.algorithms import check_backend
+
+    check_backend(cfg.agent.backend)
+    ignored = ignored_settings_warning(loaded)
+    if ignored:
+        loaded.warnings.append(ignored)
+    auto = any(v is not None for v in (opts.train_days, opts.test_days, opts.start, opts.end))
+    if opts.windows and auto:
+        raise InputError("--windows and automatic windows (--start/--end/--train-days/--test-days) exclude each other")
+    specs: list[WindowSpec] | None = None
+    embargo, tz = 0, cfg.data.timezone
+    if opts.windows:
+        specs, embargo, tz = load_windows(opts.windows, cfg.data.timezone)
+    elif not auto and not opts.dry_run:
+        raise InputError("no windows: pass --windows FILE, or --train-days and --test-days (with --start/--end)")
+    elif auto and (opts.train_days is None or opts.test_days is None):
+        raise InputError("automatic windows need both --train-days and --test-days (in trading sessions)")
+    if opts.embargo_bars is not None:
+        if opts.embargo_bars < 0:
+            raise InputError("--embargo-bars must be >= 0")
+        embargo = opts.embargo_bars
+    start, end = parse_day(opts.start, "--start"), parse_day(opts.end, "--end")
+    hint = hint_range(specs) if specs else ((start, end) if start and end else None)
+    bars = load_bars(cfg.data, hint)
+    market = MarketArrays.from_bars(
+        bars.frame, bars.session_open, bars.session_close, INTERVAL_MINUTES[cfg.data.interval]
+    )
+    origin = opts.windows or "automatic windows"
+    if specs is None and not auto:  # dry-run without windows: describe the data only
+        return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
+    if specs is None:
+        days = list(bars.session_dates())
+        specs = auto_windows(
+            days, start or days[0], end or days[-1], opts.train_days, opts.test_days, opts.step_days, opts.mode, tz
+        )
+        if embargo:
+            # keep the test span where it is and cut the train span short (no leakage)
+            specs = [trim_train(s, market.timestamps, embargo) for s in specs]
+    windows = resolve(specs, market.timestamps, market.session_id, embargo, origin, bars=bars)
+    check_episodes(windows, market, cfg.env.forced_exit_minutes, origin)
+    benchmark = None
+    if cfg.data.benchmark_symbol:
+        from backend.data.benchmark import load_benchmark
+
+        benchmark = load_benchmark(cfg.data, bars, hint)
+        if benchmark.warning:
+            loaded.warnings.append(benchmark.warning)
+    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
+
+
+def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: float | None, origin: str) -> None:
+    """Every span must hold one playable session: two bars that end by the forced exit (exit 3 at Window Setup)."""
+    if forced_exit is None:
+        return
+    ends = market.bar_end_minutes() <= forced_exit + 1e-9
+    for w in windows:
+        for span, (lo, hi) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
+            sid = market.session_id[lo:hi][ends[lo:hi]]
+            counts = np.unique(sid, return_counts=True)[1] if len(sid) else np.array([0])
+            if counts.max() < 2:
+                raise DataError(
+                    f"{origin}: window {w.id}: no session of its {span} span has two bars that end within "
+                    f"env.forced_exit_minutes = {forced_exit:g} of the open, so nothing can be traded; raise "
+                    "forced_exit_minutes or use a finer interval"
+                )
+
+
+def ignored_settings_warning(loaded: LoadedConfig) -> str | None:
+    """One line naming every setting the chosen algorithm does not use that the config spells out or changes."""
+    from backend.training.algorithms import SPECS, unused_settings
+
+    cfg = loaded.config
+    spec = SPECS[cfg.agent.algorithm]
+    keys = [f"sac.{k}" for k in spec.unused_shared if f"sac.{k}" in loaded.given]
+    keys += [k for k in unused_settings(cfg) if k not in keys]
+    if not keys:
+        return None
+    raw = cfg.model_dump(mode="json")
+
+    def value(key: str) -> Any:
+        node: Any = raw
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    why = {f"sac.{k}": reason for k, reason in spec.unused_shared.items()}
+    parts = [f"{k}={value(k)!r} ({why.get(k, 'another algorithm' + chr(39) + 's setting')})" for k in keys]
+    return f"agent.algorithm={cfg.agent.algorithm} does not use: " + "; ".join(parts) + " (kept in the config, ignored)"
+
+
+def windows_hash(s: Setup) -> str:
+    import hashlib
+    import json
+
+    doc = windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def window_setup_detail(s: Setup) -> str:
+    if not s.windows:
+        return (
+            f"no windows given; data: {s.bars.report['bars']:,} bars in {s.bars.report['sessions']:,} sessions "
+            f"({s.bars.provenance['first_bar'][:10]} -> {s.bars.provenance['last_bar'][:10]})"
+        )
+    train = sum(w.train_bars for w in s.windows)
+    test = sum(w.test_bars for w in s.windows)
+    n = len(s.windows)
+    text = f"{n} window{'s' if n != 1 else ''}, {train:,} train bars, {test:,} test bars"
+    if s.bars.synthetic:
+        text += " (SYNTHETIC data — tests and sanity checks only)"
+    if s.benchmark is not None:
+        text += (
+            f"; benchmark {s.benchmark.symbol}"
+            if s.benchmark.close is not None
+            else f"; benchmark {s.benchmark.symbol} unavailable (see warnings)"
+        )
+    return text
+
+
+def dry_run_table(s: Setup) -> str:
+    rep = s.bars.report
+    repairs = ", ".join(
+        f"{k.replace('_', ' ')} {v:,}"
+        for k, v in rep.items()
+        if k.endswith(("dropped", "widened_bars", "volume_bars", "single_bar_sessions", "gap_bars", "with_gaps")) and v
+    )
+    prov = s.bars.provenance
+    lines = [
+        f"data: {prov['source']} {prov['symbol']} {prov['interval']}, {rep['bars']:,} bars in {rep['sessions']:,} "
+        f"sessions, {prov['first_bar']} -> {prov['last_bar']} (hash {prov['content_hash']})",
+    ]
+    if repairs:
+        lines.append(f"data repairs/notes: {repairs}")
+    for note in rep.get("notes", []):
+        lines.append(f"data note: {note}")
+    ann = s.annualisation
+    lines.append(
+        f"calendar: {ann['calendar']}, sessions end {prov.get('session_end', 'at the close')}; Sharpe annualised with "
+        f"{ann['bars_per_year']:,} bars a year ({ann['sessions_per_year']} sessions x {ann['bars_per_session']} bars)"
+    )
+    if s.loaded.legacy:
+        lines.append(
+            f"config: earlier-harness format ({s.loaded.path}); "
+            + (f"not implemented: {', '.join(s.loaded.unmapped)}" if s.loaded.unmapped else "every key mapped")
+        )
+    for w in s.loaded.warnings:
+        lines.append(f"warning: {w}")
+    header = f"{'id':<8}{'train':<25}{'sessions':>9}{'bars':>8}   {'test':<25}{'sessions':>9}{'bars':>8}"
+    if s.windows:
+        lines.append(header)
+    for w in s.windows:
+        d = w.describe(s.market.timestamps, s.timezone)
+        lines.append(
+            f"{w.id:<8}{d['train_start'][:10] + ' -> ' + d['train_end'][:10]:<25}{w.train_sessions:>9}"
+            f"{w.train_bars:>8}   {d['test_start'][:10] + ' -> ' + d['test_end'][:10]:<25}{w.test_sessions:>9}"
+            f"{w.test_bars:>8}"
+        )
+    if s.embargo:
+        lines.append(f"embargo: {s.embargo} bars between train and test")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Many runs: sweeps, comparison tables and tuning."""

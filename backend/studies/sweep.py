@@ -1,0 +1,171 @@
+"""Config × seed sweeps: every member is a run folder; all members' windows are tasks on one pool.
+
+Each member is a walk-forward into <output-dir>/<config stem>_s<seed>/ with its own summary.json
+and lock; its stage markers carry its name. (member × window) tasks share one executor, so
+5 configs × 3 windows on 2 workers keep both cores busy to the end. The sweep writes
+sweep.json / sweep.csv (one row per member) and prints the table sorted by out-of-sample Sharpe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.core import stages
+from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
+from backend.studies.compare import member_row
+from backend.walkforward.windows import check_id
+
+
+@dataclass
+class Member:
+    name: str
+    config: str
+    seed: int
+    output_dir: Path
+    status: str = "pending"
+    exit_code: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def expand_configs(patterns: list[str]) -> list[str]:
+    paths: list[str] = []
+    for pattern in patterns:
+        hits = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not hits:
+            raise InputError(f"--configs {pattern!r}: no file matches")
+        paths.extend(h for h in hits if h not in paths)
+    return paths
+
+
+def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
+    members = []
+    for cfg in configs:
+        for seed in seeds:
+            name = f"{Path(cfg).stem}_s{seed}"
+            check_id(name, f"sweep member from --configs {cfg}", "member name")
+            members.append(Member(name, cfg, seed, out / name))
+    names = [m.name for m in members]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(
+            f"sweep members {', '.join(dupes)} would share a folder (same config file name); rename the configs"
+        )
+    return members
+
+
+def execute(members: list[Member], base: Any, executor: Any) -> int:
+    """Set up every member, run all (member × window) tasks on ``executor``; 0 if all completed, else 1 (130)."""
+    from backend.run.driver import RunDriver, run_drivers, setup
+
+    with ExitStack() as stack:
+        planned, drivers = [], {}
+        for m in members:
+            opts = dataclasses.replace(
+                base, config=m.config, seed=m.seed, output_dir=str(m.output_dir), prefix=m.name, quiet=True
+            )
+            try:
+                s = setup(opts)
+                stages.emit(True, "Window Setup", _setup_line(s), m.name)
+                d = stack.enter_context(RunDriver(opts, s, m.name))
+                tasks = d.plan()
+            except HarnessError as e:
+                m.status, m.exit_code, m.error = "failed", e.exit_code, f"{type(e).__name__}: {e}"
+                stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
+                continue
+            if not tasks and d.unchanged is not None:
+                m.status, m.exit_code = "skipped", EXIT_OK
+                stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
+            drivers[m.name] = d
+            planned.append((d, tasks))
+        interrupted = run_drivers(planned, executor, quiet=base.quiet)
+        for m in members:
+            if m.name in drivers:
+                code = drivers[m.name].finish(interrupted)
+                m.seconds = drivers[m.name].doc.get("seconds") or 0.0
+                if m.status != "skipped" or code != EXIT_OK:
+                    m.exit_code = code
+                    m.status = {EXIT_OK: "completed", EXIT_INTERRUPTED: "interrupted"}.get(code, "failed")
+                    m.error = None if code == EXIT_OK else _first_error(drivers[m.name])
+    if interrupted:
+        for m in members:
+            if m.status == "pending":
+                m.status, m.error = "interrupted", "not run: the sweep was interrupted"
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(m.status in ("completed", "skipped") for m in members) else EXIT_PARTIAL
+
+
+def _setup_line(s: Any) -> str:
+    from backend.run.driver import window_setup_detail
+
+    return window_setup_detail(s)
+
+
+def _first_error(driver: Any) -> str | None:
+    for w in driver.doc["windows"]:
+        if w.get("error"):
+            return f"{w['id']}: {w['error']['type']}: {w['error']['message']}"
+    return driver.doc.get("status")
+
+
+def rows_for(members: list[Member]) -> list[dict[str, Any]]:
+    rows = []
+    for m in members:
+        path = m.output_dir / "summary.json"
+        if path.exists() and m.exit_code != 2:
+            row = member_row(path, m.name, m.seed)
+        else:
+            row = {"name": m.name, "path": str(m.output_dir), "status": "failed", "config_hash": None, "seed": m.seed}
+        row["status"] = row["status"] if m.status in ("completed", "skipped") else m.status
+        row.update(
+            config_path=m.config,
+            exit_code=m.exit_code,
+            error=m.error,
+            seconds=round(m.seconds, 2),
+            skipped=m.status == "skipped",
+        )
+        rows.append(row)
+    return rows
+
+
+def selection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """PBO, SPA/StepM against the baselines, IQM and P(A > B) of the sweep (never raises: refusals are reasons)."""
+    from backend.evaluation.selection import selection_from_rows
+
+    return selection_from_rows(rows, seed=0)
+
+
+def report(out: Path) -> None:
+    """The sweep's report.html; a failure is shown, never fatal."""
+    try:
+        from backend.evaluation.sweep_report import build_sweep_report
+
+        path = build_sweep_report(out)
+    except Exception as e:  # the sweep's results are written already
+        stages.emit(False, "Sweep report", f"{type(e).__name__}: {e}")
+        return
+    stages.emit(True, "Sweep report", str(path))
+
+
+def print_selection(sel: dict[str, Any]) -> None:
+    """One line per statistic under the sweep table: which config, how sure."""
+    if sel.get("status") not in ("ok", "partial", None) and sel.get("reason"):
+        print(f"selection statistics: not computed ({sel['reason']})")
+        return
+    best = sel.get("best_config")
+    verdict = sel.get("verdict")
+    pbo = sel.get("pbo") or {}
+    parts = [f"best config {best}: {verdict}" if best else "no best config"]
+    if pbo.get("pbo") is not None:
+        parts.append(f"PBO {pbo['pbo']:.2f} (S={pbo.get('n_partitions')}, N={pbo.get('n_trials')})")
+    elif pbo.get("reason"):
+        parts.append(f"PBO refused ({pbo['reason']})")
+    for name, test in (sel.get("data_snooping") or {}).items():
+        if test.get("spa_pvalue") is not None:
+            parts.append(f"SPA p vs {name.replace('_', ' ')} {test['spa_pvalue']:.3f}")
+    print("selection: " + "; ".join(parts), flush=True)

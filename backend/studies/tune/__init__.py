@@ -1,0 +1,1 @@
+"""``wf tune``: Optuna search on validation sessions carved from the train spans."""

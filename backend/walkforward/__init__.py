@@ -1,0 +1,1 @@
+"""Window files, automatic windows and their resolution against the bars."""
