@@ -5,19 +5,25 @@
 """
 
 from backend.features.builtin import (
+    FEATURE_WARMUP,
     FEATURES,
+    SESSION,
     MarketArrays,
     check_feature_names,
     compute_features,
     fit_normalisation,
     register_feature,
+    warmup_bars,
 )
 
 __all__ = [
     "FEATURES",
+    "FEATURE_WARMUP",
+    "SESSION",
     "MarketArrays",
     "check_feature_names",
     "compute_features",
     "fit_normalisation",
     "register_feature",
+    "warmup_bars",
 ]

@@ -88,15 +88,45 @@ class MarketArrays:
 FeatureFn = Callable[[MarketArrays], np.ndarray]
 FEATURES: dict[str, FeatureFn] = {}
 FEATURE_DOCS: dict[str, str] = {}
+SESSION = "session"
+"""Warm-up of a feature that reads back to its session's first bar (and, with ``session_prev_bars``, a few bars
+of the session before): bounded by the longest session, whatever the bar count."""
+FEATURE_WARMUP: dict[str, int | str] = {}
+"""name -> how many bars before bar t the feature reads (0 = the bar itself only), or :data:`SESSION`."""
+SESSION_PREV_BARS: dict[str, int] = {}
+"""name -> bars of the *previous* session a :data:`SESSION` feature also reads (``gap``: its last close)."""
 
 
-def register_feature(name: str, doc: str = "") -> Callable[[FeatureFn], FeatureFn]:
+def register_feature(
+    name: str, doc: str = "", *, warmup: int | str = 0, session_prev_bars: int = 0
+) -> Callable[[FeatureFn], FeatureFn]:
+    """Register ``fn(MarketArrays) -> (n_bars,)`` under ``name``.
+
+    ``warmup`` declares how far back the feature reads: the value at bar t may depend on bars
+    t - warmup .. t only (an int), or on the bars of t's session (:data:`SESSION`, plus
+    ``session_prev_bars`` bars of the session before). The tune accounting of what a trial reads
+    and the history-start test rely on it; a test checks every registered feature against it.
+    """
+    if not (warmup == SESSION or (isinstance(warmup, int) and warmup >= 0)):
+        raise InputError(f"register_feature({name!r}): warmup must be an int >= 0 or 'session', got {warmup!r}")
+
     def deco(fn: FeatureFn) -> FeatureFn:
         FEATURES[name] = fn
         FEATURE_DOCS[name] = doc or (fn.__doc__ or "").strip()
+        FEATURE_WARMUP[name] = warmup
+        SESSION_PREV_BARS[name] = int(session_prev_bars)
         return fn
 
     return deco
+
+
+def warmup_bars(names: list[str], session_bars: int) -> int:
+    """The most bars before a bar t that any of ``names`` reads, with sessions of at most ``session_bars`` bars."""
+    most = 0
+    for name in names:
+        w = FEATURE_WARMUP.get(name, 0)
+        most = max(most, (session_bars - 1 + SESSION_PREV_BARS.get(name, 0)) if w == SESSION else int(w))
+    return most
 
 
 def _shift(x: np.ndarray, k: int) -> np.ndarray:
@@ -156,44 +186,44 @@ def _session_cumsum(m: MarketArrays, *xs: np.ndarray) -> np.ndarray:
     return grid.reshape(len(xs), -1)[:, flat]
 
 
-@register_feature("ret_1", "log return of the close over the last bar")
+@register_feature("ret_1", "log return of the close over the last bar", warmup=1)
 def _ret_1(m: MarketArrays) -> np.ndarray:
     return np.log(m.close / _shift(m.close, 1))
 
 
-@register_feature("ret_5", "log return of the close over the last 5 bars")
+@register_feature("ret_5", "log return of the close over the last 5 bars", warmup=5)
 def _ret_5(m: MarketArrays) -> np.ndarray:
     return np.log(m.close / _shift(m.close, 5))
 
 
-@register_feature("ret_15", "log return of the close over the last 15 bars")
+@register_feature("ret_15", "log return of the close over the last 15 bars", warmup=15)
 def _ret_15(m: MarketArrays) -> np.ndarray:
     return np.log(m.close / _shift(m.close, 15))
 
 
-@register_feature("range_hl", "(high - low) / close of the current bar")
+@register_feature("range_hl", "(high - low) / close of the current bar", warmup=0)
 def _range(m: MarketArrays) -> np.ndarray:
     return (m.high - m.low) / m.close
 
 
-@register_feature("body", "log(close / open) of the current bar")
+@register_feature("body", "log(close / open) of the current bar", warmup=0)
 def _body(m: MarketArrays) -> np.ndarray:
     return np.log(m.close / m.open)
 
 
-@register_feature("vol_20", "standard deviation of 1-bar log returns over the last 20 bars")
+@register_feature("vol_20", "standard deviation of 1-bar log returns over the last 20 bars", warmup=20)
 def _vol(m: MarketArrays) -> np.ndarray:
     return _rolling_mean_std(_ret_1(m), 20)[1]
 
 
-@register_feature("volume_z", "z-score of log(1 + volume) against the last 20 bars")
+@register_feature("volume_z", "z-score of log(1 + volume) against the last 20 bars", warmup=19)
 def _volume_z(m: MarketArrays) -> np.ndarray:
     lv = np.log1p(m.volume)
     mean, std = _rolling_mean_std(lv, 20)
     return np.where(std > 1e-12, (lv - mean) / np.where(std > 1e-12, std, 1.0), 0.0)
 
 
-@register_feature("vwap_dev", "close relative to the session's volume-weighted price so far")
+@register_feature("vwap_dev", "close relative to the session's volume-weighted price so far", warmup=SESSION)
 def _vwap_dev(m: MarketArrays) -> np.ndarray:
     typical = (m.high + m.low + m.close) / 3.0
     cpv, vol_so_far = _session_cumsum(m, typical * m.volume, m.volume)
@@ -201,14 +231,16 @@ def _vwap_dev(m: MarketArrays) -> np.ndarray:
     return m.close / vwap - 1.0
 
 
-@register_feature("gap", "log of the session's first open over the previous session's last close")
+@register_feature(
+    "gap", "log of the session's first open over the previous session's last close", warmup=SESSION, session_prev_bars=1
+)
 def _gap(m: MarketArrays) -> np.ndarray:
     starts, ends = m.session_bounds()
     prev_close = np.r_[np.nan, m.close[starts[1:] - 1]]
     return np.repeat(np.log(m.open[starts] / prev_close), ends - starts)
 
 
-@register_feature("time_of_day", "minutes since the open divided by the session's length")
+@register_feature("time_of_day", "minutes since the open divided by the session's length", warmup=0)
 def _tod(m: MarketArrays) -> np.ndarray:
     return m.minutes_from_open / np.maximum(m.session_minutes, 1.0)
 
