@@ -57,6 +57,20 @@ class Strict(BaseModel):
     )
 
 
+class ContextSeriesConfig(Strict):
+    """One context series of ``data.context`` (its features are used as ``SYMBOL:feature``)."""
+
+    symbol: str
+    """Ticker of the context series (e.g. QQQ, ^VIX); the name used in ``SYMBOL:feature`` specs."""
+    source: Literal[("auto", *DATA_SOURCES)] = "auto"  # type: ignore[valid-type]
+    """Where its bars come from (same sources as the traded symbol); the calendar and time zone are data's."""
+    path: str | None = None
+    """CSV/Parquet file for the `file` source."""
+    interval: Literal[(*INTERVALS, "1d")] = "1d"  # type: ignore[valid-type]
+    """Its bar size; 1d = one bar per session built from its intraday bars at data.interval, ending at the close.
+    A bar of the traded symbol sees only context bars that ended at or before its own end."""
+
+
 class DataConfig(Strict):
     """Where bars come from and how they are shaped."""
 
@@ -90,6 +104,13 @@ class DataConfig(Strict):
     """Seed of the synthetic source."""
     synthetic_edge: float = Field(0.0, ge=0, lt=1)
     """Planted edge of the synthetic source (0 = random walk; see wf sanity)."""
+    columns: dict[str, Literal["last", "sum", "mean", "max", "min"]] = Field(default_factory=dict)
+    """Extra numeric columns of the bar file to keep, each with its resampling rule (last, sum, mean, max, min),
+    e.g. {"imb": "mean"}; used as features `column:NAME`. A column's value is known at its bar's close."""
+    context: list[ContextSeriesConfig] = Field(default_factory=list)
+    """Context series whose features are used as `SYMBOL:feature`: entries {"symbol", "source" (as data.source),
+    "path" (file source), "interval" (data's intervals or 1d, default 1d)}; calendar and time zone are data's. A bar
+    sees only context bars that ended at or before its own end; earlier bars get 0 (no back-fill, count reported)."""
 
     @model_validator(mode="after")
     def _range(self) -> DataConfig:
@@ -137,7 +158,11 @@ class EnvConfig(Strict):
     lookback: int = Field(32, ge=1, le=1024)
     """Number of past bars (including the current one) of features in the observation."""
     features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
-    """Causal feature names, in observation order (see docs/env.md)."""
+    """Causal feature specs, in observation order: built-in or registered names, talib:FUNC(k=v).output[/close],
+    column:NAME, SYMBOL:feature (see docs/features.md)."""
+    feature_modules: list[str] = Field(default_factory=list)
+    """Python files (relative to the config's folder) or importable modules whose functions register features
+    with backend.features.register_feature; their source is hashed into the config hash and shipped to workers."""
     reward: Literal["pnl", "log_return", "dsr"] = "pnl"
     """Reward: pnl (net change in equity), log_return, or dsr."""
     reward_scale: PosFloat = 100.0
@@ -551,6 +576,16 @@ def config_dict(config: Config) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+FEATURE_IDENTITY: list[Any] = []
+"""Set by ``backend.features`` (a layer above): config -> identity of its non-built-in features (user module source
+hashes, the ta-lib version), folded into the config hash so a changed feature function never matches a resume."""
+
+
 def config_hash(config: Config) -> str:
-    blob = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
+    doc = config_dict(config)
+    for hook in FEATURE_IDENTITY:
+        identity = hook(config)
+        if identity:
+            doc = {**doc, "feature_identity": identity}
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

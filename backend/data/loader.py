@@ -220,6 +220,21 @@ def _restrict(
     return frame, (lo, hi)
 
 
+def _check_columns(frame: pd.DataFrame, cfg: DataConfig, origin: str) -> None:
+    """Every ``data.columns`` name is an extra numeric column of the bars (a did-you-mean hint when not)."""
+    import difflib
+
+    extras = [c for c in frame.columns if c not in sources.OHLCV]
+    for name in cfg.columns:
+        if name not in extras:
+            close = difflib.get_close_matches(name, extras, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise InputError(
+                f"data.columns: '{name}' is not an extra numeric column of {origin} (extra columns: "
+                f"{', '.join(map(str, extras)) or 'none'}){hint}"
+            )
+
+
 def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> Bars:
     """Load bars as ``cfg`` says; ``hint_range`` (from the windows) bounds network fetches."""
     calendars.check_calendar(cfg.calendar, cfg.session_cut)  # exit 2 before any reading
@@ -241,7 +256,8 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
     report.update(s.counts)
     _check_interval(s.frame, s.open, cfg.interval, origin)
     raw_rows = len(s.frame)
-    s = sessions.resample_sessioned(s, cfg.interval)
+    _check_columns(s.frame, cfg, origin)
+    s = sessions.resample_sessioned(s, cfg.interval, dict(cfg.columns))
     report["input_rows"] = len(raw)
     report["session_rows"] = raw_rows
     report["bars"] = len(s.frame)

@@ -74,10 +74,11 @@ def filter_sessions(
     return s.frame, s.open, s.close, s.counts
 
 
-def resample_sessioned(s: Sessioned, interval: str) -> Sessioned:
+def resample_sessioned(s: Sessioned, interval: str, columns: dict[str, str] | None = None) -> Sessioned:
     """Aggregate bars into ``interval`` bins anchored at each session's open (open first, high max,
-    low min, close last, volume sum); a bin never spans two sessions."""
-    frame, starts = _resample(s.frame, s.open, interval)
+    low min, close last, volume sum; each extra column of ``columns`` by its rule: last, sum, mean, max,
+    min); a bin never spans two sessions."""
+    frame, starts = _resample(s.frame, s.open, interval, columns or {})
     return Sessioned(frame, s.open[starts], s.close[starts], s.label[starts], s.counts)
 
 
@@ -89,7 +90,26 @@ def resample(
     return out, session_open[starts], session_close[starts]
 
 
-def _resample(frame: pd.DataFrame, session_open: np.ndarray, interval: str) -> tuple[pd.DataFrame, np.ndarray]:
+def _aggregate(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, rule: str) -> np.ndarray:
+    """One value per bin of ``x`` by ``rule``; NaN values are skipped (a bin of NaN only stays NaN)."""
+    ok = np.isfinite(x)
+    filled = np.where(ok, x, 0.0)
+    count = np.add.reduceat(ok.astype(np.int64), starts)
+    if rule == "last":
+        idx = np.where(ok, np.arange(len(x)), -1)
+        last = np.maximum.accumulate(idx)[ends]
+        return np.where((last >= starts) & (count > 0), x[np.maximum(last, 0)], np.nan)
+    if rule in ("sum", "mean"):
+        total = np.add.reduceat(filled, starts)
+        return np.where(count > 0, total / (np.maximum(count, 1) if rule == "mean" else 1), np.nan)
+    pick = np.maximum if rule == "max" else np.minimum
+    fill = -np.inf if rule == "max" else np.inf
+    return np.where(count > 0, pick.reduceat(np.where(ok, x, fill), starts), np.nan)
+
+
+def _resample(
+    frame: pd.DataFrame, session_open: np.ndarray, interval: str, columns: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     minutes = INTERVAL_MINUTES[interval]
     ts = frame.index.as_unit("ns").asi8
     if minutes == 1:
@@ -109,6 +129,10 @@ def _resample(frame: pd.DataFrame, session_open: np.ndarray, interval: str) -> t
             "low": np.minimum.reduceat(cols["low"], starts),
             "close": cols["close"][ends],
             "volume": np.add.reduceat(vol, starts),
+            **{
+                name: _aggregate(frame[name].to_numpy(dtype=np.float64), starts, ends, rule)
+                for name, rule in (columns or {}).items()
+            },
         },
         index=pd.DatetimeIndex(bins[starts].astype("datetime64[ns]"), tz="UTC").tz_convert(frame.index.tz),
     )

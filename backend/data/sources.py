@@ -16,8 +16,9 @@ Bar files (:func:`read_bar_file`) are read the way they come out of pandas, brok
   wall-clock time in ``data.timezone`` (the DST fall-back hour is inferred from the order of
   the rows; a time that does not exist in the zone is an error).
 * **the prices** — open/high/low/close/volume in any case (``o/h/l/c/v``, ``last`` and
-  ``tick volume`` also work). ``Adj Close`` and other extra columns are ignored with a note in
-  the load report; a file without volume (FX) loads with volume missing (counted as 0) and a note.
+  ``tick volume`` also work). ``Adj Close`` is ignored with a note; other numeric columns are kept
+  (``data.columns``, features ``column:NAME``) with a note in the load report; a file without volume (FX)
+  loads with volume missing (counted as 0) and a note.
 
 A file that cannot be used is one :class:`DataError` line naming the file, the columns found and
 the fix (empty file, header only, no time column, unparseable times, missing prices).
@@ -77,12 +78,18 @@ def read_sample() -> pd.DataFrame:
     return _read_sample(str(SAMPLE_PATH))
 
 
+EXTRA_PREFIX = "extra:"  # internal key of an extra numeric column while the columns are being found
+
+
 def content_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 (16 hex) of the bars' timestamps (UTC ns) and OHLCV as float64: the data hash."""
+    """SHA-256 (16 hex) of the bars' timestamps (UTC ns), OHLCV and kept extra columns as float64: the data hash."""
     import hashlib
 
     h = hashlib.sha256(frame.index.as_unit("ns").asi8.tobytes())
     for col in OHLCV:
+        h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
+    for col in sorted(str(c) for c in frame.columns if c not in OHLCV):  # data.columns kept (none: hash unchanged)
+        h.update(col.encode())
         h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
     return h.hexdigest()[:16]
 
@@ -308,9 +315,24 @@ def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.
             f"column {str(adj[0])!r} ignored: bars use open/high/low/close as given (supply adjusted OHLC for "
             "adjusted bars)"
         )
-    others = [str(c) for c in extra if c not in adj]
-    if others:
-        notes.append(f"column(s) ignored: {', '.join(others[:8])}{' …' if len(others) > 8 else ''}")
+    others = [c for c in extra if c not in adj]
+    numeric = {}
+    for c in others:
+        num = (
+            pd.to_numeric(frame[c], errors="coerce") if not pd.api.types.is_numeric_dtype(frame[c].dtype) else frame[c]
+        )
+        if num.notna().any() and str(c).strip() not in out:
+            numeric[str(c).strip()] = num.astype(np.float64)
+    if numeric:
+        names = list(numeric)
+        notes.append(
+            f"extra numeric column(s) {', '.join(names[:8])}{' …' if len(names) > 8 else ''}: used only when listed "
+            "in data.columns (with a resampling rule) and env.features names them as column:NAME"
+        )
+    dropped = [str(c) for c in others if str(c).strip() not in numeric]
+    if dropped:
+        notes.append(f"column(s) ignored: {', '.join(dropped[:8])}{' …' if len(dropped) > 8 else ''}")
+    out.update({f"{EXTRA_PREFIX}{k}": v for k, v in numeric.items()})
     return out, notes
 
 
@@ -321,6 +343,7 @@ def normalise_bars(frame: pd.DataFrame, origin: str, timezone: str) -> RawBars:
     prices, price_notes = _prices(rest, origin, found)
     idx, tz_note = _localise(pd.DatetimeIndex(idx), timezone, origin, found)
     values = {c: prices[c].to_numpy() if c in prices else np.full(len(idx), np.nan) for c in OHLCV}
+    values.update({k[len(EXTRA_PREFIX) :]: v.to_numpy() for k, v in prices.items() if k.startswith(EXTRA_PREFIX)})
     out = pd.DataFrame(values, index=idx.as_unit("ns"))
     out.index.name = "timestamp"
     return RawBars(out, [n for n in (*notes, tz_note, *price_notes) if n], source)

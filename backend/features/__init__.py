@@ -16,6 +16,22 @@ from backend.features.builtin import (
     warmup_bars,
 )
 
+
+def _config_feature_identity(config):
+    from backend.features.specs import nonbuiltin_identity
+
+    return nonbuiltin_identity(list(config.env.features))
+
+
+def _register_identity_hook() -> None:
+    from backend.config import models
+
+    if _config_feature_identity not in models.FEATURE_IDENTITY:
+        models.FEATURE_IDENTITY.append(_config_feature_identity)
+
+
+_register_identity_hook()
+
 __all__ = [
     "FEATURES",
     "FEATURE_WARMUP",

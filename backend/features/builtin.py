@@ -16,7 +16,8 @@ and returns an array with one value per bar (NaN allowed during warm-up; it beco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ class MarketArrays:
     minutes_from_open: np.ndarray  # float64, bar start - session open
     session_minutes: np.ndarray  # float64, length of this bar's session
     bar_minutes: float  # nominal bar width (the interval); a session's last bar may be shorter
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra numeric file columns (known at bar close)
+    context: dict[str, Any] = field(default_factory=dict)  # SYMBOL -> backend.features.context.ContextSeries
+    feature_sources: tuple[tuple[str, str], ...] = ()  # (module name, source) of env.feature_modules, shipped along
 
     @classmethod
     def from_bars(cls, frame, session_open: np.ndarray, session_close: np.ndarray, bar_minutes: float) -> MarketArrays:
@@ -63,14 +67,26 @@ class MarketArrays:
         )
 
     def take(self, start: int, end: int) -> MarketArrays:
-        """The bars [start, end) as their own arrays (as if the history had been loaded from there)."""
+        """The bars [start, end) as their own arrays (as if the history had been loaded from there).
+
+        File columns are cut the same way; a context series keeps only its bars that ENDED at or before the
+        end of bar ``end - 1`` (what was known then), so a misaligned context shows in the audit.
+        """
         cut = {
             f.name: getattr(self, f.name)[start:end]
             for f in fields(self)
             if isinstance(getattr(self, f.name), np.ndarray)
         }
         cut["session_id"] = cut["session_id"] - (cut["session_id"][0] if len(cut["session_id"]) else 0)
+        cut["columns"] = {k: v[start:end] for k, v in self.columns.items()}
+        if self.context and end > start:
+            known = int(self.bar_end_ns()[end - 1])
+            cut["context"] = {k: c.until(known) for k, c in self.context.items()}
         return replace(self, **cut)
+
+    def bar_end_ns(self) -> np.ndarray:
+        """UTC ns of the end of every bar (its close): start + width, cut at the session's close."""
+        return self.timestamps + np.round((self.bar_end_minutes() - self.minutes_from_open) * 60e9).astype(np.int64)
 
     def bar_end_minutes(self) -> np.ndarray:
         """Minutes from the session open to the end of every bar (its close)."""
@@ -245,25 +261,27 @@ def _tod(m: MarketArrays) -> np.ndarray:
     return m.minutes_from_open / np.maximum(m.session_minutes, 1.0)
 
 
-def check_feature_names(names: list[str]) -> None:
-    import difflib
+def check_feature_names(
+    names: list[str], *, columns: list[str] | None = None, context: list[str] | None = None
+) -> None:
+    """Every spec of ``env.features`` parses (backend.features.specs); InputError with a did-you-mean hint."""
+    from backend.features import specs
 
-    for name in names:
-        if name not in FEATURES:
-            close = difflib.get_close_matches(name, list(FEATURES), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(FEATURES)}"
-            raise InputError(f"env.features: unknown feature '{name}'{hint}")
+    specs.parse_all(names, columns=columns, context=context)
 
 
 def compute_features(market: MarketArrays, names: list[str]) -> np.ndarray:
-    """(n_bars, n_features) float32; warm-up NaN becomes 0."""
-    check_feature_names(names)
+    """(n_bars, n_features) float32; warm-up NaN becomes 0. Any spec kind (backend.features.specs)."""
+    from backend.features import specs, user
+
+    user.install(getattr(market, "feature_sources", ()))
+    parsed = specs.parse_all(names)
     out = np.empty((len(market), len(names)), dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for j, name in enumerate(names):
-            col = np.asarray(FEATURES[name](market), dtype=np.float64)
+        for j, spec in enumerate(parsed):
+            col = np.asarray(specs.compute_one(market, spec), dtype=np.float64)
             if col.shape != (len(market),):
-                raise ValueError(f"feature {name} returned shape {col.shape}, expected ({len(market)},)")
+                raise ValueError(f"feature {spec.text} returned shape {col.shape}, expected ({len(market)},)")
             out[:, j] = np.nan_to_num(col, nan=0.0, posinf=0.0, neginf=0.0)
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVAL_MINUTES
 from backend.data.loader import Bars, load_bars
 from backend.features.builtin import MarketArrays, check_feature_names
+from backend.features.context import prepare as prepare_market
+from backend.features.user import install_entries as install_feature_modules
 from backend.walkforward.windows import (
     Window,
     WindowSpec,
@@ -137,7 +140,10 @@ def setup(opts: RunOptions) -> Setup:
         },
     )
     cfg = loaded.config
-    check_feature_names(cfg.env.features)
+    base_dir = Path(opts.config).resolve().parent if opts.config else None
+    install_feature_modules(cfg.env.feature_modules, base_dir)
+    context_symbols = [c.symbol.upper() for c in cfg.data.context]
+    check_feature_names(cfg.env.features, columns=list(cfg.data.columns), context=context_symbols)
     from backend.training.algorithms import check_backend
 
     check_backend(cfg.agent.backend)
@@ -165,6 +171,8 @@ def setup(opts: RunOptions) -> Setup:
     market = MarketArrays.from_bars(
         bars.frame, bars.session_open, bars.session_close, INTERVAL_MINUTES[cfg.data.interval]
     )
+    market, feature_notes = prepare_market(market, cfg, bars, hint, base_dir)
+    loaded.warnings.extend(feature_notes)
     origin = opts.windows or "automatic windows"
     if specs is None and not auto:  # dry-run without windows: describe the data only
         return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
