@@ -34,7 +34,9 @@ def test_observation_is_the_last_lookback_feature_rows(market_5m, features_5m):
     t = info["bar"]
     assert t == SPAN[0]  # episode 0 starts at the first bar of the span
     assert np.array_equal(obs[:80].reshape(8, 10), features_5m[t - 7 : t + 1])
-    assert obs[80] == 0.0 and obs[82] == 1.0  # flat, whole episode ahead
+    # flat; time left from the calendar: the session's minutes after this bar's end, over the session's length
+    left = (market_5m.session_minutes[t] - market_5m.bar_end_minutes()[t]) / market_5m.session_minutes[t]
+    assert obs[80] == 0.0 and obs[82] == np.float32(left)
 
 
 def _run(env, target):

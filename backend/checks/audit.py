@@ -20,7 +20,6 @@ for what it proves and what it cannot.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.checks.env_audit import EnvAuditOptions, EnvFinding, audit_env, perturb_after
 from backend.features.builtin import MarketArrays
 from backend.run.window_setup import Setup
 from backend.walkforward.windows import Window
@@ -55,30 +55,8 @@ class AuditOptions:
     steps: int = 300  # SAC steps per audit training
     interior_cuts: int = 2  # random test-span cuts besides every session's first and last bar
     seed: int = 0
-
-
-def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
-    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept)."""
-    n = len(market) - cut - 1
-    if n <= 0:
-        return market
-    base = market.close[cut]
-    close = base * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * np.exp(rng.normal(0, 0.002, n))
-    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n))
-    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n))
-    arrays = {}
-    for name, new in (
-        ("open", open_),
-        ("high", high),
-        ("low", low),
-        ("close", close),
-        ("volume", rng.uniform(1e3, 1e6, n)),
-    ):
-        arr = getattr(market, name).copy()
-        arr[cut + 1 :] = new
-        arrays[name] = arr
-    return dataclasses.replace(market, **arrays)
+    env_check: bool = True  # the exhaustive env check (every bar, perturbed and truncated futures; no agent)
+    agent: bool = True  # train and replay an agent (training bundles, replay cuts)
 
 
 def audit_config(cfg: Any, steps: int) -> Any:
@@ -338,9 +316,40 @@ class Auditor:
                 )
             )
 
+    def audit_env(self) -> None:
+        """Every bar of every session of both spans: the real env factories on original, perturbed, truncated bars."""
+        from backend.run.tasks import features_for
+
+        feats = features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
+        found, stats = audit_env(self.cfg, self.s.market, feats, self.s.windows, EnvAuditOptions(seed=self.opts.seed))
+        for f in found:
+            self.findings.append(Finding(f.window, "env", f.bar, self.env_message(f)))
+        total = sum(stats.seconds.values())
+        per = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items())
+        self.notes.append(
+            f"env: {stats.bars} bars of {stats.sessions} sessions (train and test spans) compared bit for bit with "
+            f"the future perturbed and truncated after every bar; {stats.skipped_sessions} session(s) too short for "
+            f"an episode; {total:.1f} s ({per})"
+        )
+
+    def env_message(self, f: EnvFinding) -> str:
+        if not f.variant:
+            return (
+                f"the {f.span} env fails in the session of {self.stamp(f.bar)}: {f.what}: it reads bars further ahead"
+            )
+        how = "change" if f.variant == "perturbed" else "are missing (the session truncated)"
+        return (
+            f"the {f.span} env's {f.what} at {self.stamp(f.bar)} differs when the bars after {self.stamp(f.cut)} "
+            f"{how}: the env reads the future there"
+        )
+
     def run(self) -> None:
         from backend.run.tasks import features_for
 
+        if self.opts.env_check:
+            self.audit_env()
+        if not self.opts.agent:
+            return
         reference_root = self.root / "reference"
         features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
         for w in self.s.windows:

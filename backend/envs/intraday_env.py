@@ -30,8 +30,13 @@ class IntradayTradingEnv(gym.Env):
     ``Box(-inf, inf, (lookback * n_features + 3,), float32)``: the last ``lookback`` rows
     of the precomputed causal features (oldest first, bars <= t only; rows before the first
     loaded bar are zeros), then the agent's state: position held now (after drift), the
-    unrealised P&L of that position as a fraction of equity, and the fraction of the
-    episode left.
+    unrealised P&L of that position as a fraction of equity, and ``time_left``: the fraction of
+    the session's trading time left after the bar's own end, from the calendar alone —
+    ``(horizon - bar_end) / horizon`` with ``horizon`` the session's close (or the
+    forced-exit time, if earlier) in minutes from the open and ``bar_end`` the bar's close
+    (``MarketArrays.bar_end_minutes``). It never counts the bars present, so a session whose
+    last bars are missing does not tell the agent so before they are due (``wf audit``
+    truncates every session after every bar to prove it).
 
     ## Rewards
     ``pnl``: net change in equity over the step × ``reward_scale`` (episode equity starts
@@ -127,6 +132,7 @@ class IntradayTradingEnv(gym.Env):
         self._base = start  # window of bar t starts at flat row t - start
         self._lf = L * F
         self._close = market.close.tolist()
+        self._time_left = self._calendar_time_left(market, config.forced_exit_minutes).tolist()
         self._costs = CostModel.from_config(config.costs).scaled(cost_scale)
         self._capital = float(config.initial_capital)
         self._max_pos = float(config.max_position)
@@ -175,6 +181,15 @@ class IntradayTradingEnv(gym.Env):
         keep = last > first
         return first[keep], last[keep]
 
+    @staticmethod
+    def _calendar_time_left(market: MarketArrays, forced_exit_minutes: float | None) -> np.ndarray:
+        """Per bar: the fraction of the session's trading time (open to close or forced exit) left after the bar."""
+        horizon = market.session_minutes
+        if forced_exit_minutes is not None:
+            horizon = np.minimum(horizon, float(forced_exit_minutes))
+        left = np.maximum(horizon - market.bar_end_minutes(), 0.0)
+        return np.divide(left, horizon, out=np.zeros_like(left), where=horizon > 0)
+
     @property
     def n_episodes(self) -> int:
         return len(self._ep_first)
@@ -192,6 +207,11 @@ class IntradayTradingEnv(gym.Env):
     def position(self) -> float:
         return self._pos
 
+    @property
+    def equity(self) -> float:
+        """Episode equity now (1 at the episode's start, all costs included)."""
+        return self._equity
+
     def action_for_target(self, target: float) -> np.ndarray:
         """The action that asks for ``target`` (fraction of equity); for scripted policies."""
         if self._short:
@@ -207,7 +227,7 @@ class IntradayTradingEnv(gym.Env):
         obs[: self._lf] = self._flat[i : i + self._lf]
         obs[self._lf] = self._pos
         obs[self._lf + 1] = self._upnl
-        obs[self._lf + 2] = (self._last - self._t) / (self._last - self._first)
+        obs[self._lf + 2] = self._time_left[self._t]
         if self._clip is not None:  # state dims: mean 0, variance 1 in the saved statistics; clipped alike
             np.clip(obs[self._lf :], -self._clip, self._clip, out=obs[self._lf :])
         return obs.copy()

@@ -73,10 +73,18 @@ def observation_stats(cfg: Config, norm: tuple[np.ndarray, np.ndarray], count: i
     return mean, var, count
 
 
-def train_env_factory(cfg: Config, market: MarketArrays, features: np.ndarray, window: Window):
-    """The training env of a window and its frozen normalisation (the audit steps this same factory)."""
+def train_env_factory(
+    cfg: Config, market: MarketArrays, features: np.ndarray, window: Window, *, stats: tuple | None = None
+):
+    """The training env of a window and its frozen normalisation (the audit steps this same factory).
+
+    ``stats``: a normalisation to use instead of fitting one on ``features`` (the env audit holds the window's
+    own fixed while it perturbs bars inside the train span).
+    """
     span = (window.train_start, window.train_end)
-    norm = feature_stats(features, window) if cfg.training.normalize_obs else None
+    norm = None
+    if cfg.training.normalize_obs:
+        norm = stats if stats is not None else feature_stats(features, window)
 
     def make() -> IntradayTradingEnv:
         return IntradayTradingEnv(market, features, span, cfg.env, "random", normalisation=norm, clip_obs=CLIP_OBS)

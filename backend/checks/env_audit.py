@@ -1,0 +1,321 @@
+"""The exhaustive env check of `wf audit`: every bar of every session, original vs perturbed vs truncated future.
+
+For every window, both spans (train: the trainer's own env factory; test: the replay's own env factory) and
+every session in them, the real feature code and the real env are run on a local slice of the bars (the session
+and ``ENV_HISTORY`` bars before it) with a fixed, seeded action sequence (entries, flips, exits, holds):
+
+- **reference**: the original bars;
+- **perturbed after t**, for every bar t of the session: OHLCV after t replaced by a random walk, features
+  recomputed from those bars by ``backend.features.compute_features``, the env rebuilt from them. The observation
+  at every bar <= t (every slot), the rewards, net returns, held positions and equity of every step into a bar
+  <= t, and the position chosen and the trade cost paid at t must be bit-identical to the reference;
+- **truncated after t**: the rest of the session missing (the slice ends at t), features recomputed, the env
+  rebuilt (its episode now ends at t, where it flattens). Everything before t must be bit-identical, and at t
+  the feature slots and ``time_left`` (which come from the bars <= t and the calendar only).
+
+The normalisation is the window's own (fitted once on its original train span) and held fixed: it is fitted on
+the whole train span by design, and is not what this check is about. Comparisons are exact (bit patterns).
+A finding names the window, the span, the bar (timestamp) and the observation slot (feature k at lag j, or the
+state variable), or the step quantity (reward, position, equity, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.features.builtin import MarketArrays
+
+ENV_HISTORY = 512  # bars of history before each session in its local slice (feature warm-up)
+TARGETS = (1.0, -1.0, 0.0, 0.5, None)  # entries/flips, exits, partial sizes; None = hold the previous target
+
+
+@dataclass
+class EnvFinding:
+    window: str
+    span: str  # "train" | "test"
+    bar: int  # global bar index
+    what: str  # the slot or step quantity that differs
+    variant: str  # "perturbed" (bars after ``cut`` replaced) | "truncated" (the session's bars after ``cut`` missing)
+    cut: int  # global bar index
+
+
+@dataclass
+class EnvAuditOptions:
+    seed: int = 0
+    perturb: bool = True
+    truncate: bool = True
+
+
+@dataclass
+class EnvAuditStats:
+    sessions: int = 0
+    bars: int = 0
+    skipped_sessions: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # window id -> seconds
+
+
+@dataclass
+class Tour:
+    """What one episode showed, bar by bar (index i = the episode's i-th bar)."""
+
+    obs: np.ndarray  # (n, D) float32: the observation at each bar
+    steps: np.ndarray  # (n, 5) float64: reward, net return, held position, equity of the step into bar i (row 0: 0)
+    chosen: np.ndarray  # (n, 2) float64: the position chosen at bar i and its trade cost (last row: NaN)
+
+
+STEP_NAMES = ("reward", "net return", "held position", "equity", "cost")
+CHOSEN_NAMES = ("position chosen", "trade cost")
+
+
+def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
+    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept)."""
+    n = len(market) - cut - 1
+    if n <= 0:
+        return market
+    base = market.close[cut]
+    close = base * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * np.exp(rng.normal(0, 0.002, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n))
+    arrays = {}
+    for name, new in (
+        ("open", open_),
+        ("high", high),
+        ("low", low),
+        ("close", close),
+        ("volume", rng.uniform(1e3, 1e6, n)),
+    ):
+        arr = getattr(market, name).copy()
+        arr[cut + 1 :] = new
+        arrays[name] = arr
+    return dataclasses.replace(market, **arrays)
+
+
+def slot_name(i: int, names: list[str], lookback: int) -> str:
+    """Observation slot ``i`` by name: feature k at lag j (rows are oldest first), or the state variable."""
+    from backend.envs.intraday_env import STATE_NAMES
+
+    n_feat = len(names)
+    if i < lookback * n_feat:
+        lag = lookback - 1 - i // n_feat
+        return f"feature '{names[i % n_feat]}' at lag {lag} (slot {i})"
+    return f"state variable '{STATE_NAMES[i - lookback * n_feat]}' (slot {i})"
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def _first_diff(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first bit-level difference of two equally shaped 2-D arrays, or None."""
+    bad = np.argwhere(_bits(a) != _bits(b))
+    return None if len(bad) == 0 else (int(bad[0][0]), int(bad[0][1]))
+
+
+def session_targets(seed: int, session: int, n: int) -> list[list[float]]:
+    """Two fixed target sequences for one session, seeded: entries, flips, exits, partial sizes and holds.
+
+    The second mirrors the first (short where it is long) and is fully invested (±1) wherever the first is flat,
+    so at every bar at least one of them holds a position, long in one of them if the first is not flat.
+    """
+    rng = np.random.default_rng([seed, session])
+    first, prev = [], 0.0
+    for k in rng.integers(0, len(TARGETS), n):
+        pick = TARGETS[int(k)]
+        prev = prev if pick is None else pick
+        first.append(prev)
+    signs = rng.choice([-1.0, 1.0], n)
+    second = [-x if x != 0.0 else float(sgn) for x, sgn in zip(first, signs, strict=True)]
+    return [first, second]
+
+
+def tour(env: Any, actions: list[np.ndarray], stop: int | None = None) -> Tour:
+    """Play the env's only episode with ``actions``; with ``stop``, stop after the step from bar index ``stop``."""
+    obs, _ = env.reset(seed=0, options={"episode": 0})  # seeded: every tour starts afresh (DSR averages too)
+    obs_rows, steps, chosen = [obs], [(0.0, 0.0, 0.0, 1.0, 0.0)], []
+    done, i = False, 0
+    while not done:
+        obs, reward, done, _, info = env.step(actions[i])
+        chosen.append((info["position"], info["trade_cost"]))
+        i += 1
+        if stop is not None and i > stop:
+            break
+        obs_rows.append(obs)
+        steps.append((float(reward), info["net_return"], env.position, env.equity, info["cost"]))
+    chosen = chosen[: len(obs_rows)]
+    while len(chosen) < len(obs_rows):
+        chosen.append((np.nan, np.nan))
+    return Tour(np.array(obs_rows), np.array(steps, np.float64), np.array(chosen, np.float64))
+
+
+class SessionCheck:
+    """One session of one span: the local slice, its reference tour, and the per-bar variants."""
+
+    def __init__(self, ctx: EnvAuditContext, span: str, a: int, b: int, hi: int) -> None:
+        """Session bars [a, b) of ``span``; the slice runs on to ``hi`` (the next session's end), so that an env
+        reading past its session reads bars that the perturbation changes too."""
+        self.ctx, self.span, self.a, self.b = ctx, span, a, b
+        self.lo = max(0, a - ENV_HISTORY)
+        self.local = ctx.market.take(self.lo, hi)
+        self._i = 0
+
+    def env(self, market: MarketArrays) -> Any:
+        """The span's real factory on a local market (features recomputed by the real feature code)."""
+        from backend.features.builtin import compute_features
+
+        feats = compute_features(market, self.ctx.names)
+        s, e = self.a - self.lo, min(len(market), self.b - self.lo)
+        w = dataclasses.replace(self.ctx.window, train_start=s, train_end=e, test_start=s, test_end=e)
+        return self.ctx.factory(self.span, market, feats, w)
+
+    def reference(self) -> tuple[list[Tour], list[list[np.ndarray]]] | EnvFinding | None:
+        """The session's tours on the original bars (None: the env holds no episode in this session)."""
+        try:
+            ref_env = self.env(self.local)
+        except ValueError as e:
+            if "holds no session" not in str(e):
+                raise
+            self.ctx.stats.skipped_sessions += 1  # fewer than 2 bars within the episode limits
+            return None
+        n = int(ref_env.episode_bounds[1][0] - ref_env.episode_bounds[0][0]) + 1
+        scale = ref_env.config.max_position
+        actions = [
+            [ref_env.action_for_target(x * scale) for x in seq]
+            for seq in session_targets(self.ctx.opts.seed, self.a, n)
+        ]
+        try:
+            ref = [tour(ref_env, seq) for seq in actions]
+        except Exception as e:  # the full env works: this slice ends at the next session's end
+            return self.finding(0, f"env ({type(e).__name__}: {e}) on the bars up to the next session's end", "")
+        return ref, actions
+
+    def run(self) -> EnvFinding | None:
+        got = self.reference()
+        if got is None or isinstance(got, EnvFinding):
+            return got
+        ref, actions = got
+        n = len(ref[0].obs)
+        first = self.a - self.lo
+        self.ctx.stats.sessions += 1
+        self.ctx.stats.bars += n
+        for i in range(n):
+            t, self._i = first + i, i
+            if self.ctx.opts.perturb:
+                found = self.variant(ref, perturb_after(self.local, t, self.ctx.rng), actions, i, "perturbed")
+                if found:
+                    return found
+            if self.ctx.opts.truncate and i > 0:
+                found = self.variant(ref, self.local.take(0, t + 1), actions, i, "truncated")
+                if found:
+                    return found
+        return None
+
+    def variant(self, ref: list[Tour], market: MarketArrays, actions: list, i: int, kind: str) -> EnvFinding | None:
+        """Rebuild the env on ``market`` (features recomputed); compare its tours with the reference at bar i."""
+        try:
+            env = self.env(market)
+            for k, (want, seq) in enumerate(zip(ref, actions, strict=True)):
+                if kind == "perturbed":
+                    found = self.compare(want, tour(env, seq, stop=i), i, i, kind)
+                else:
+                    found = self.compare(want, tour(env, seq), i - 1, i, kind)
+                if found:
+                    found.what += f" (action sequence {k + 1} of {len(actions)})"
+                    return found
+        except Exception as e:  # the reference ran: an env that fails only on another future reads it
+            return self.finding(i, f"env ({type(e).__name__}: {e})", kind)
+        return None
+
+    def compare(self, ref: Tour, got: Tour, full: int, upto: int, variant: str) -> EnvFinding | None:
+        """Bars 0..full compared in full; bar ``upto`` (the truncation point) in its feature and time slots."""
+        names, lookback = self.ctx.names, self.ctx.lookback
+        rows = slice(0, full + 1)
+        checks = [
+            (ref.obs[rows], got.obs[rows], 0, lambda j: f"observation: {slot_name(j, names, lookback)}"),
+            (ref.steps[rows], got.steps[rows], 0, lambda j: f"{STEP_NAMES[j]} of the step into the bar"),
+            (ref.chosen[rows], got.chosen[rows], 0, lambda j: f"{CHOSEN_NAMES[j]} at the bar"),
+        ]
+        if upto > full:  # the truncation point: features and time_left only (position and P&L: the env flattened)
+            cols = [*range(lookback * len(names)), lookback * len(names) + 2]
+            pick = (slice(upto, upto + 1), cols)
+            checks.append(
+                (ref.obs[pick], got.obs[pick], upto, lambda j: f"observation: {slot_name(cols[j], names, lookback)}")
+            )
+        for x, y, offset, name in checks:
+            if x.shape != y.shape:
+                return self.finding(offset + min(len(x), len(y)), "episode length", variant)
+            d = _first_diff(x, y)
+            if d is not None:
+                return self.finding(offset + d[0], name(d[1]), variant)
+        return None
+
+    def finding(self, row: int, what: str, variant: str) -> EnvFinding:
+        """``row``: the episode's bar index (0 = the session's first bar in the span)."""
+        return EnvFinding(self.ctx.window.id, self.span, self.a + row, what, variant, self.a + self._i)
+
+
+@dataclass
+class EnvAuditContext:
+    cfg: Any
+    market: MarketArrays
+    names: list[str]
+    window: Any
+    norm: tuple | None
+    clip_obs: float
+    opts: EnvAuditOptions
+    rng: np.random.Generator
+    stats: EnvAuditStats
+
+    @property
+    def lookback(self) -> int:
+        return int(self.cfg.env.lookback)
+
+    def factory(self, span: str, market: MarketArrays, feats: np.ndarray, w: Any) -> Any:
+        """The trainer's own factory (train) or the replay's own factory (test): the code that really runs."""
+        if span == "train":
+            from backend.training.trainer import train_env_factory
+
+            make, _ = train_env_factory(self.cfg, market, feats, w, stats=self.norm)
+            return make()
+        from backend.evaluation.replay import test_env_factory
+
+        return test_env_factory(self.cfg, market, feats, w, self.norm, self.clip_obs)()
+
+
+def span_sessions(market: MarketArrays, start: int, end: int) -> list[tuple[int, int]]:
+    starts, stops = market.session_bounds()
+    keep = (stops > start) & (starts < end)
+    return [(max(int(a), start), min(int(b), end)) for a, b in zip(starts[keep], stops[keep], strict=True)]
+
+
+def audit_env(
+    cfg: Any, market: MarketArrays, features: np.ndarray, windows: list, opts: EnvAuditOptions | None = None
+) -> tuple[list[EnvFinding], EnvAuditStats]:
+    """Run the exhaustive env check over ``windows``; stops a window at its first finding."""
+    from backend.training.trainer import CLIP_OBS, feature_stats
+
+    opts = opts or EnvAuditOptions()
+    stats, findings = EnvAuditStats(), []
+    rng = np.random.default_rng(opts.seed)
+    for w in windows:
+        started = time.perf_counter()
+        norm = feature_stats(features, w) if cfg.training.normalize_obs else None
+        ctx = EnvAuditContext(cfg, market, list(cfg.env.features), w, norm, CLIP_OBS, opts, rng, stats)
+        found = None
+        for span, (s, e) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
+            sessions = span_sessions(market, s, e)
+            for k, (a, b) in enumerate(sessions):
+                hi = sessions[k + 1][1] if k + 1 < len(sessions) else min(len(market), b + (b - a))
+                found = SessionCheck(ctx, span, a, b, hi).run()
+                if found:
+                    break
+            if found:
+                findings.append(found)
+                break
+        stats.seconds[w.id] = time.perf_counter() - started
+    return findings, stats

@@ -1,0 +1,218 @@
+"""The exhaustive env check of `wf audit`: it passes on the harness as it is and catches leaks planted into the real
+env class (used by both the trainer's and the replay's factory) at one interior bar of every session, naming window,
+span, bar and observation slot; time_left comes from the calendar, which the truncation check proves."""
+
+import dataclasses
+import functools
+import json
+
+import numpy as np
+import pytest
+
+from backend.checks import audit as audit_module
+from backend.checks.env_audit import EnvAuditOptions, slot_name
+from backend.config.models import EnvConfig
+from backend.envs.intraday_env import IntradayTradingEnv
+from backend.features.builtin import FEATURES, register_feature
+from tests.conftest import TINY_CONFIG
+from tests.helpers import wf
+
+WINDOWS = [
+    {
+        "id": "w01",
+        "train_start": "2019-01-02",
+        "train_end": "2019-01-09",
+        "test_start": "2019-01-10",
+        "test_end": "2019-01-12",
+    },
+]
+BAR = 11  # the planted leaks act at the 12th bar of every session: 09:30 + 11 x 15 min = 12:15 (not a first/last bar)
+STAMP = "T12:15:00-05:00"
+
+
+@pytest.fixture
+def files(tmp_path):
+    c, w = tmp_path / "c.json", tmp_path / "w.json"
+    c.write_text(json.dumps(TINY_CONFIG))
+    w.write_text(json.dumps(WINDOWS))
+    return c, w
+
+
+def env_audit(c, w, *extra):
+    return wf("audit", "--config", c, "--windows", w, "--env-only", *extra)
+
+
+def env_finding(res, what):
+    """Exit 3 and an env finding in w01 naming ``what`` (slot or step quantity) at the 12:15 bar."""
+    lines = [line for line in res.output.splitlines() if line.startswith("look-ahead [w01] env:")]
+    return res.exit_code == 3 and any(what in line and STAMP in line for line in lines), res.output
+
+
+def at_planted_bar(env) -> bool:
+    return env.current_bar - env._first == BAR
+
+
+def test_clean_harness_passes_every_bar_perturbed_and_truncated(files):
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output
+    assert "the env identical at every bar with the future perturbed or truncated" in res.output
+    assert "compared bit for bit with the future perturbed and truncated after every bar" in res.output
+
+
+def test_canary_observation_peeks_at_the_next_return_at_one_interior_bar(files, monkeypatch):
+    original = IntradayTradingEnv._get_obs
+
+    def peeking(self):
+        obs = original(self)
+        if at_planted_bar(self):
+            t = self.current_bar
+            obs[-1] += self._close[t + 1] / self._close[t] - 1.0
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    ok, out = env_finding(env_audit(*files), "the train env's observation: state variable 'time_left' (slot 18)")
+    assert ok, out
+    assert "differs when the bars after 2019-01-02T12:15:00-05:00 change" in out  # perturbed right after it
+
+
+def remaining_bar_count(monkeypatch):
+    original = IntradayTradingEnv._get_obs
+
+    def counting(self):  # the old definition: bars left in the episode, as present in the data
+        obs = original(self)
+        obs[-1] = (self._last - self._t) / (self._last - self._first)
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", counting)
+
+
+def test_canary_state_variable_from_the_remaining_bar_count(files, monkeypatch):
+    remaining_bar_count(monkeypatch)
+    res = env_audit(*files)
+    assert res.exit_code == 3, res.output
+    assert "observation: state variable 'time_left'" in res.output
+    assert "are missing (the session truncated)" in res.output
+
+
+def test_negative_control_without_truncation_the_bar_count_passes(files, monkeypatch):
+    """Perturbing the future keeps the bar count: only the truncated-session variant catches it."""
+    remaining_bar_count(monkeypatch)
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, truncate=False))
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output
+
+
+def test_canary_reward_peeks_at_one_bar(files, monkeypatch):
+    original = IntradayTradingEnv.step
+
+    def peeking(self, action):
+        obs, reward, done, trunc, info = original(self, action)
+        if at_planted_bar(self) and not done:
+            t = self.current_bar
+            reward += 1e-9 * (self._close[t + 1] - self._close[t])
+        return obs, reward, done, trunc, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "step", peeking)
+    ok, out = env_finding(env_audit(*files), "reward of the step into the bar")
+    assert ok, out
+
+
+def test_canary_position_logic_peeks_at_one_bar(files, monkeypatch):
+    """The held position drifting with the next bar at one bar: position and equity logic are compared."""
+    original = IntradayTradingEnv.step
+
+    def peeking(self, action):
+        obs, reward, done, trunc, info = original(self, action)
+        t = self.current_bar
+        if at_planted_bar(self) and not done:
+            self._pos *= self._close[t + 1] / self._close[t]  # the held position drifts with the next bar's move
+            obs = self._get_obs()
+        return obs, reward, done, trunc, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "step", peeking)
+    ok, out = env_finding(env_audit(*files), "state variable 'position'")
+    assert ok, out
+
+
+def test_canary_feature_reading_the_next_bar_is_named_with_its_lag(tmp_path, monkeypatch):
+    name = "peek_next_close"
+    register_feature(name, "a planted leak")(lambda m: np.r_[m.close[1:] / m.close[:-1] - 1.0, 0.0])
+    try:
+        cfg = json.loads(json.dumps(TINY_CONFIG))
+        cfg["env"]["features"] = [*cfg["env"]["features"], name]
+        c, w = tmp_path / "c.json", tmp_path / "w.json"
+        c.write_text(json.dumps(cfg))
+        w.write_text(json.dumps(WINDOWS))
+        res = env_audit(c, w)
+    finally:
+        FEATURES.pop(name, None)
+    assert res.exit_code == 3, res.output
+    assert f"observation: feature '{name}' at lag 0" in res.output
+
+
+def test_no_env_check_and_env_only_together_is_refused(files):
+    res = env_audit(*files, "--no-env-check")
+    assert res.exit_code == 2 and "nothing to audit" in res.output
+
+
+def test_slot_names():
+    names = ["ret_1", "vol_20"]
+    assert slot_name(0, names, 3) == "feature 'ret_1' at lag 2 (slot 0)"
+    assert slot_name(5, names, 3) == "feature 'vol_20' at lag 0 (slot 5)"
+    assert slot_name(8, names, 3) == "state variable 'time_left' (slot 8)"
+
+
+def test_time_left_comes_from_the_calendar_not_the_bars_present(market_5m, features_5m):
+    starts, stops = market_5m.session_bounds()
+    a, b = int(starts[100]), int(stops[100])
+    full = IntradayTradingEnv(market_5m, features_5m, (a, b), EnvConfig(lookback=2), "sequential")
+    short = IntradayTradingEnv(market_5m, features_5m, (a, b - 10), EnvConfig(lookback=2), "sequential")
+    left = []
+    for env in (full, short):
+        obs, _ = env.reset(options={"episode": 0})
+        seen = [obs[-1]]
+        for _ in range(b - 10 - a - 2):
+            obs, *_ = env.step(np.zeros(1, np.float32))
+            seen.append(obs[-1])
+        left.append(np.array(seen))
+    assert np.array_equal(left[0], left[1])  # the missing last bars are not announced
+    horizon = market_5m.session_minutes[a]
+    assert left[0][0] == np.float32((horizon - market_5m.bar_end_minutes()[a]) / horizon)
+    limited = IntradayTradingEnv(market_5m, features_5m, (a, b), EnvConfig(lookback=2, forced_exit_minutes=60))
+    obs, _ = limited.reset(options={"episode": 0})
+    assert obs[-1] == np.float32((60 - market_5m.bar_end_minutes()[a]) / 60)
+
+
+def test_the_window_fixture_is_interior():
+    assert 0 < BAR < 25 and dataclasses.is_dataclass(EnvAuditOptions())
+
+
+def test_canary_last_bar_reads_the_next_sessions_first_bar(files, monkeypatch):
+    """An env reading past its session (at the flatten bar): the local slice runs into the next session."""
+    original = IntradayTradingEnv._get_obs
+
+    def peeking(self):
+        obs = original(self)
+        t = self.current_bar
+        if t == self._last and t + 1 < len(self._close):
+            obs[-2] += self._close[t + 1] * 1e-12
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    res = env_audit(*files)
+    assert res.exit_code == 3, res.output
+    assert "observation: state variable 'unrealized_pnl'" in res.output and "T15:45:00-05:00" in res.output
+
+
+def test_canary_observation_reading_far_ahead_is_a_finding_not_a_crash(files, monkeypatch):
+    original = IntradayTradingEnv._get_obs
+
+    def far(self):
+        obs = original(self)
+        obs[-2] += 1e-12 * self._close[self.current_bar + 60]  # beyond the session and the next one
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", far)
+    res = env_audit(*files)
+    assert res.exit_code == 3, res.output
+    assert "env fails in the session of" in res.output and "IndexError" in res.output
