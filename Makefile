@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[dev,ray,jax]"
+	$(PY) -m pip install -e ".[dev,ray,jax,talib]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -20,6 +20,7 @@ from backend.core.intervals import INTERVAL_MINUTES
 from backend.data.loader import Bars, load_bars
 from backend.features.builtin import MarketArrays, check_feature_names
 from backend.features.context import prepare as prepare_market
+from backend.features.specs import nonbuiltin_identity
 from backend.features.user import install_entries as install_feature_modules
 from backend.walkforward.windows import (
     Window,
@@ -173,6 +174,9 @@ def setup(opts: RunOptions) -> Setup:
     )
     market, feature_notes = prepare_market(market, cfg, bars, hint, base_dir)
     loaded.warnings.extend(feature_notes)
+    identity = nonbuiltin_identity(list(cfg.env.features))
+    if identity:  # in the summary's data provenance (the config hash and bundles carry it too)
+        bars.provenance["feature_identity"] = identity
     origin = opts.windows or "automatic windows"
     if specs is None and not auto:  # dry-run without windows: describe the data only
         return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)

@@ -59,7 +59,17 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
         "rebalance_threshold": env.rebalance_threshold,
         "forced_exit_minutes": env.forced_exit_minutes,
         "normalize_obs": cfg.training.normalize_obs,
+        **feature_identity_field(cfg),
     }
+
+
+def feature_identity_field(cfg: Config) -> dict[str, Any]:
+    """``feature_identity`` (spec -> parameters, user-module source hash, ta-lib version) when the config uses
+    features beyond the package's built-ins; absent otherwise, so older bundles stay comparable."""
+    from backend.features.specs import nonbuiltin_identity
+
+    identity = nonbuiltin_identity(list(cfg.env.features))
+    return {"feature_identity": identity} if identity else {}
 
 
 def required_files(compatibility: dict[str, Any]) -> list[str]:
@@ -122,13 +132,25 @@ def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir:
     """One error naming every field that differs, with both values and the fix."""
     saved = meta.get("compatibility") or {}
     diffs = [
-        f"{key}: bundle {saved.get(key)!r} vs now {want!r}" for key, want in expected.items() if saved.get(key) != want
+        f"{key}: bundle {saved.get(key)!r} vs now {want!r}"
+        for key, want in expected.items()
+        if saved.get(key) != want and key != "feature_identity"
     ]
+    diffs += _feature_diffs(saved.get("feature_identity") or {}, expected.get("feature_identity") or {})
     if diffs:
         raise EvaluationError(
             f"{bundle_dir}: the bundle does not match this config/data — {'; '.join(diffs)}. Fix: replay with the "
             "config the model was trained with (config.resolved.json in the run folder), or retrain"
         )
+
+
+def _feature_diffs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One entry per feature whose identity changed (a user module edited, other ta-lib, other parameters)."""
+    return [
+        f"feature '{name}' changed since training (bundle {saved.get(name)!r} vs now {now.get(name)!r})"
+        for name in sorted(set(saved) | set(now))
+        if saved.get(name) != now.get(name)
+    ]
 
 
 def latest(a: str, b: str | None) -> str:
