@@ -32,8 +32,8 @@ def clean_registry():
         live.update(old)
 
 
-@pytest.fixture
-def example(tmp_path, monkeypatch, clean_registry):
+@pytest.fixture(name="example")
+def example_fixture(tmp_path, monkeypatch, clean_registry):
     """The docs/examples folder, its data written by make_data.py, in a fresh working directory."""
     for name in ("features_config.json", "my_features.py", "make_data.py"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
