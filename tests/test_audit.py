@@ -86,7 +86,9 @@ def test_canary_train_span_extended_into_test(files, monkeypatch):
 
     real = trainer.train_env_factory
     monkeypatch.setattr(
-        trainer, "train_env_factory", lambda cfg, m, f, w: real(cfg, m, f, dataclasses.replace(w, train_end=w.test_end))
+        trainer,
+        "train_env_factory",
+        lambda cfg, m, f, w, **kw: real(cfg, m, f, dataclasses.replace(w, train_end=w.test_end), **kw),
     )
     res = audit(*files())
     assert found(res, "training"), res.output
@@ -182,7 +184,9 @@ def test_audit_on_the_sbx_backend_passes_clean_and_catches_a_planted_leak(files,
     assert res.exit_code == 0, res.output
     real = trainer.train_env_factory
     monkeypatch.setattr(
-        trainer, "train_env_factory", lambda cfg, m, f, w: real(cfg, m, f, dataclasses.replace(w, train_end=w.test_end))
+        trainer,
+        "train_env_factory",
+        lambda cfg, m, f, w, **kw: real(cfg, m, f, dataclasses.replace(w, train_end=w.test_end), **kw),
     )
     res = wf("audit", "--config", c, "--windows", w, "--steps", "120", "--quiet")
     assert found(res, "training"), res.output
@@ -225,3 +229,30 @@ def test_canary_training_that_records_a_longer_span_is_exit_3_not_5(files, monke
     monkeypatch.setattr(trainer, "train_window", longer)
     res = audit(*files())
     assert res.exit_code == 3 and found(res, "training"), res.output
+
+
+def test_default_audit_catches_an_env_peek_at_one_interior_bar_of_every_session(files, monkeypatch):
+    """The env check is on by default: a peek the replay cuts would only sample (issue 23) is an env finding."""
+    from backend.envs.intraday_env import IntradayTradingEnv
+
+    original = IntradayTradingEnv._get_obs
+
+    def peeking(self):
+        obs = original(self)
+        t = self.current_bar
+        if t - self._first == 11 and t + 1 < len(self._close):
+            obs[-1] += self._close[t + 1] / self._close[t] - 1.0
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    res = audit(*files())
+    assert found(res, "env"), res.output
+    assert "the train env's observation: state variable 'time_left'" in res.output
+    assert "2019-01-02T12:15:00-05:00" in res.output
+
+
+def test_no_env_check_leaves_the_env_to_the_sampled_replay_cuts(files, monkeypatch):
+    """Negative control: without the env check, no env finding (only the sampled agent-path checks run)."""
+    res = audit(*files(), "--no-env-check")
+    assert res.exit_code == 0, res.output
+    assert "env:" not in res.output and "the env identical at every bar" not in res.output
