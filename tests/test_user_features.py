@@ -131,3 +131,24 @@ def test_example_user_feature_reads_no_further_back_than_declared(market_5m, cle
 
     user.install_entries([str(EXAMPLES / "my_features.py")])
     assert_reads_only_declared("close_vs_high_10", market_5m)
+
+
+def test_wf_features_lists_every_kind_and_previews_without_torch(example):
+    res = wf("features", "--config", "features_config.json")
+    assert res.exit_code == 0, res.output
+    assert "close_vs_high_10      user" in res.output and "warm-up 9 bar(s)" in res.output
+    assert "talib:MACD(fastperiod=12,slowperiod=26,signalperiod=9) -> macd|macdsignal|macdhist" in res.output
+    assert "extra columns of spy_imb.csv (column:NAME, list them in data.columns): imb" in res.output
+    code = (
+        "import sys; from click.testing import CliRunner; from backend.cli.app import cli; "
+        "r = CliRunner().invoke(cli, ['features', '--config', 'features_config.json', '--windows', 'w.json', "
+        "'--json']); print(r.output); assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=example, timeout=300)
+    assert out.returncode == 0, out.stderr + out.stdout
+    doc = json.loads(out.stdout[: out.stdout.rindex("}") + 1])
+    assert [r["feature"] for r in doc["features"]][:2] == ["ret_1", "talib:RSI(timeperiod=14)"]
+    assert all(r["nan_share"] == 0.0 for r in doc["features"])  # warmed up before the train span
+    assert doc["correlations"] and abs(doc["correlations"][0][0]) <= 1.0

@@ -270,6 +270,7 @@ def main() -> None:
 def _register_subcommands() -> None:
     from backend.cli.config import config_group
     from backend.cli.data import data_group
+    from backend.cli.features import features_command
     from backend.cli.inspect import compare_command, diff_command, ls_command
     from backend.cli.tune import tune_command
 
@@ -279,6 +280,7 @@ def _register_subcommands() -> None:
     cli.add_command(compare_command)
     cli.add_command(ls_command)
     cli.add_command(diff_command)
+    cli.add_command(features_command)
 
 
 _register_subcommands()
