@@ -4,6 +4,7 @@
 (``env.feature_modules``); the code lives in the modules of this package.
 """
 
+from backend.features import pipeline as _pipeline  # noqa: F401 - sets builtin.PIPELINE
 from backend.features.builtin import (
     FEATURE_WARMUP,
     FEATURES,

@@ -261,29 +261,21 @@ def _tod(m: MarketArrays) -> np.ndarray:
     return m.minutes_from_open / np.maximum(m.session_minutes, 1.0)
 
 
+PIPELINE: dict[str, Callable[..., Any]] = {}
+"""``check`` and ``compute``, set by :mod:`backend.features.pipeline` (imported with the package): the spec kinds
+(TA-Lib, columns, context, user modules) live above this module, which keeps these two import paths."""
+
+
 def check_feature_names(
     names: list[str], *, columns: list[str] | None = None, context: list[str] | None = None
 ) -> None:
     """Every spec of ``env.features`` parses (backend.features.specs); InputError with a did-you-mean hint."""
-    from backend.features import specs
-
-    specs.parse_all(names, columns=columns, context=context)
+    PIPELINE["check"](names, columns=columns, context=context)
 
 
 def compute_features(market: MarketArrays, names: list[str]) -> np.ndarray:
     """(n_bars, n_features) float32; warm-up NaN becomes 0. Any spec kind (backend.features.specs)."""
-    from backend.features import specs, user
-
-    user.install(getattr(market, "feature_sources", ()))
-    parsed = specs.parse_all(names)
-    out = np.empty((len(market), len(names)), dtype=np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for j, spec in enumerate(parsed):
-            col = np.asarray(specs.compute_one(market, spec), dtype=np.float64)
-            if col.shape != (len(market),):
-                raise ValueError(f"feature {spec.text} returned shape {col.shape}, expected ({len(market)},)")
-            out[:, j] = np.nan_to_num(col, nan=0.0, posinf=0.0, neginf=0.0)
-    return out
+    return PIPELINE["compute"](market, names)
 
 
 def fit_normalisation(features: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
