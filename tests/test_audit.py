@@ -256,3 +256,13 @@ def test_no_env_check_leaves_the_env_to_the_sampled_replay_cuts(files, monkeypat
     res = audit(*files(), "--no-env-check")
     assert res.exit_code == 0, res.output
     assert "env:" not in res.output and "the env identical at every bar" not in res.output
+
+
+def test_trades_compound_to_the_equity_total_within_the_rounding_of_the_products():
+    """The docs' measured compounding bound: a long seeded ledger through the real env and the real trade ledger."""
+    from backend.checks.compounding import compounding_error, ledger_figures
+
+    n, err = ledger_figures("5m", 20)
+    assert n > 100 and 0.0 <= err <= 2 * n * np.finfo(np.float64).eps  # n factors per product, each rounding once
+    assert compounding_error(np.array([0.1, -0.05]), np.array([0.1, 0.0, -0.05])) < 1e-15
+    assert compounding_error(np.array([0.1]), np.array([0.2])) > 0.05  # negative control: a wrong ledger is seen
