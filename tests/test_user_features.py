@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backend.core.errors import InputError
@@ -152,3 +153,26 @@ def test_wf_features_lists_every_kind_and_previews_without_torch(example):
     assert [r["feature"] for r in doc["features"]][:2] == ["ret_1", "talib:RSI(timeperiod=14)"]
     assert all(r["nan_share"] == 0.0 for r in doc["features"])  # warmed up before the train span
     assert doc["correlations"] and abs(doc["correlations"][0][0]) <= 1.0
+
+
+def test_a_worker_without_the_file_runs_the_shipped_source(example):
+    """What a Ray task without a shared disk gets: the pickled bars carry the module source; a fresh process
+    with the file deleted computes the user feature exactly as the driver does."""
+    import pickle
+    import subprocess
+
+    from backend.features.builtin import compute_features
+    from backend.run.window_setup import RunOptions, setup
+
+    s = setup(RunOptions(config="features_config.json", windows="w.json"))
+    names = ["close_vs_high_10", "QQQ:ret_1", "column:imb"]
+    (example / "market.pkl").write_bytes(pickle.dumps(s.market))
+    np.save(example / "want.npy", compute_features(s.market, names))
+    (example / "my_features.py").unlink()
+    code = (
+        "import pickle, numpy as np; from backend.features.builtin import compute_features, FEATURES; "
+        "assert 'close_vs_high_10' not in FEATURES; m = pickle.load(open('market.pkl', 'rb')); "
+        f"got = compute_features(m, {names!r}); assert np.array_equal(got, np.load('want.npy')); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=example, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

@@ -99,3 +99,20 @@ def prepare(market: MarketArrays, cfg: Any, bars: Any, hint: Any, base_dir: Any)
             f"({int((idx < 0).sum()):,} before its first ended bar: NaN -> 0, no back-fill)"
         )
     return replace(market, columns=columns, context=context, feature_sources=sources), notes
+
+
+def extras_fingerprint(market: MarketArrays) -> str:
+    """SHA-256 (16 hex) of what features read beyond the traded bars: context series and user-module sources
+    (file columns are in the data hash already); '' when there are none. Keys the per-process feature cache."""
+    if not market.context and not market.feature_sources:
+        return ""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, source in market.feature_sources:
+        h.update(name.encode() + b"\0" + source.encode() + b"\0")
+    for symbol, c in sorted(market.context.items()):
+        h.update(symbol.encode())
+        for arr in (c.end_ns, c.market.open, c.market.high, c.market.low, c.market.close, c.market.volume):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]

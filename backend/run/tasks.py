@@ -103,10 +103,14 @@ _FEATURES: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
 
 
 def features_for(market: MarketArrays, names: list[str], data_hash: str) -> np.ndarray:
-    """Features of the bars, computed once per process per (data, feature list)."""
-    from backend.features.builtin import compute_features
+    """Features of the bars, computed once per process per (data, feature list).
 
-    key = (data_hash, tuple(names))
+    The user's feature modules travel inside ``market`` (``feature_sources``), so a worker without a shared disk
+    (Ray) executes the very source the driver read; ``compute_features`` installs it before computing."""
+    from backend.features.builtin import compute_features
+    from backend.features.context import extras_fingerprint
+
+    key = (data_hash + extras_fingerprint(market), tuple(names))  # context series and user-module code too
     if key not in _FEATURES:
         if len(_FEATURES) >= 4:
             _FEATURES.pop(next(iter(_FEATURES)))
