@@ -132,3 +132,10 @@ def test_rel_close_makes_price_levels_scale_free(market_5m):
     assert np.allclose(a, b, atol=1e-6) and np.abs(a).max() < 0.2
     raw = ["talib:BBANDS(timeperiod=20).upperband"]
     assert not np.allclose(compute_features(m, raw), compute_features(scaled, raw))
+
+
+def test_declared_warmup_of_talib_specs_feeds_the_tune_accounting():
+    from backend.features.builtin import warmup_bars
+
+    assert warmup_bars(["ret_15"], session_bars=78) == 15
+    assert warmup_bars(["ret_1", "talib:RSI(timeperiod=14)"], session_bars=78) == 77 + 64

@@ -137,12 +137,9 @@ def register_feature(
 
 
 def warmup_bars(names: list[str], session_bars: int) -> int:
-    """The most bars before a bar t that any of ``names`` reads, with sessions of at most ``session_bars`` bars."""
-    most = 0
-    for name in names:
-        w = FEATURE_WARMUP.get(name, 0)
-        most = max(most, (session_bars - 1 + SESSION_PREV_BARS.get(name, 0)) if w == SESSION else int(w))
-    return most
+    """The most bars before a bar t that any of ``names`` reads, with sessions of at most ``session_bars`` bars
+    (any spec kind: TA-Lib's memory rule included; a context spec counts in its own series' bars)."""
+    return PIPELINE["warmup"](names, session_bars)
 
 
 def _shift(x: np.ndarray, k: int) -> np.ndarray:

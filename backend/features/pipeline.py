@@ -29,4 +29,4 @@ def compute_features(market: MarketArrays, names: list[str]) -> np.ndarray:
     return out
 
 
-builtin.PIPELINE.update(check=check_feature_names, compute=compute_features)
+builtin.PIPELINE.update(check=check_feature_names, compute=compute_features, warmup=specs.warmup_bars)
