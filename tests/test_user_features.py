@@ -68,10 +68,25 @@ def test_worked_example_dry_runs_trains_replays_and_passes_the_audit(example):
     b = json.loads((example / "replay" / "evaluation.json").read_text())["evaluation"]
     assert a == b  # the replay reproduces the run's metrics exactly
     assert (example / "run" / "w01" / "equity.csv").read_bytes() == (example / "replay" / "equity.csv").read_bytes()
+    # from a history starting a month later (2019-01-02 instead of 2018-12-03): the same replay, value for value
+    res = wf("eval", "--model-path", "run/w01/model.zip", "--config", "features_config.json",
+             "--set", "data.start=2019-01-02", "--output-dir", "late")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads((example / "late" / "evaluation.json").read_text())["evaluation"] == a
+    run_rows = _rows_without_session(example / "run" / "w01" / "equity.csv")
+    assert run_rows == _rows_without_session(example / "late" / "equity.csv") and len(run_rows) == 52
     res = wf(
         "audit", "--config", "features_config.json", "--windows", "w.json", "--steps", "200", "--quiet", "--cuts", "0"
     )
     assert res.exit_code == 0, res.output
+
+
+def _rows_without_session(path):
+    """equity.csv rows without the session counter (it numbers sessions from the first loaded one)."""
+    import csv
+
+    with path.open() as f:
+        return [{k: v for k, v in row.items() if k != "session"} for row in csv.DictReader(f)]
 
 
 def test_editing_the_user_function_refuses_resume_and_the_stale_bundle(example):
