@@ -16,6 +16,7 @@ from backend.envs.intraday_env import IntradayTradingEnv
 from backend.features.builtin import FEATURES, register_feature
 from tests.conftest import TINY_CONFIG
 from tests.helpers import wf
+from tests.test_user_features import clean_registry, example_fixture  # noqa: F401 - shared fixtures
 
 WINDOWS = [
     {
@@ -216,3 +217,19 @@ def test_canary_observation_reading_far_ahead_is_a_finding_not_a_crash(files, mo
     res = env_audit(*files)
     assert res.exit_code == 3, res.output
     assert "env fails in the session of" in res.output and "IndexError" in res.output
+
+
+def test_env_check_perturbs_file_columns_and_context_too(example, monkeypatch):
+    """A file column read one bar ahead is an env finding (the env check redraws columns after t)."""
+    from backend.features import specs
+
+    cfg = json.loads((example / "features_config.json").read_text())
+    cfg["env"]["features"] = ["ret_1", "column:imb", "QQQ:ret_1"]
+    (example / "c.json").write_text(json.dumps(cfg))
+    args = ("audit", "--config", "c.json", "--windows", "w.json", "--env-only")
+    clean = wf(*args)
+    assert clean.exit_code == 0, clean.output  # negative control: the real column and context code pass
+    monkeypatch.setattr(specs, "read_column", lambda m, name: np.r_[m.columns[name][1:], np.nan])
+    res = wf(*args)
+    assert res.exit_code == 3, res.output
+    assert "observation: feature 'column:imb' at lag 0" in res.output

@@ -73,16 +73,19 @@ CHOSEN_NAMES = ("position chosen", "trade cost")
 
 
 def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
-    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept)."""
+    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept).
+
+    Extra file columns after ``cut`` are redrawn too, and every context series' bars that ended after bar
+    ``cut``'s end are perturbed the same way (``cut`` = -1: all of them)."""
     n = len(market) - cut - 1
     if n <= 0:
         return market
-    base = market.close[cut]
+    base = market.close[max(cut, 0)]
     close = base * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     open_ = close * np.exp(rng.normal(0, 0.002, n))
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n))
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for name, new in (
         ("open", open_),
         ("high", high),
@@ -93,7 +96,28 @@ def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> M
         arr = getattr(market, name).copy()
         arr[cut + 1 :] = new
         arrays[name] = arr
+    if market.columns:
+        arrays["columns"] = {k: _redrawn(v, cut, rng) for k, v in market.columns.items()}
+    if market.context:
+        known = int(market.bar_end_ns()[cut]) if cut >= 0 else -(2**62)
+        arrays["context"] = {k: _perturbed_context(c, known, rng) for k, c in market.context.items()}
     return dataclasses.replace(market, **arrays)
+
+
+def _redrawn(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.array(values, dtype=np.float64, copy=True)
+    finite = out[np.isfinite(out)]
+    scale = float(finite.std()) if len(finite) else 1.0
+    out[cut + 1 :] = (float(finite.mean()) if len(finite) else 0.0) + (scale or 1.0) * rng.normal(
+        0, 1, len(out) - cut - 1
+    )
+    return out
+
+
+def _perturbed_context(series: Any, known_ns: int, rng: np.random.Generator) -> Any:
+    """A context series whose bars that ended after ``known_ns`` are perturbed (what was not known then)."""
+    k = int(np.searchsorted(series.end_ns, known_ns, side="right"))
+    return dataclasses.replace(series, market=perturb_after(series.market, k - 1, rng))
 
 
 def slot_name(i: int, names: list[str], lookback: int) -> str:
