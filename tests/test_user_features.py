@@ -57,6 +57,7 @@ def test_worked_example_dry_runs_trains_replays_and_passes_the_audit(example):
     res = wf("run", "--config", "features_config.json", "--windows", "w.json", "--output-dir", "run", "--quiet")
     assert res.exit_code == 0, res.output
     summary = json.loads((example / "run" / "summary.json").read_text())
+    assert len(summary["data"]["context_hash"]) == 16
     identity = summary["data"]["feature_identity"]
     assert identity["close_vs_high_10"]["module_source_sha256"]
     assert identity["talib:RSI(timeperiod=14)"]["ta_lib"]

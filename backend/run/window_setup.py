@@ -8,7 +8,7 @@ tasks only.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVAL_MINUTES
 from backend.data.loader import Bars, load_bars
 from backend.features.builtin import MarketArrays, check_feature_names
+from backend.features.context import extras_fingerprint
 from backend.features.context import prepare as prepare_market
 from backend.features.specs import nonbuiltin_identity
 from backend.features.user import install_entries as install_feature_modules
@@ -177,6 +178,8 @@ def setup(opts: RunOptions) -> Setup:
     identity = nonbuiltin_identity(list(cfg.env.features))
     if identity:  # in the summary's data provenance (the config hash and bundles carry it too)
         bars.provenance["feature_identity"] = identity
+    if market.context:  # the context series' content (the data hash covers the traded bars and their columns)
+        bars.provenance["context_hash"] = extras_fingerprint(replace(market, feature_sources=()))
     origin = opts.windows or "automatic windows"
     if specs is None and not auto:  # dry-run without windows: describe the data only
         return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
