@@ -106,3 +106,26 @@ def test_the_harness_alignment_passes_the_same_audit(example):
     """Negative control of the two canaries above: the real column and context code pass."""
     res = audit(example, ["ret_1", "column:imb", "QQQ:ret_1"])
     assert res.exit_code == 0, res.output
+
+
+def test_a_daily_file_is_read_as_one_bar_per_session_ending_at_the_close(example):
+    import pandas as pd
+
+    intraday = pd.read_csv(example / "qqq.csv", index_col=0)
+    intraday.index = pd.to_datetime(intraday.index, utc=True).tz_convert("America/New_York")
+    daily = intraday.groupby(intraday.index.date).agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    daily.index.name = "date"
+    daily.to_csv(example / "qqq_daily.csv")
+    cfg = json.loads((example / "features_config.json").read_text())
+    cfg["data"]["context"][0]["path"] = "qqq_daily.csv"
+    cfg["env"]["features"] = ["ret_1", "QQQ:ret_1", "QQQ:talib:RSI(timeperiod=5)"]
+    (example / "d.json").write_text(json.dumps(cfg))
+    from_file = setup(RunOptions(config="d.json", windows="w.json"))
+    from_bars = setup(RunOptions(config="features_config.json", windows="w.json"))
+    a, b = from_file.market.context["QQQ"], from_bars.market.context["QQQ"]
+    assert len(a.end_ns) == len(daily) and np.array_equal(a.end_ns, b.end_ns)  # each row ends at its close
+    assert np.array_equal(context.align_index(from_file.market, a), context.align_index(from_bars.market, b))
+    assert np.array_equal(a.market.close, daily["close"].to_numpy())  # the file's rows as given
+    assert np.isfinite(compute_features(from_file.market, cfg["env"]["features"])).all()

@@ -4,7 +4,8 @@ Alignment rule: bar t of the traded symbol sees the context bar j with the lates
 the end of bar t; before the first such bar the value is NaN (0 in the observation) — never back-filled. The
 coverage (bars with a context value) is reported per symbol. A daily context (``interval: "1d"``) is built from
 the symbol's intraday bars at the traded interval: one bar per session (open first, high max, low min, close
-last, volume sum) ending at the session's close.
+last, volume sum) ending at the session's close; a file of daily rows (one per date) is read as such, each row
+ending at its session's close (rows on non-session dates are dropped).
 """
 
 from __future__ import annotations
@@ -63,10 +64,46 @@ def daily(market: MarketArrays) -> MarketArrays:
     )
 
 
+def daily_file(cfg: Any, path: str) -> MarketArrays | None:
+    """A file of daily rows (at most one per date) as one bar per calendar session, ending at its close;
+    None when the file is intraday (then its bars are aggregated per session)."""
+    from backend.core import calendars
+    from backend.data import sources
+
+    frame = sources.read_bar_file(path, cfg.data.timezone).frame
+    dates = frame.index.tz_convert(cfg.data.timezone).normalize().tz_localize(None).values.astype("datetime64[D]")
+    if len(np.unique(dates)) != len(dates):
+        return None
+    table = calendars.session_table(
+        cfg.data.calendar, frame.index[0], frame.index[-1], cfg.data.session_cut, cfg.data.timezone
+    )
+    pos = np.searchsorted(table.label, dates)
+    ok = (pos < len(table.label)) & (table.label[np.minimum(pos, len(table.label) - 1)] == dates)
+    rows, pos = frame[ok], pos[ok]
+    opens, closes = table.open[pos].astype(np.int64), table.close[pos].astype(np.int64)
+    return MarketArrays(
+        timestamps=opens,
+        open=rows["open"].to_numpy(np.float64),
+        high=rows["high"].to_numpy(np.float64),
+        low=rows["low"].to_numpy(np.float64),
+        close=rows["close"].to_numpy(np.float64),
+        volume=np.nan_to_num(rows["volume"].to_numpy(np.float64), nan=0.0),
+        session_id=np.arange(len(rows)),
+        minutes_from_open=np.zeros(len(rows)),
+        session_minutes=(closes - opens) / 60e9,
+        bar_minutes=float(max(((closes - opens) / 60e9).max(initial=1.0), 1.0)),
+    )
+
+
 def load_context(cfg: Any, entry: Any, hint: Any) -> ContextSeries:
     """Load one ``data.context`` entry with the traded symbol's data settings (calendar, time zone, cache)."""
     from backend.core.intervals import INTERVAL_MINUTES
     from backend.data.loader import load_bars
+
+    if entry.interval == "1d" and entry.source == "file" and entry.path:
+        market = daily_file(cfg, entry.path)
+        if market is not None:
+            return ContextSeries(entry.symbol.upper(), market, market.bar_end_ns())
 
     interval = cfg.data.interval if entry.interval == "1d" else entry.interval
     dcfg = cfg.data.model_copy(
