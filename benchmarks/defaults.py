@@ -45,7 +45,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "backend.cli.app",
+            "backend.cli",
             "sweep",
             "--configs",
             str(cfg_dir / "*.json"),

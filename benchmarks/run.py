@@ -251,7 +251,7 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
             cmd = [
                 sys.executable,
                 "-m",
-                "backend.cli.app",
+                "backend.cli",
                 "sweep",
                 "--configs",
                 str(ROOT / "tmp" / "mini_config_v1_default.json"),
@@ -317,7 +317,7 @@ def task_seconds(summary: dict) -> float:
 def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local") -> dict[str, float]:
     """One `wf run` in a subprocess: wall seconds and the busy seconds of its window tasks."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "backend.cli.app", "run", "--config", str(config), "--windows", str(windows)]
+        cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(config), "--windows", str(windows)]
         cmd += ["--timesteps", str(timesteps), "--workers", str(workers), "--executor", executor]
         cmd += ["--output-dir", str(Path(tmp) / "run"), "--quiet", "--no-report"]
         t0 = time.perf_counter()
@@ -372,7 +372,7 @@ def bench_mini_sweep(backend: str) -> dict[str, float]:
 
     configs = sorted(glob.glob(str(ROOT / "tmp" / "mini_config_*.json")))
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "backend.cli.app", "sweep", "--configs", *configs]
+        cmd = [sys.executable, "-m", "backend.cli", "sweep", "--configs", *configs]
         cmd += ["--windows", str(ROOT / "tmp" / "mini_windows_multi.json"), "--workers", "2"]
         cmd += ["--set", f"agent.backend={backend}", "--output-dir", str(Path(tmp) / "sweep"), "--quiet"]
         t0 = time.perf_counter()

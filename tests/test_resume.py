@@ -102,7 +102,7 @@ def test_two_real_runs_on_one_folder(tmp_path):
     slow["training"]["total_timesteps"] = 3000
     cfg.write_text(json.dumps(slow))
     wins.write_text(json.dumps(TINY_WINDOWS))
-    cmd = [sys.executable, "-m", "backend.cli.app", "run", "--config", str(cfg), "--windows", str(wins)]
+    cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(cfg), "--windows", str(wins)]
     cmd += ["--output-dir", str(tmp_path / "out"), "--quiet", "--no-report", "--overwrite"]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert first.stdout is not None

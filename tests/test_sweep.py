@@ -198,7 +198,7 @@ def test_sigterm_stops_a_sweep_cleanly(configs, windows, tmp_path):
         [
             sys.executable,
             "-m",
-            "backend.cli.app",
+            "backend.cli",
             "sweep",
             "--configs",
             str(configs / "alpha.json"),

@@ -1,0 +1,5 @@
+"""`python -m backend.cli ...` == `wf ...`."""
+
+from backend.cli.app import main
+
+main()
