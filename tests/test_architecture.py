@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 BACKEND = Path(__file__).resolve().parents[1] / "backend"
@@ -102,3 +106,84 @@ def test_no_import_cycle():
 def test_the_graph_sees_lazy_imports():  # negative control: the checker finds a function-level import
     graph = import_graph()
     assert "backend.cli.app" in graph["backend.training.walk_forward_eval"]
+
+
+# --- docs/architecture.md stays true -------------------------------------------------------------------------
+ROOT = BACKEND.parent
+ARCH_DOC = ROOT / "docs" / "architecture.md"
+
+
+def _paths_named_in(doc: Path) -> set[str]:
+    return set(re.findall(r"`(backend/[\w/]*\w(?:\.py)?/?)`", doc.read_text(encoding="utf-8")))
+
+
+def test_modules_named_in_architecture_doc_exist():
+    named = _paths_named_in(ARCH_DOC)
+    assert len(named) > 30, f"docs/architecture.md names only {len(named)} backend paths: the parser broke"
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert missing == [], f"docs/architecture.md names paths that do not exist (update the page): {missing}"
+
+
+def test_architecture_doc_lists_every_layer_folder_and_command():
+    text = ARCH_DOC.read_text(encoding="utf-8")
+    assert [f for f in LAYERS if f"`backend/{f}/`" not in text] == []
+    commands = "run eval audit sanity sweep tune compare ls diff data config features".split()
+    assert [c for c in commands if f"`wf {c}" not in text] == []
+
+
+def test_staleness_check_catches_a_missing_module(tmp_path):  # negative control
+    doc = tmp_path / "architecture.md"
+    doc.write_text("`backend/core/errors.py` and `backend/run/no_such_module.py`", encoding="utf-8")
+    named = _paths_named_in(doc)
+    assert named == {"backend/core/errors.py", "backend/run/no_such_module.py"}
+    assert [p for p in named if not (ROOT / p).exists()] == ["backend/run/no_such_module.py"]
+
+
+# --- shared vocabulary ------------------------------------------------------------------------------------------
+def test_status_members_equal_their_strings_in_json():
+    from backend.core.status import Status
+
+    assert Status.COMPLETED == "completed" and json.dumps({"s": Status.PARTIAL}) == '{"s": "partial"}'
+    assert f"{Status.INTERRUPTED}" == "interrupted"
+    documented = set(re.findall(r"`(\w+)`", (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8")))
+    assert {s.value for s in Status} - {"skipped"} <= documented, "a Status member missing from docs/outputs.md"
+
+
+EXIT_LITERAL_FILES = ["backend/run/driver.py", "backend/cli/app.py", "backend/cli/common.py"]
+
+
+def _literal_exit_codes(source: str) -> list[int]:
+    """Line numbers of `return <int>`, `sys.exit(<int>)` and `exit_code=<int>` with a bare integer literal."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        value = None
+        if isinstance(node, ast.Return):
+            value = node.value
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit" and node.args:
+            value = node.args[0]
+        if isinstance(value, ast.Constant) and type(value.value) is int:
+            bad.append(node.lineno)
+    return bad
+
+
+def test_exit_codes_only_via_exit_constants():
+    found = {f: _literal_exit_codes((ROOT / f).read_text(encoding="utf-8")) for f in EXIT_LITERAL_FILES}
+    assert {f: v for f, v in found.items() if v} == {}, "use backend.core.errors.EXIT_* instead of literals"
+    assert _literal_exit_codes("def f():\n    return 4\n") == [2]  # negative control
+
+
+def test_dry_run_imports_no_heavy_or_optional_library():
+    code = (
+        "import sys\n"
+        "from backend.cli.app import cli\n"
+        "try:\n"
+        "    cli(['run', '--symbol', 'SPY', '--source', 'sample', '--windows', 'tmp/mini_windows_multi.json',"
+        " '--dry-run'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = ('torch', 'jax', 'optuna', 'ray', 'stable_baselines3', 'sbx', 'matplotlib', 'tensorboard')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "HEAVY []" in p.stdout, p.stdout

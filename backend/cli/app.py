@@ -16,7 +16,7 @@ from backend.cli.common import StageGroup, data_options, executor_options, handl
 from backend.config.agent import ALGORITHMS, BACKENDS
 from backend.config.models import DATA_SOURCES
 from backend.core import stages
-from backend.core.errors import FolderError, InputError
+from backend.core.errors import EXIT_DATA, EXIT_OK, FolderError, InputError
 from backend.core.intervals import INTERVALS
 
 
@@ -56,7 +56,7 @@ def run_command(**kw: Any) -> int:
     if opts.dry_run:
         print(pipeline.dry_run_table(s), flush=True)
         stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
-        return 0
+        return EXIT_OK
     if opts.output_dir is None:
         from datetime import datetime
 
@@ -132,7 +132,6 @@ def eval_command(**kw: Any) -> int:
 def audit_command(**kw: Any) -> int:
     """Prove that training and replay are blind to the future: perturb it, compare bit for bit."""
     from backend.checks.audit import AuditOptions, run_audit
-    from backend.core.errors import EXIT_DATA
     from backend.run import driver as pipeline
 
     kw.pop("debug")
@@ -170,7 +169,7 @@ def audit_command(**kw: Any) -> int:
             "train/test separated"
         )
     stages.emit(True, "Audit", f"no look-ahead found ({len(s.windows)} windows: {'; '.join(proved)})")
-    return 0
+    return EXIT_OK
 
 
 @cli.command("sanity")

@@ -24,11 +24,13 @@ from backend.core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
+    EXIT_TRAINING,
     ArtifactError,
     FolderError,
     InputError,
 )
 from backend.core.jsonio import write_json, write_text
+from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
@@ -151,7 +153,7 @@ class RunDriver:
         )
         self.reasons = plan.reasons if previous is not None else {}
         self.sources = warm_start_sources(s.windows, s.embargo) if self.cfg.training.warm_start else {}
-        if previous is not None and previous.get("status") == "completed" and len(plan.skip) == len(s.windows):
+        if previous is not None and previous.get("status") == Status.COMPLETED and len(plan.skip) == len(s.windows):
             self.unchanged = previous  # nothing to do: leave the finished run exactly as it is
             for wid in plan.skip:
                 stages.emit(True, f"Training [{wid}]", "skipped, completed earlier (--resume)", self.name)
@@ -183,7 +185,7 @@ class RunDriver:
         s = self.s
         return {
             "schema_version": SCHEMA_VERSION,
-            "status": "running",
+            "status": Status.RUNNING,
             "symbol": s.bars.symbol,
             "interval": self.cfg.data.interval,
             "source": s.bars.source,
@@ -253,7 +255,7 @@ class RunDriver:
         """The run's summary as it stands (the previous one when nothing had to run)."""
         if self.summary is not None:
             return self.summary.doc
-        return self.unchanged or {"windows": [], "status": "pending"}
+        return self.unchanged or {"windows": [], "status": Status.PENDING}
 
     def source_of(self, task: WindowTask) -> str | None:
         return self.sources.get(task.window.id)
@@ -303,7 +305,7 @@ class RunDriver:
 
     def _completed(self, entry: dict[str, Any], result: WindowResult) -> None:
         entry.update(
-            status="completed",
+            status=Status.COMPLETED,
             error=None,
             training=result.training,
             evaluation=result.evaluation,
@@ -321,10 +323,10 @@ class RunDriver:
             self.summary.doc["warnings"].append(f"{result.window_id}: {warning}")
             stages.say(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", err=True)
 
-    def not_run(self, task: WindowTask, why: str, status: str = "interrupted") -> None:
+    def not_run(self, task: WindowTask, why: str, status: str = Status.INTERRUPTED) -> None:
         assert self.summary is not None
         entry = self.summary.window(task.window.id)
-        if entry["status"] in ("pending", "training"):
+        if entry["status"] in (Status.PENDING, Status.TRAINING):
             entry.update(status=status, error={"stage": "training", "type": "NotRun", "message": why})
             if status == "failed":
                 self.failures.append(EXIT_PARTIAL)
@@ -340,7 +342,7 @@ class RunDriver:
         assert self.summary is not None
         summary = self.summary
         entries = summary.doc["windows"]
-        done = [e for e in entries if e["status"] == "completed"]
+        done = [e for e in entries if e["status"] == Status.COMPLETED]
         summary.doc["aggregate"], summary.doc["statistics"] = stitched(
             [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
         )
@@ -358,7 +360,7 @@ class RunDriver:
             code = self._report(code)
         summary.stage("summary", "ok", 0.0)
         text = f"{summary.path}" + (
-            "" if summary.doc["status"] == "completed" else f" (status {summary.doc['status']})"
+            "" if summary.doc["status"] == Status.COMPLETED else f" (status {summary.doc['status']})"
         )
         stages.emit(summary.doc["status"] == "completed", "Summary", text, self.name)
         return code
@@ -373,21 +375,21 @@ class RunDriver:
             path = build_report(self.out)
         except KeyboardInterrupt:
             self.summary.doc["warnings"].append("report interrupted (Ctrl-C); rebuild it with --resume")
-            self.summary.stage("report", "interrupted", time.perf_counter() - t0)
+            self.summary.stage("report", Status.INTERRUPTED, time.perf_counter() - t0)
             stages.emit(False, "Report", "interrupted", self.name)
-            self.summary.doc["status"] = "interrupted"
+            self.summary.doc["status"] = Status.INTERRUPTED
             self.summary.save()
             return EXIT_INTERRUPTED
         except ArtifactError as e:
             self.summary.doc.update(
-                status="failed", error={"stage": "report", "type": "ArtifactError", "message": str(e)}
+                status=Status.FAILED, error={"stage": "report", "type": "ArtifactError", "message": str(e)}
             )
-            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            self.summary.stage("report", Status.FAILED, time.perf_counter() - t0)
             stages.emit(False, "Report", f"ArtifactError: {e}", self.name)
             return EXIT_ARTIFACTS
         except Exception as e:
             self.summary.doc["warnings"].append(f"report failed: {type(e).__name__}: {e}")
-            self.summary.stage("report", "failed", time.perf_counter() - t0)
+            self.summary.stage("report", Status.FAILED, time.perf_counter() - t0)
             stages.emit(False, "Report", f"{type(e).__name__}: {e}", self.name)
             return code
         self.summary.stage("report", "ok", time.perf_counter() - t0)
@@ -397,14 +399,14 @@ class RunDriver:
 
 def _status(interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
     if fatal:
-        return "failed", EXIT_ARTIFACTS
+        return Status.FAILED, EXIT_ARTIFACTS
     if interrupted:
-        return "interrupted", EXIT_INTERRUPTED
+        return Status.INTERRUPTED, EXIT_INTERRUPTED
     if done == total:
-        return "completed", EXIT_OK
+        return Status.COMPLETED, EXIT_OK
     if done > 0:
-        return "partial", EXIT_PARTIAL
-    return "failed", (failures[0] if failures else EXIT_PARTIAL)
+        return Status.PARTIAL, EXIT_PARTIAL
+    return Status.FAILED, (failures[0] if failures else EXIT_PARTIAL)
 
 
 def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
@@ -416,7 +418,7 @@ def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
         "test_bars": w.test_bars,
         "train_sessions": w.train_sessions,
         "test_sessions": w.test_sessions,
-        "status": "pending",
+        "status": Status.PENDING,
         "training": None,
         "evaluation": None,
         "baselines": None,
@@ -494,10 +496,10 @@ def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any
                     d = owner[task.key]
                     d.on_result(result)
                     progress.on_result(result)
-                    interrupted |= result.status == "interrupted"
+                    interrupted |= result.status == Status.INTERRUPTED
                     _release(d, task, result, waiting, ready)
                     if d.fatal:
-                        _drop(d, ready, waiting, "not run: an artifact could not be written", "failed")
+                        _drop(d, ready, waiting, "not run: an artifact could not be written", Status.FAILED)
                 if interrupted:
                     break
         except KeyboardInterrupt:
@@ -519,8 +521,8 @@ def _result(fut: Any, task: WindowTask) -> WindowResult:
         return WindowResult(
             task.run,
             task.window.id,
-            "interrupted" if interrupted else "failed",
-            EXIT_INTERRUPTED if interrupted else 4,
+            Status.INTERRUPTED if interrupted else Status.FAILED,
+            EXIT_INTERRUPTED if interrupted else EXIT_TRAINING,
             {"stage": "training", "type": type(e).__name__, "message": f"the worker running it failed: {e}"},
         )
 
@@ -531,8 +533,8 @@ def _release(d: RunDriver, task: WindowTask, result: WindowResult, waiting: dict
             dep.warm_start = d.warm_start(task.window.id)
             ready.append(dep)
         else:
-            d.not_run(dep, f"not run: its warm-start source {task.window.id} did not complete", "failed")
-            _release(d, dep, WindowResult(dep.run, dep.window.id, "failed", EXIT_PARTIAL), waiting, ready)
+            d.not_run(dep, f"not run: its warm-start source {task.window.id} did not complete", Status.FAILED)
+            _release(d, dep, WindowResult(dep.run, dep.window.id, Status.FAILED, EXIT_PARTIAL), waiting, ready)
 
 
 def _drop(d: RunDriver, ready: list[WindowTask], waiting: dict, why: str, status: str) -> None:

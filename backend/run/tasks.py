@@ -34,6 +34,7 @@ from backend.core.errors import (
     ArtifactError,
     HarnessError,
 )
+from backend.core.status import Status
 from backend.features.builtin import MarketArrays
 from backend.walkforward.windows import Window
 
@@ -128,9 +129,11 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
         try:
             root = scratch_folder()
         except OSError as e:
-            out = WindowResult(task.run, task.window.id, "failed", EXIT_ARTIFACTS)
+            out = WindowResult(task.run, task.window.id, Status.FAILED, EXIT_ARTIFACTS)
             where = os.environ.get(SCRATCH_ENV) or tempfile.gettempdir()
-            return _failed(out, "training", "failed", EXIT_ARTIFACTS, "ArtifactError", f"scratch folder {where}: {e}")
+            return _failed(
+                out, "training", Status.FAILED, EXIT_ARTIFACTS, "ArtifactError", f"scratch folder {where}: {e}"
+            )
     else:
         root = task.root
     try:
@@ -171,18 +174,18 @@ def _fresh_window_folder(root: Path, window_id: str) -> tuple[Path, Path]:
 
 def _train_and_replay(task: WindowTask, market: MarketArrays, root: Path, stop: Any) -> WindowResult:
     cfg, w = task.config, task.window
-    out = WindowResult(task.run, w.id, "failed", EXIT_TRAINING)
+    out = WindowResult(task.run, w.id, Status.FAILED, EXIT_TRAINING)
     features = features_for(market, list(cfg.env.features), task.data_hash)
     try:
         wdir, tb_dir = _fresh_window_folder(root, w.id)
         trained = _train(task, market, features, wdir, tb_dir, stop)
     except KeyboardInterrupt:
         return _failed(
-            out, "training", "interrupted", EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted during training"
+            out, "training", Status.INTERRUPTED, EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted during training"
         )
     except Exception as e:  # every failure of the window becomes its result
         code = EXIT_ARTIFACTS if isinstance(e, ArtifactError) else _code(e, EXIT_TRAINING)
-        return _failed(out, "training", "failed", code, type(e).__name__, str(e))
+        return _failed(out, "training", Status.FAILED, code, type(e).__name__, str(e))
     out.training = {
         "timesteps": trained.timesteps,
         "seconds": round(trained.seconds, 3),
@@ -195,12 +198,17 @@ def _train_and_replay(task: WindowTask, market: MarketArrays, root: Path, stop: 
         _replay(task, market, features, wdir, tb_dir, out)
     except KeyboardInterrupt:
         return _failed(
-            out, "evaluation", "interrupted", EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted during evaluation"
+            out,
+            "evaluation",
+            Status.INTERRUPTED,
+            EXIT_INTERRUPTED,
+            "KeyboardInterrupt",
+            "interrupted during evaluation",
         )
     except Exception as e:
         code = EXIT_ARTIFACTS if isinstance(e, ArtifactError) else _code(e, EXIT_EVALUATION)
-        return _failed(out, "evaluation", "failed", code, type(e).__name__, str(e))
-    out.status, out.exit_code = "completed", EXIT_OK
+        return _failed(out, "evaluation", Status.FAILED, code, type(e).__name__, str(e))
+    out.status, out.exit_code = Status.COMPLETED, EXIT_OK
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from backend.config.models import Config, config_hash
 from backend.core.errors import ArtifactError, TrainingError
 from backend.core.jsonio import write_atomic, write_json
+from backend.core.status import Status
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
 from backend.features.builtin import MarketArrays, fit_normalisation
 from backend.training import bundle
@@ -117,13 +118,13 @@ def _learn(model, total: int, callbacks, progress) -> float:
     try:
         model.learn(total_timesteps=total, callback=callbacks, log_interval=1, progress_bar=False)
     except KeyboardInterrupt:
-        progress.mark("interrupted")
+        progress.mark(Status.INTERRUPTED)
         raise
     except TrainingError:
-        progress.mark("failed")
+        progress.mark(Status.FAILED)
         raise
     except (ValueError, RuntimeError) as e:
-        progress.mark("failed")
+        progress.mark(Status.FAILED)
         text = str(e).lower()
         if "nan" in text or "inf" in text or "constraint" in text:  # torch distributions on diverged weights
             raise TrainingError(

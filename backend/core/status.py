@@ -1,0 +1,26 @@
+"""The shared status vocabulary of windows, runs, seeds and trials (docs/outputs.md).
+
+`Status` is a `StrEnum`: each member equals its string (``Status.COMPLETED == "completed"``), so JSON
+documents, comparisons with values read back from disk and CSV columns stay exactly as before.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Status of a window, a run (summary/manifest), a seed or a tune trial."""
+
+    PENDING = "pending"  # a window not started yet
+    RUNNING = "running"  # a run or trial in progress (manifest, study)
+    TRAINING = "training"  # a window whose training is under way
+    COMPLETED = "completed"  # finished with every artifact written
+    PARTIAL = "partial"  # a run where some windows (or seeds) failed
+    FAILED = "failed"  # every window failed, or an artifact could not be written
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM; `--resume` continues
+    SKIPPED = "skipped"  # a sweep point or trial not run (already done, or filtered)
+
+
+#: Statuses after which nothing more happens to a window or run.
+FINISHED = frozenset({Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.INTERRUPTED, Status.SKIPPED})
