@@ -118,7 +118,7 @@ class Auditor:
     def train_chain(self, target: Window, market: MarketArrays, data_key: str, root: Path, reuse: bool = False) -> Path:
         """Train ``target`` as the run would: its warm-start chain first (sources planned by the real code)."""
         from backend.run import driver as pipeline
-        from backend.run.tasks import WarmStart, _train, features_for, window_paths
+        from backend.run.tasks import WarmStart, features_for, train_task, window_paths
 
         by_id = {w.id: w for w in self.s.windows}
         sources = pipeline.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
@@ -141,7 +141,7 @@ class Auditor:
                 task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes(), bundle.data_end(meta))
             wdir, tb_dir = window_paths(root, wid)
             wdir.mkdir(parents=True, exist_ok=True)
-            _train(task, market, features, wdir, tb_dir, None)
+            train_task(task, market, features, wdir, tb_dir, None)
         return root / target.id
 
     def audit_metadata(self, w: Window, reference: Path) -> None:

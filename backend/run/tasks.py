@@ -36,20 +36,12 @@ from backend.core.errors import (
 )
 from backend.core.status import Status
 from backend.features.builtin import MarketArrays
+from backend.training.warm_start import WarmStart
 from backend.walkforward.windows import Window
 
 TENSORBOARD = "tensorboard"
 OUTPUT_FILES = ("evaluation.json", "equity.csv", "trades.csv")  # a window's replay files, hashed in the summary
 SCRATCH_ENV = "WF_SCRATCH_DIR"  # where remote tasks make their scratch folders (default: the system temp dir)
-
-
-@dataclass
-class WarmStart:
-    """The model a window starts from: the window it came from and its model.zip (verified by the driver)."""
-
-    window_id: str
-    model: bytes
-    data_end: str | None = None  # the latest bar the source model (and its own warm starts) trained on
 
 
 @dataclass
@@ -178,7 +170,7 @@ def _train_and_replay(task: WindowTask, market: MarketArrays, root: Path, stop: 
     features = features_for(market, list(cfg.env.features), task.data_hash)
     try:
         wdir, tb_dir = _fresh_window_folder(root, w.id)
-        trained = _train(task, market, features, wdir, tb_dir, stop)
+        trained = train_task(task, market, features, wdir, tb_dir, stop)
     except KeyboardInterrupt:
         return _failed(
             out, "training", Status.INTERRUPTED, EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted during training"
@@ -222,37 +214,29 @@ def _failed(out: WindowResult, stage: str, status: str, code: int, kind: str, me
     return out
 
 
-def _train(task: WindowTask, market: MarketArrays, features: np.ndarray, wdir: Path, tb_dir: Path, stop: Any):
+def train_task(task: WindowTask, market: MarketArrays, features: np.ndarray, wdir: Path, tb_dir: Path, stop: Any):
+    """The training half of a window task (also what `wf audit` trains with): the trainer with the task's inputs."""
     from backend.training.trainer import train_window
 
-    cfg = task.config
     bar = _progress_bar(task) if task.progress else None
-    warm_path = None
     try:
-        if task.warm_start is not None:
-            warm_path = wdir / f".warm-start-{task.warm_start.window_id}.zip"
-            warm_path.write_bytes(task.warm_start.model)
         return train_window(
-            cfg,
+            task.config,
             market,
             features,
             task.window,
-            wdir,
-            tb_dir,
-            task.data_hash,
-            task.provenance,
-            task.embargo,
-            warm_path,
-            bar,
-            stop,
-            task.warm_start.window_id if task.warm_start else None,
-            task.warm_start.data_end if task.warm_start else None,
+            out_dir=wdir,
+            tb_dir=tb_dir,
+            data_hash=task.data_hash,
+            provenance=task.provenance,
+            embargo=task.embargo,
+            warm_start=task.warm_start,
+            progress_bar=bar,
+            stop=stop,
         )
     finally:
         if bar is not None:
             bar.close()
-        if warm_path is not None:
-            warm_path.unlink(missing_ok=True)
 
 
 def _replay(

@@ -17,6 +17,7 @@ from backend.core.status import Status
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
 from backend.features.builtin import MarketArrays, fit_normalisation
 from backend.training import bundle
+from backend.training.warm_start import WarmStart
 from backend.walkforward.windows import Window
 
 VAR_FLOOR = 1e-8  # a feature constant over the train span is centred, not blown up
@@ -140,18 +141,61 @@ def train_window(
     market: MarketArrays,
     features: np.ndarray,
     window: Window,
+    *,
     out_dir: Path,
     tb_dir: Path | None,
     data_hash: str,
     provenance: dict[str, Any],
     embargo: int = 0,
-    warm_start_from: Path | None = None,
+    warm_start: WarmStart | None = None,
     progress_bar: Any = None,
     stop: Any = None,
-    warm_start_id: str | None = None,
-    warm_start_data_end: str | None = None,
 ) -> TrainResult:
-    """Train on ``window``'s train span; write model.zip, obs_stats.npz, vecnormalize.pkl, metadata.json."""
+    """Train on ``window``'s train span; write model.zip, obs_stats.npz, vecnormalize.pkl, metadata.json.
+
+    ``warm_start``: the model to start from; its model.zip is written to a hidden file of ``out_dir`` for the
+    library to load and removed again, whatever happens.
+    """
+    warm_path = None if warm_start is None else out_dir / f".warm-start-{warm_start.window_id}.zip"
+    try:
+        if warm_start is not None and warm_path is not None:
+            warm_path.write_bytes(warm_start.model)
+        return _train_window(
+            cfg,
+            market,
+            features,
+            window,
+            out_dir=out_dir,
+            tb_dir=tb_dir,
+            data_hash=data_hash,
+            provenance=provenance,
+            embargo=embargo,
+            warm_start=warm_start,
+            warm_path=warm_path,
+            progress_bar=progress_bar,
+            stop=stop,
+        )
+    finally:
+        if warm_path is not None:
+            warm_path.unlink(missing_ok=True)
+
+
+def _train_window(
+    cfg: Config,
+    market: MarketArrays,
+    features: np.ndarray,
+    window: Window,
+    *,
+    out_dir: Path,
+    tb_dir: Path | None,
+    data_hash: str,
+    provenance: dict[str, Any],
+    embargo: int,
+    warm_start: WarmStart | None,
+    warm_path: Path | None,
+    progress_bar: Any,
+    stop: Any,
+) -> TrainResult:
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -170,8 +214,8 @@ def train_window(
     env_fn, norm = train_env_factory(cfg, market, features, window)
     venv = DummyVecEnv([env_fn])
     model = agents.build(cfg, venv, seed, device)
-    if warm_start_from is not None:
-        agents.warm_start(model, warm_start_from, device)
+    if warm_path is not None:
+        agents.warm_start(model, warm_path, device)
     formats = ["tensorboard"] if (tb_dir is not None and cfg.training.tensorboard) else []
     model.set_logger(configure(str(tb_dir) if formats else None, formats))
     total = cfg.training.total_timesteps
@@ -186,7 +230,8 @@ def train_window(
         "schema_version": bundle.BUNDLE_SCHEMA,
         "window": window.describe(market.timestamps, cfg.data.timezone),
         "data_end": bundle.latest(
-            window.describe(market.timestamps, cfg.data.timezone)["train_end"], warm_start_data_end
+            window.describe(market.timestamps, cfg.data.timezone)["train_end"],
+            warm_start.data_end if warm_start else None,
         ),
         "embargo_bars": embargo,
         "symbol": provenance.get("symbol"),
@@ -205,7 +250,7 @@ def train_window(
             "seed": seed,
             "device": device,
             "seconds": round(seconds, 3),
-            "warm_start_from": (warm_start_id or warm_start_from.name) if warm_start_from else None,
+            "warm_start_from": warm_start.window_id if warm_start else None,
         },
         "files": files,
     }
