@@ -32,6 +32,7 @@ from backend.core.errors import (
 from backend.core.jsonio import write_json, write_text
 from backend.core.status import Status
 from backend.run import folder as rf
+from backend.run.executor_api import Executor
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
     RunOptions,
@@ -452,7 +453,7 @@ def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[
 # ------------------------------------------------------------------------------------------ dispatch
 
 
-def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Any, quiet: bool = False) -> bool:
+def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Executor, quiet: bool = False) -> bool:
     """Run every driver's planned tasks on one executor; returns True if interrupted.
 
     Tasks whose warm-start source has not finished wait for it; everything else runs as soon
@@ -546,7 +547,7 @@ def _drop(d: RunDriver, ready: list[WindowTask], waiting: dict, why: str, status
             d.not_run(t, why, status)
 
 
-def _wind_down(executor: Any, running: dict, owner: dict, ready: list, waiting: dict) -> None:
+def _wind_down(executor: Executor, running: dict, owner: dict, ready: list, waiting: dict) -> None:
     """Ctrl-C / SIGTERM: stop every running window cleanly, keep what finished, mark the rest."""
     executor.interrupt()
     deadline = time.time() + INTERRUPT_GRACE_S

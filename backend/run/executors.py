@@ -22,6 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from backend.core.errors import InputError
+from backend.run.executor_api import Executor
 from backend.run.tasks import WindowResult, WindowTask, run_window
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -154,7 +155,7 @@ class RayPool:
         self._bars.clear()
 
 
-def make_executor(kind: str, workers: int, ray_address: str | None = None, threads: int = 1):
+def make_executor(kind: str, workers: int, ray_address: str | None = None, threads: int = 1) -> Executor:
     if workers < 1:
         raise InputError("--workers must be at least 1")
     if kind == "ray":

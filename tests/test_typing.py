@@ -1,0 +1,47 @@
+"""Typed vocabulary: the Executor protocol, and the type checker over backend/ (mypy, as CI runs it)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+
+from backend.run.executor_api import Executor
+from backend.run.executors import InProcess, LocalPool, RayPool, make_executor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_executor_satisfies_the_protocol():
+    ray_pool = object.__new__(RayPool)  # no ray needed: the protocol looks at the members only
+    ray_pool.workers = 2
+    assert isinstance(InProcess(), Executor)
+    assert isinstance(ray_pool, Executor)
+    pool = LocalPool(1)
+    try:
+        assert isinstance(pool, Executor)
+    finally:
+        pool.close()
+    assert isinstance(make_executor("local", 1), Executor)
+
+
+def test_tune_gate_satisfies_the_protocol():
+    from backend.studies.tune.study import _Gate
+
+    gate = _Gate(InProcess(), driver=None)  # type: ignore[arg-type]
+    assert isinstance(gate, Executor)
+
+
+def test_protocol_rejects_an_object_without_submit():  # negative control
+    class NoSubmit:
+        workers = 1
+
+        def interrupt(self) -> None: ...
+
+        def close(self, cancel: bool = False) -> None: ...
+
+    class Full(NoSubmit):
+        def submit(self, task):
+            return Future()
+
+    assert not isinstance(NoSubmit(), Executor)
+    assert isinstance(Full(), Executor)
