@@ -20,6 +20,8 @@ from typing import Any
 from backend.core.errors import ArtifactError, InputError
 
 TMP_PREFIX = ".tmp-"
+MAX_JSON_BYTES = 64 << 20  # config, window, summary and metadata files are far smaller; refuse before reading more
+MAX_JSON_DEPTH = 200  # nesting deeper than this is refused before parsing (no RecursionError)
 
 
 def _read_umask() -> int:
@@ -48,18 +50,67 @@ def load_json(path: str | Path, what: str = "JSON file") -> Any:
             out[key] = value
         return out
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: {what} not found; check the path") from e
-    except OSError as e:
-        raise InputError(f"{path}: cannot read {what}: {e.strerror}") from e
+    text = read_text_bounded(path, what)
+    check_depth(text, path, what)
     try:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    except RecursionError as e:
+        raise InputError(f"{path}: {what} is nested too deeply to parse; flatten it") from e
     except ValueError as e:
         raise InputError(f"{path}: {e}") from e
+
+
+def read_text_bounded(path: str | Path, what: str, limit: int | None = None) -> str:
+    """A regular file of at most ``limit`` bytes, decoded as UTF-8; every problem an InputError naming the file.
+
+    The size is checked before reading (and the read itself is bounded, for files that grow or lie about their
+    size); devices and FIFOs are refused without opening them; a decoding error names the byte offset.
+    """
+    import stat
+
+    path, limit = Path(path), MAX_JSON_BYTES if limit is None else limit
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: {what} not found; check the path") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what}: {e.strerror}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: {what} is not a regular file (a device, FIFO or folder); give a file")
+    if st.st_size > limit:
+        raise InputError(f"{path}: {what} is {st.st_size} bytes, over the limit of {limit}; refusing to read it")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what}: {e.strerror}") from e
+    if len(data) > limit:
+        raise InputError(f"{path}: {what} is over the limit of {limit} bytes; refusing to read it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at byte offset {e.start}); save it as UTF-8"
+        ) from e
+
+
+def check_depth(text: str, path: str | Path, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse nesting deeper than ``limit`` before parsing (brackets inside strings are skipped)."""
+    import re
+
+    depth = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > limit:
+                raise InputError(
+                    f"{path}: {what} is nested deeper than {limit} levels (at byte offset {m.start()}); flatten it"
+                )
+        elif tok in "]}":
+            depth -= 1
 
 
 def sanitize(obj: Any) -> Any:

@@ -105,11 +105,86 @@ def create(out: Path) -> None:
         raise InputError(f"--output-dir {out}: cannot create the folder ({e.strerror}); choose another path") from e
 
 
-def clear(out: Path) -> None:
-    """--overwrite: remove the whole previous run (the lock files stay: we hold them)."""
-    for child in out.iterdir():
-        if child.name in (LOCK_FILE, LOCK_INFO):
+# What the harness writes into a run, seed or sweep folder (besides its window folders and temporary files);
+# --overwrite removes these and nothing else.
+HARNESS_FILES = frozenset(
+    {
+        "summary.json", "config.resolved.json", "windows.resolved.json", "command.txt", "environment.json",
+        "report.html", "aggregate.png", "tensorboard", "sweep.json", "sweep.csv", "study.json", LOCK_FILE, LOCK_INFO,
+    }
+)  # fmt: skip
+
+
+def _is_harness_folder(out: Path) -> bool:
+    """A folder this harness wrote: its summary.json (run / multi-seed) or sweep.json is one of ours."""
+    for name in ("summary.json", "sweep.json"):
+        path = out / name
+        if path.is_symlink() or not path.is_file():
             continue
+        try:
+            doc = load_json(path, "summary")
+        except InputError:
+            return True  # a corrupt summary of ours is exactly what --overwrite is for; the entries are checked
+        if isinstance(doc, dict) and ("windows" in doc or "members" in doc or doc.get("kind") or "runs" in doc):
+            return True
+    return False
+
+
+def _harness_entry(child: Path, window_ids: set[str]) -> bool:
+    name = child.name
+    return (
+        name in HARNESS_FILES
+        or name.startswith(".tmp-")
+        or name in window_ids
+        or _looks_like_window_dir(child)
+        or (child.is_dir() and not child.is_symlink() and _is_harness_folder(child))  # seed / sweep member folders
+    )
+
+
+# What a window folder holds; a folder of a harness run holding only these is a (stale) window folder of ours.
+WINDOW_FILES = frozenset(
+    {
+        "model.zip", "obs_stats.npz", "vecnormalize.pkl", "metadata.json", "evaluation.json", "equity.csv",
+        "trades.csv", "worker.pid", "training.log",
+    }
+)  # fmt: skip
+
+
+def _looks_like_window_dir(child: Path) -> bool:
+    if child.is_symlink() or not child.is_dir():
+        return False
+    names = [c.name for c in child.iterdir()]
+    return bool(names) and all(n in WINDOW_FILES or n.startswith(".tmp-") for n in names)
+
+
+def _window_ids(out: Path) -> set[str]:
+    try:
+        doc = load_json(out / "summary.json", "summary")
+        return {str(w.get("id")) for w in doc.get("windows", []) if isinstance(w, dict)}
+    except (InputError, AttributeError, TypeError):
+        return set()
+
+
+def clear(out: Path) -> None:
+    """--overwrite: remove the previous run's own entries (the lock files stay: we hold them).
+
+    Only a folder this harness recognisably wrote is cleared, and only the entries it writes; a symlink is
+    removed as a link, never followed. Anything else is refused (exit 2) naming the folder and its contents.
+    """
+    entries = sorted(c for c in out.iterdir() if c.name not in (LOCK_FILE, LOCK_INFO))
+    if not entries:
+        return
+    if not _is_harness_folder(out):
+        shown = ", ".join(c.name + ("/" if c.is_dir() else "") for c in entries[:8])
+        more = f" and {len(entries) - 8} more" if len(entries) > 8 else ""
+        raise FolderError(
+            f"--overwrite {out}: not a run, seed or sweep folder of this harness (no summary.json of ours); it "
+            f"holds {shown}{more}. Nothing was deleted; choose an empty or new --output-dir"
+        )
+    ids = _window_ids(out)
+    for child in entries:
+        if not _harness_entry(child, ids):
+            continue  # not ours: left exactly as it is
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

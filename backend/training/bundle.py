@@ -33,12 +33,71 @@ METADATA_FILE = "metadata.json"
 BUNDLE_SCHEMA = 2
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
+MAX_FILE_BYTES = 2 << 30  # hard cap for any bundle file, checked before reading (a SAC net is a few MiB)
+MAX_UNZIPPED_BYTES = 1 << 30  # hard cap for model.zip's members together, from the zip directory, before inflating
+MAX_RATIO = 200  # a member inflating more than this (and past 1 MiB) is a zip bomb, not a tensor file
+
+
+def sha256_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """SHA-256 of a regular file, streamed, reading at most ``limit`` bytes (an endless file is refused)."""
+    h, total = hashlib.sha256(), 0
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
+            total += len(chunk)
+            if total > limit:
+                raise EvaluationError(f"{path}: larger than {limit} bytes; refusing the bundle")
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_member(bundle_dir: Path, name: str, size: Any = None) -> Path:
+    """A bundle file that is safe to open: a regular file inside the bundle folder, within its size limits."""
+    import os
+    import stat
+
+    path = bundle_dir / name
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise EvaluationError(
+            f"{path}: missing from the bundle; retrain the window (--resume) or restore the file"
+        ) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise EvaluationError(f"{path}: is a symlink (to {os.readlink(path)!r}); a bundle holds plain files only")
+    if not stat.S_ISREG(st.st_mode):
+        raise EvaluationError(f"{path}: not a regular file (a device, FIFO or folder); refusing the bundle")
+    if st.st_size > MAX_FILE_BYTES:
+        raise EvaluationError(f"{path}: {st.st_size} bytes, over the cap of {MAX_FILE_BYTES}; refusing the bundle")
+    if isinstance(size, int) and st.st_size != size:
+        raise EvaluationError(f"{path}: {st.st_size} bytes, the metadata says {size}; refusing the bundle")
+    return path
+
+
+def check_zip(path: Path) -> None:
+    """model.zip's directory, read before anything is inflated: plain relative names, bounded sizes."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise EvaluationError(f"{path}: not a readable zip archive ({e}); retrain the window") from e
+    total = 0
+    for info in infos:
+        name = info.filename
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts or (len(name) > 1 and name[1] == ":"):
+            raise EvaluationError(f"{path}: member {name!r} is an absolute or '..' path; refusing the bundle")
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1 << 20 and ratio > MAX_RATIO:
+            raise EvaluationError(
+                f"{path}: member {name!r} inflates {info.compress_size} -> {info.file_size} bytes "
+                f"(ratio {ratio:.0f} > {MAX_RATIO}); refusing the bundle (zip bomb)"
+            )
+    if total > MAX_UNZIPPED_BYTES:
+        raise EvaluationError(
+            f"{path}: members total {total} bytes unpacked, over the cap of {MAX_UNZIPPED_BYTES}; refusing the bundle"
+        )
 
 
 def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[str, Any]:
@@ -117,15 +176,15 @@ def verify_files(bundle_dir: Path, meta: dict[str, Any], expected: dict[str, str
     for name, want in files.items():
         if Path(name).name != name:
             raise EvaluationError(f"{meta_path}: file entry {name!r} is not a plain file name; refusing the bundle")
-        path = bundle_dir / name
-        if not path.exists():
-            raise EvaluationError(f"{path}: missing from the bundle; retrain the window (--resume) or restore the file")
+        path = check_member(bundle_dir, name, (meta.get("sizes") or {}).get(name))
         got = sha256_file(path)
         if got != want:
             raise EvaluationError(
                 f"{path}: SHA-256 {got[:12]}… does not match the metadata ({str(want)[:12]}…); the file was changed "
                 "or truncated and will not be loaded; retrain the window or restore the original file"
             )
+        if name == MODEL_FILE:
+            check_zip(path)
 
 
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir: Path) -> None:
