@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -67,11 +66,12 @@ def median_of(fn, repeats: int) -> float:
 
 def _market():
     from backend.config.models import DataConfig, EnvConfig
+    from backend.core.intervals import INTERVAL_MINUTES
     from backend.data.loader import load_bars
     from backend.features.builtin import MarketArrays, compute_features
 
     bars = load_bars(DataConfig(interval="5m"))
-    market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close)
+    market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close, INTERVAL_MINUTES["5m"])
     return bars, market, compute_features(market, EnvConfig().features)
 
 
@@ -457,90 +457,234 @@ def verdict(name: str, value: float | None) -> str:
     return f"{'PASS' if ok else 'MISS'} (target {op} {target:,})"
 
 
-def main() -> None:
+GROUPS = (
+    "floor",
+    "env",
+    "peers",
+    "training",
+    "dry_run",
+    "sweep",
+    "replay",
+    "load",
+    "windows",
+    "projection",
+    "backends",
+)
+
+# steps / repeats per mode: smoke = seconds, every group on its smallest inputs (the test suite runs it)
+SIZES = {
+    "smoke": {
+        "reps": 1,
+        "env": 500,
+        "peers": 200,
+        "training": (300, 1),
+        "sweep": 300,
+        "windows": 300,
+        "projection": 100,
+        "backends": (300, 1),
+        "floor": (1, 3),
+    },
+    "quick": {
+        "reps": 3,
+        "env": 50_000,
+        "peers": 5_000,
+        "training": (1_500, 3),
+        "sweep": 1_500,
+        "windows": 2_000,
+        "projection": 500,
+        "backends": (800, 1),
+        "floor": (3, 50),
+    },
+    "full": {
+        "reps": 5,
+        "env": 200_000,
+        "peers": 20_000,
+        "training": (5_000, 5),
+        "sweep": 5_000,
+        "windows": 20_000,
+        "projection": 2_000,
+        "backends": (3000, 2),
+        "floor": (5, 100),
+    },
+}
+
+# mini sweep: five mini configs × 3 windows × 20k steps, --workers 2 (issue 25)
+MINI_SWEEP = {"tasks": 15, "steps": 20_000, "workers": 2}
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a few minutes on 2 cores)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="fewer steps and repeats (a few minutes on 2 cores)")
+    mode.add_argument("--smoke", action="store_true", help="every group on its smallest inputs (figures meaningless)")
     parser.add_argument("--out", type=str, help="write the figures as JSON")
-    parser.add_argument(
-        "--only",
-        type=str,
-        help="comma-separated groups: env,peers,training,dry_run,sweep,replay,load,windows,projection",
-    )
+    parser.add_argument("--only", type=str, help="comma-separated groups: " + ",".join(GROUPS))
     parser.add_argument(
         "--sweep",
         action="append",
         choices=["sb3", "sbx"],
         help="also run the seed's full mini sweep on this backend (long: 10-25 minutes each)",
     )
-    parser.add_argument("--window-steps", type=int, default=None, help="steps per window of the windows group")
-    args = parser.parse_args()
-    quick = args.quick
-    groups = (
-        set(args.only.split(","))
-        if args.only
-        else {"env", "peers", "training", "dry_run", "sweep", "replay", "load", "windows", "projection", "backends"}
+    parser.add_argument(
+        "--sweep-seconds", type=float, default=None, help="a measured mini-sweep wall time, for mini_sweep_vs_floor"
     )
-    reps = 3 if quick else 5
+    parser.add_argument("--window-steps", type=int, default=None, help="steps per window of the windows group")
+    args = parser.parse_args(argv)
+    if args.only:
+        unknown = set(args.only.split(",")) - set(GROUPS)
+        if unknown:
+            parser.error(f"--only: unknown group(s) {sorted(unknown)}; choose from {','.join(GROUPS)}")
+    return args
+
+
+def _mode(args: argparse.Namespace) -> str:
+    return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
+def _env_groups(groups: set[str], size: dict, figures: dict) -> None:
+    bars, market, feats = _market()
+    ours = bench_env(market, feats, size["env"], size["reps"])
+    if "env" in groups:
+        figures["env_steps_per_second"] = ours
+    if "peers" in groups:
+        gte = bench_gym_trading_env(bars, feats, size["peers"], size["reps"])
+        gat = bench_gym_anytrading(bars, size["peers"], size["reps"])
+        figures["gym_trading_env_steps_per_second"] = gte
+        figures["gym_anytrading_steps_per_second"] = gat
+        figures["env_vs_gym_trading_env"] = ours / gte if gte else None
+        figures["env_vs_gym_anytrading"] = ours / gat if gat else None
+
+
+def _floor_group(size: dict) -> dict:
+    from benchmarks.backends import BATCH, OBS_SIZE
+    from benchmarks.floor import floor_report
+
+    repeats, inner = size["floor"]
+    return {
+        f"{a}x{b}": floor_report(
+            obs_dim=OBS_SIZE, act_dim=1, net_arch=(a, b), batch=BATCH, repeats=repeats, inner=inner
+        )
+        for a, b in ((64, 64), (128, 128), (256, 256))
+    }
+
+
+def _backends_group(size: dict, figures: dict, floors: dict, smoke: bool) -> None:
+    from benchmarks.backends import measure_backends
+    from benchmarks.floor import fraction_of_floor
+
+    steps, repeats = size["backends"]
+    archs = ((128, 128),) if smoke else ((64, 64), (128, 128), (256, 256))
+    for arch, row in measure_backends(archs=archs, steps=steps, repeats=repeats).items():
+        for backend in ("sb3", "sbx"):
+            figures[f"{backend}_steps_per_second_{arch}"] = row[f"{backend}_steps_per_second"]
+            if arch in floors:
+                figures[f"learner_fraction_of_floor_{backend}_{arch}"] = fraction_of_floor(
+                    row[f"{backend}_steps_per_second"], floors[arch]["floor_steps_per_second"]
+                )
+        figures[f"sbx_vs_sb3_steps_per_second_{arch}"] = row["sbx_vs_sb3_steps_per_second"]
+
+
+def _mini_sweep_vs_floor(figures: dict, floors: dict, given: float | None) -> dict[str, float]:
+    """Each measured (or given) mini-sweep wall time as a multiple of its floor at [128,128]."""
+    from benchmarks.floor import sweep_vs_floor
+
+    if "128x128" not in floors:
+        return {}
+    walls = {
+        k.removeprefix("mini_sweep_").removesuffix("_seconds"): v
+        for k, v in figures.items()
+        if k.startswith("mini_sweep_") and k.endswith("_seconds")
+    }
+    if given is not None:
+        walls["given"] = given
+    step = floors["128x128"]["floor_step_seconds"]
+    return {
+        f"mini_sweep_vs_floor_{name}": sweep_vs_floor(wall_seconds=wall, floor_step_seconds=step, **MINI_SWEEP)
+        for name, wall in walls.items()
+    }
+
+
+def run_groups(groups: set[str], args: argparse.Namespace) -> tuple[dict, dict, str | None]:
+    """(figures, floors, projection table) of the selected groups, in the order of GROUPS."""
+    size = SIZES[_mode(args)]
     figures: dict[str, float | None] = {}
-    started = time.perf_counter()
+    floors = _floor_group(size) if "floor" in groups else {}
     if groups & {"env", "peers"}:
-        bars, market, feats = _market()
-        steps = 50_000 if quick else 200_000
-        ours = bench_env(market, feats, steps, reps)
-        if "env" in groups:
-            figures["env_steps_per_second"] = ours
-        if "peers" in groups:
-            peer_steps = 5_000 if quick else 20_000
-            gte = bench_gym_trading_env(bars, feats, peer_steps, reps)
-            gat = bench_gym_anytrading(bars, peer_steps, reps)
-            figures["gym_trading_env_steps_per_second"] = gte
-            figures["gym_anytrading_steps_per_second"] = gat
-            figures["env_vs_gym_trading_env"] = ours / gte if gte else None
-            figures["env_vs_gym_anytrading"] = ours / gat if gat else None
+        _env_groups(groups, size, figures)
     if "training" in groups:
-        figures.update(bench_training_overhead(1_500 if quick else 5_000, 3 if quick else 5))
+        figures.update(bench_training_overhead(*size["training"]))
     if "dry_run" in groups:
-        figures["dry_run_seconds"] = bench_dry_run(reps)
+        figures["dry_run_seconds"] = bench_dry_run(size["reps"])
     if "sweep" in groups:
-        figures.update(bench_sweep(1_500 if quick else 5_000))
+        figures.update(bench_sweep(size["sweep"]))
     if "replay" in groups:
-        figures["replay_bars_per_second"] = bench_replay(reps)
+        figures["replay_bars_per_second"] = bench_replay(size["reps"])
     if "load" in groups:
-        figures["sample_load_seconds"] = bench_sample_load(reps)
+        figures["sample_load_seconds"] = bench_sample_load(size["reps"])
     if "windows" in groups:
-        figures.update(bench_windows(args.window_steps or (2_000 if quick else 20_000)))
+        figures.update(bench_windows(args.window_steps or size["windows"]))
     table = None
     if "projection" in groups:
-        figures.update(bench_projection(500 if quick else 2_000))
+        figures.update(bench_projection(size["projection"]))
         table = projection_table(figures["production_steps_per_second_1_core"])
     if "backends" in groups:
-        from benchmarks.backends import measure_backends
-
-        for arch, row in measure_backends(steps=800 if quick else 3000, repeats=1 if quick else 2).items():
-            figures[f"sb3_steps_per_second_{arch}"] = row["sb3_steps_per_second"]
-            figures[f"sbx_steps_per_second_{arch}"] = row["sbx_steps_per_second"]
-            figures[f"sbx_vs_sb3_steps_per_second_{arch}"] = row["sbx_vs_sb3_steps_per_second"]
+        _backends_group(size, figures, floors, args.smoke)
     for backend in args.sweep or []:
         figures.update(bench_mini_sweep(backend))
+    figures.update(_mini_sweep_vs_floor(figures, floors, args.sweep_seconds))
+    return figures, floors, table
 
-    width = max(len(k) for k in figures)
+
+def _print(figures: dict, floors: dict, table: str | None) -> None:
+    for arch, f in floors.items():
+        print(
+            f"floor {arch}: {f['step_gflop']} GFLOP/step, matmul GFLOP/s {f['matmul_gflops']}, "
+            f"floor {f['floor_steps_per_second']:,.1f} steps/s"
+        )
+    width = max((len(k) for k in figures), default=0)
     for name, value in figures.items():
         shown = "n/a" if value is None else (f"{value:,.3f}" if value < 100 else f"{value:,.0f}")
         print(f"{name:<{width}}  {shown:>14}  {verdict(name, value)}")
     if table:
         print("\nProjection for the production config (200,000 steps a window, measured steps/s on one core):")
         print(table)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from benchmarks.floor import machine
+
+    args = _parse_args(argv)
+    groups = set(args.only.split(",")) if args.only else set(GROUPS)
+    started = time.perf_counter()
+    host = machine()  # measured first: the figures' provenance (load average included)
+    figures, floors, table = run_groups(groups, args)
+    _print(figures, floors, table)
     doc = {
         "figures": figures,
+        "floor": floors,
+        "learner_fraction_of_floor": {
+            k.removeprefix("learner_fraction_of_floor_"): v
+            for k, v in figures.items()
+            if k.startswith("learner_fraction_of_floor_")
+        },
+        "mini_sweep_vs_floor": {
+            k.removeprefix("mini_sweep_vs_floor_"): v
+            for k, v in figures.items()
+            if k.startswith("mini_sweep_vs_floor_")
+        },
+        "harness_overhead": figures.get("training_overhead"),
         "projection": table,
         "targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()},
-        "quick": quick,
+        "mode": _mode(args),
+        "quick": args.quick,
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "machine": host,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.out}")
+    return doc
 
 
 if __name__ == "__main__":
