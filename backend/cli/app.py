@@ -16,7 +16,7 @@ from backend.cli.common import StageGroup, data_options, executor_options, handl
 from backend.config.agent import ALGORITHMS, BACKENDS
 from backend.config.models import DATA_SOURCES
 from backend.core import stages
-from backend.core.errors import EXIT_DATA, EXIT_OK, FolderError, InputError
+from backend.core.errors import EXIT_DATA, EXIT_OK, InputError
 from backend.core.intervals import INTERVALS
 
 
@@ -222,44 +222,13 @@ def sanity_command(
 @handle_errors("Sweep")
 def sweep_command(**kw: Any) -> int:
     """Run every config × seed as a walk-forward member and compare them."""
-    from backend.run import driver as pipeline
-    from backend.run import folder as rf
-    from backend.run.executors import make_executor
-    from backend.studies import compare, sweep
+    from backend.studies import sweep
 
     seeds = _seed_list(kw.pop("seeds"), kw.pop("seed_list"), None) or [0]
-    out = rf.check_output_dir(kw["output_dir"])
     patterns = list(kw.pop("configs")) + list(kw.pop("more_configs"))
-    if not patterns:
-        raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
-    members = sweep.plan(sweep.expand_configs(patterns), seeds, out)
-    rf.create(out)
-    with rf.FolderLock(out, "sweep"):
-        existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
-        if existing and not (kw["resume"] or kw["overwrite"]):
-            raise FolderError(
-                f"--output-dir {out}: members {', '.join(existing)} already ran; pass --resume or --overwrite"
-            )
-        kw.pop("debug")
-        kw["sets"] = list(kw["sets"])
-        base = pipeline.RunOptions(**{k: v for k, v in kw.items() if k in pipeline.RunOptions.__dataclass_fields__})
-        executor = make_executor(kw["executor"], kw["workers"], kw["ray_address"])
-        code = sweep.execute(members, base, executor)
-        rows = sweep.rows_for(members)
-        extra = compare.sweep_statistics(rows)
-        extra["selection"] = sweep.selection(rows)
-        compare.write_results(out, rows, extra)
-        if not kw["no_report"]:
-            sweep.report(out)
-    print(compare.format_table(compare.sort_rows(rows)), flush=True)
-    sweep.print_selection(extra["selection"])
-    stages.emit(
-        code == 0,
-        "Sweep",
-        f"{sum(m.status in ('completed', 'skipped') for m in members)}/{len(members)} "
-        f"members completed{' (interrupted; rerun with --resume)' if code == 130 else ''} — {out / 'sweep.json'}",
-    )
-    return code
+    kw.pop("debug")
+    kw["sets"] = list(kw["sets"])
+    return sweep.run_sweep(patterns, seeds, kw)
 
 
 def main() -> None:

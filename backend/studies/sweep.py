@@ -169,3 +169,63 @@ def print_selection(sel: dict[str, Any]) -> None:
         if test.get("spa_pvalue") is not None:
             parts.append(f"SPA p vs {name.replace('_', ' ')} {test['spa_pvalue']:.3f}")
     print("selection: " + "; ".join(parts), flush=True)
+
+
+def run_sweep(patterns: list[str], seeds: list[int], options: dict[str, Any]) -> int:
+    """`wf sweep`: plan the members, run them on one pool, write sweep.json / sweep.csv, print the table.
+
+    ``options`` holds the CLI's parsed run options (``output_dir``, ``resume``, ``overwrite``, the
+    executor options, ``no_report`` and every :class:`backend.run.driver.RunOptions` field).
+    """
+    from backend.run import folder as rf
+
+    out = rf.check_output_dir(options["output_dir"])
+    if not patterns:
+        raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
+    members = plan(expand_configs(patterns), seeds, out)
+    rf.create(out)
+    with rf.FolderLock(out, "sweep"):
+        _refuse_existing(members, out, options)
+        code, rows, extra = _run_and_write(members, out, options)
+    _print_outcome(members, rows, extra, code, out)
+    return code
+
+
+def _refuse_existing(members: list[Member], out: Path, options: dict[str, Any]) -> None:
+    existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
+    if existing and not (options["resume"] or options["overwrite"]):
+        raise FolderError(
+            f"--output-dir {out}: members {', '.join(existing)} already ran; pass --resume or --overwrite"
+        )
+
+
+def _run_and_write(
+    members: list[Member], out: Path, options: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    from backend.run import driver as pipeline
+    from backend.run.executors import make_executor
+    from backend.studies import compare
+
+    fields = pipeline.RunOptions.__dataclass_fields__
+    base = pipeline.RunOptions(**{k: v for k, v in options.items() if k in fields})
+    executor = make_executor(options["executor"], options["workers"], options["ray_address"])
+    code = execute(members, base, executor)
+    rows = rows_for(members)
+    extra = compare.sweep_statistics(rows)
+    extra["selection"] = selection(rows)
+    compare.write_results(out, rows, extra)
+    if not options["no_report"]:
+        report(out)
+    return code, rows, extra
+
+
+def _print_outcome(
+    members: list[Member], rows: list[dict[str, Any]], extra: dict[str, Any], code: int, out: Path
+) -> None:
+    from backend.studies import compare
+
+    print(compare.format_table(compare.sort_rows(rows)), flush=True)
+    print_selection(extra["selection"])
+    done = sum(m.status in ("completed", "skipped") for m in members)
+    note = " (interrupted; rerun with --resume)" if code == EXIT_INTERRUPTED else ""
+    stages.emit(code == EXIT_OK, "Sweep", f"{done}/{len(members)} members completed{note} — {out / 'sweep.json'}")
