@@ -30,6 +30,7 @@ dry-run: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check backend tests benchmarks scripts
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --quick --out benchmarks/latest.json

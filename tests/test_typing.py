@@ -45,3 +45,30 @@ def test_protocol_rejects_an_object_without_submit():  # negative control
 
     assert not isinstance(NoSubmit(), Executor)
     assert isinstance(Full(), Executor)
+
+
+def test_mypy_is_clean_on_backend(tmp_path):
+    """The type checker CI runs ([tool.mypy] in pyproject.toml: files = backend, the burn-down list of overrides)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    assert importlib.util.find_spec("mypy") is not None, "mypy is missing: pip install -e '.[dev]'"
+    p = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    bad_file = tmp_path / "bad.py"
+    bad_file.write_text("x: int = 'a'\n", encoding="utf-8")
+    bad = subprocess.run(  # negative control: the same checker fails on a real type error
+        [sys.executable, "-m", "mypy", "--no-error-summary", str(bad_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 1 and "[assignment]" in bad.stdout, bad.stdout + bad.stderr

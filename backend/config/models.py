@@ -428,7 +428,9 @@ def _put(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def from_legacy(raw: dict[str, Any], source: str = "config") -> tuple[dict[str, Any], list[str]]:
+def from_legacy(  # noqa: C901 - one flat branch per legacy key: a table read top to bottom
+    raw: dict[str, Any], source: str = "config"
+) -> tuple[dict[str, Any], list[str]]:
     """Map an earlier-harness config to this schema.
 
     Returns the new raw dict and the dotted names of keys that have no meaning here

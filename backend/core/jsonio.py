@@ -166,7 +166,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def write_atomic(path: str | Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)

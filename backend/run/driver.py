@@ -453,7 +453,9 @@ def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[
 # ------------------------------------------------------------------------------------------ dispatch
 
 
-def run_drivers(planned: list[tuple[RunDriver, list[WindowTask]]], executor: Executor, quiet: bool = False) -> bool:
+def run_drivers(  # noqa: C901 - the scheduling loop (submit, wait, release dependants, wind down) in one view
+    planned: list[tuple[RunDriver, list[WindowTask]]], executor: Executor, quiet: bool = False
+) -> bool:
     """Run every driver's planned tasks on one executor; returns True if interrupted.
 
     Tasks whose warm-start source has not finished wait for it; everything else runs as soon

@@ -117,7 +117,7 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
     assert market is not None, "a task needs its bars"
     started = time.perf_counter()
     scratch = task.root is None
-    if scratch:
+    if task.root is None:
         try:
             root = scratch_folder()
         except OSError as e:

@@ -123,7 +123,7 @@ class Setup:
         return float(self.annualisation["bars_per_year"])
 
 
-def setup(opts: RunOptions) -> Setup:
+def setup(opts: RunOptions) -> Setup:  # noqa: C901 - the Window Setup stage's steps in order; to split with RunOptions
     """Config → data → windows, validated; no torch."""
     started = time.perf_counter()
     if opts.data and opts.source not in (None, "file"):

@@ -7,7 +7,7 @@ algorithm list); this module is the trainer's and the replay's single door to it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import gymnasium as gym
 import numpy as np
@@ -74,7 +74,7 @@ def warm_start(model: Any, model_path: Path, device: str) -> None:
     algorithms.load_weights(model, model_path, device, error=TrainingError)
 
 
-def save(model: Any, path: Path) -> None:
+def save(model: Any, path: Path | IO[bytes]) -> None:
     from backend.training import algorithms
 
     algorithms.save_weights(model, path)

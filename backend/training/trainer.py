@@ -107,9 +107,10 @@ def sb3_statistics_file(cfg: Config, env_fn, norm, count: int, path: Path) -> No
         DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS, epsilon=0.0
     )
     mean, var, n = observation_stats(cfg, norm, count)
-    vn.obs_rms.mean = mean.astype(np.float64)
-    vn.obs_rms.var = var.astype(np.float64)
-    vn.obs_rms.count = float(n)
+    rms: Any = vn.obs_rms  # one RunningMeanStd for a Box observation space (SB3 types it as a dict of them too)
+    rms.mean = mean.astype(np.float64)
+    rms.var = var.astype(np.float64)
+    rms.count = float(n)
     with atomic_path(path) as tmp:
         vn.save(str(tmp))
 
