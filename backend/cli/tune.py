@@ -88,7 +88,8 @@ class _Registered(click.ParamType):
 def tune_command(**kw: Any) -> int:
     """Search hyperparameters on validation sessions carved from the train spans; test the chosen config once."""
     from backend.run.window_setup import RunOptions
-    from backend.studies.tune.study import TuneOptions, run_tune
+    from backend.studies.tune.command import run_tune
+    from backend.studies.tune.storage import TuneOptions
 
     kw.pop("debug")
     tune_keys = set(TuneOptions.__dataclass_fields__) - {"run"}

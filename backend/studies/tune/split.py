@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
 import math
-import zlib
 from typing import Any
 
 import numpy as np
@@ -13,6 +11,7 @@ import numpy as np
 from backend.core.errors import DataError, InputError
 from backend.evaluation import metrics
 from backend.evaluation.statistics import moments
+from backend.evaluation.trials import decode_returns, encode_returns  # noqa: F401  (re-exported)
 from backend.run.driver import Setup
 from backend.walkforward.windows import Window, WindowSpec
 
@@ -176,12 +175,3 @@ def per_bar_sharpe(r: np.ndarray) -> float:
     """Per-bar Sharpe (the DSR's unit); a flat series scores 0."""
     sr = moments(r)[0]
     return 0.0 if math.isnan(sr) else sr
-
-
-def encode_returns(r: np.ndarray) -> str:
-    """Per-bar returns as compact text for a trial attribute: base64 of zlib-compressed little-endian float64."""
-    return base64.b64encode(zlib.compress(np.asarray(r, dtype="<f8").tobytes(), 6)).decode("ascii")
-
-
-def decode_returns(text: str) -> np.ndarray:
-    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<f8")
