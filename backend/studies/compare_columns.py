@@ -121,6 +121,28 @@ def _selection_config(selection: dict[str, Any] | None, config: str) -> dict[str
     return {}
 
 
+def _config_ci(sharpes: list[float], done: list[dict[str, Any]]) -> tuple[Any, Any, str | None]:
+    """The config's Sharpe CI: t over seeds with 2 or more seeds, else the single run's bootstrap CI."""
+    if len(sharpes) >= 2:
+        lo, hi = _t_interval(sharpes)
+        return lo, hi, "t over seeds"
+    if len(done) == 1:
+        lo, hi = done[0].get("sharpe_ci_low"), done[0].get("sharpe_ci_high")
+        return lo, hi, "bootstrap over bars" if lo is not None else None
+    return None, None, None
+
+
+def _change_from_base(
+    key: tuple[str, str], base_key: tuple[str, str] | None, configs: dict[tuple[str, str], dict[str, Any]]
+) -> str | None:
+    """What the config changed from the base config: ``(base)`` for itself, None when a config is unreadable."""
+    if key == base_key:
+        return "(base)"
+    if configs[key] and base_key is not None and configs[base_key]:
+        return diff_text(config_diff(configs[base_key], configs[key])) or "(same as base)"
+    return None
+
+
 def add_config_columns(
     rows: list[dict[str, Any]], selections: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
@@ -150,24 +172,12 @@ def add_config_columns(
         sharpes = [float(m["oos_sharpe"]) for m in done]
         returns = [float(m["oos_total_return"]) for m in done if is_finite(m.get("oos_total_return"))]
         mean, sd = _mean_sd(sharpes)
-        if len(sharpes) >= 2:
-            lo, hi = _t_interval(sharpes)
-            method = "t over seeds"
-        elif len(done) == 1:
-            lo, hi = done[0].get("sharpe_ci_low"), done[0].get("sharpe_ci_high")
-            method = "bootstrap over bars" if lo is not None else None
-        else:
-            lo = hi = method = None
+        lo, hi, method = _config_ci(sharpes, done)
         ret_mean, ret_sd = _mean_sd(returns)
         sel = selections.get(source) or {}
         sel_cfg = _selection_config(sel, config)
         iqm = sel_cfg.get("iqm") or {}
-        if key == base_key:
-            change = "(base)"
-        elif configs[key] and base_key is not None and configs[base_key]:
-            change = diff_text(config_diff(configs[base_key], configs[key])) or "(same as base)"
-        else:
-            change = None
+        change = _change_from_base(key, base_key, configs)
         values = {
             "config_seeds": len(done),
             "config_sharpe_mean": mean,

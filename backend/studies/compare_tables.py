@@ -77,41 +77,46 @@ def _sources(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {src: f"#{i + 1}" for i, src in enumerate(ordered)}
 
 
-def config_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> list[str]:
-    """One line per config: seeds, windows, steps, Sharpe mean ± sd and CI, IQM, return, flags, changes."""
+CONFIG_TABLE_HEAD: list[tuple[str, str]] = [
+    ("config", "<"),
+    ("src", "<"),
+    ("seeds", ">"),
+    ("windows", ">"),
+    ("steps", ">"),
+    ("Sharpe mean ± sd", ">"),
+    ("95% CI", ">"),
+    ("IQM [95% CI]", ">"),
+    ("return mean ± sd", ">"),
+    ("beat B&H", ">"),
+    ("collapsed", ">"),
+    ("gates passed", ">"),
+    ("verdict", "<"),
+    ("changes from base", "<"),
+]
+
+
+def _iqm_cell(g: dict[str, Any]) -> str:
+    """The config's IQM with its CI, or a dash."""
     from backend.core.stages import fmt_num
 
+    if g.get("config_iqm") is None:
+        return "—"
+    if g.get("config_iqm_ci_low") is None:
+        return fmt_num(g["config_iqm"])
+    return fmt_num(g["config_iqm"]) + " " + _ci(g.get("config_iqm_ci_low"), g.get("config_iqm_ci_high"))
+
+
+def config_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> list[str]:
+    """One line per config: seeds, windows, steps, Sharpe mean ± sd and CI, IQM, return, flags, changes."""
     grouped = groups(rows)
     srcs = _sources(rows)
-    head = [
-        ("config", "<"),
-        ("src", "<"),
-        ("seeds", ">"),
-        ("windows", ">"),
-        ("steps", ">"),
-        ("Sharpe mean ± sd", ">"),
-        ("95% CI", ">"),
-        ("IQM [95% CI]", ">"),
-        ("return mean ± sd", ">"),
-        ("beat B&H", ">"),
-        ("collapsed", ">"),
-        ("gates passed", ">"),
-        ("verdict", "<"),
-        ("changes from base", "<"),
-    ]
     body = []
     for key in _group_order(grouped, sort_key):
         members = grouped[key]
         g = members[0]
         windows = sorted({int(m["windows"]) for m in members if m.get("windows") is not None})
         steps = sorted({int(m["steps"]) for m in members if m.get("steps")})
-        iqm = "—"
-        if g.get("config_iqm") is not None:
-            iqm = fmt_num(g["config_iqm"]) + (
-                " " + _ci(g.get("config_iqm_ci_low"), g.get("config_iqm_ci_high"))
-                if g.get("config_iqm_ci_low") is not None
-                else ""
-            )
+        iqm = _iqm_cell(g)
         ci = _ci(g.get("config_sharpe_ci_low"), g.get("config_sharpe_ci_high"))
         if ci != "—" and g.get("config_ci_method") == "bootstrap over bars":
             ci += " b"
@@ -140,7 +145,7 @@ def config_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> li
                 g.get("config_diff") or "—",
             ]
         )
-    return render_table(head, body)
+    return render_table(CONFIG_TABLE_HEAD, body)
 
 
 def member_table(rows: list[dict[str, Any]]) -> list[str]:
