@@ -47,11 +47,6 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "").replace("Literal", "one of ")
-
-
 def fields(model: type[BaseModel] = Config, prefix: str = "") -> Iterator[tuple[str, Any, str, bool]]:
     """(dotted key, default, description, is_section) for every field, depth first."""
     for name, info in model.model_fields.items():

@@ -426,11 +426,6 @@ def read_bar_file(path: str, timezone: str) -> RawBars:
         raise DataError(f"{path}: {msg} (columns found: {_columns_found(frame)})") from e
 
 
-def read_file(path: str, timezone: str) -> pd.DataFrame:
-    """:func:`read_bar_file` without the notes."""
-    return read_bar_file(path, timezone).frame
-
-
 def synthetic_bars(
     start: str,
     end: str,
