@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from backend.config.models import config_dict, config_hash
@@ -563,7 +562,3 @@ def _wind_down(executor: Executor, running: dict, owner: dict, ready: list, wait
             owner[task.key].on_result(_result(fut, task))
     for task in list(running.values()) + ready + [t for ts in waiting.values() for t in ts]:
         owner[task.key].not_run(task, "not run: the run was interrupted")
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[2]
