@@ -112,13 +112,30 @@ def _split(w: Window, s: Setup, days: int | None, not_before: int = 0) -> Window
     return Window(w.id, w.train_start, train_end, val_start, w.train_end, n_train, v, spec)
 
 
+def read_behind(s: Setup) -> int:
+    """Bars a span's episode reads before its first bar: the observation look-back (``env.lookback`` bars including
+    the current one) plus the longest feature warm-up (:func:`backend.features.warmup_bars`; a SESSION feature reads
+    back to its session's start, counted with the longest session present)."""
+    from backend.features import warmup_bars
+
+    sid = np.asarray(s.market.session_id)
+    session_bars = int(np.unique(sid, return_counts=True)[1].max()) if len(sid) else 0
+    return s.cfg.env.lookback - 1 + warmup_bars(list(s.cfg.env.features), session_bars)
+
+
+def read_range(s: Setup, w: Window) -> tuple[int, int]:
+    """The bars [start, end) a trial's inner window may read: its train span, the embargo gap, its validation span,
+    and the look-back and warm-up behind the train span's first bar (a superset: the gap is counted whole)."""
+    return max(0, w.train_start - read_behind(s)), w.test_end
+
+
 def seen_test_bars(s: Setup, inner: list[Window]) -> dict[str, int]:
-    """Test bars of each outer window that some trial trained or validated on (ordinary walk-forward windows whose
-    later train spans cover earlier test spans); empty when the search never read a test bar."""
+    """Test bars of each outer window that some trial may read: its train and validation spans, the embargo between
+    them and the look-back / feature warm-up behind them (:func:`read_range`); empty when no trial reads a test bar."""
     used = np.zeros(len(s.market.timestamps), dtype=bool)
     for w in inner:
-        used[w.train_start : w.train_end] = True
-        used[w.test_start : w.test_end] = True
+        lo, hi = read_range(s, w)
+        used[lo:hi] = True
     seen = {w.id: int(used[w.test_start : w.test_end].sum()) for w in s.windows}
     return {k: v for k, v in seen.items() if v}
 

@@ -179,9 +179,10 @@ def _seen_warning(s: Setup, inner: list[Window]) -> list[str]:
         return []
     which = ", ".join(f"{k} ({v} bars)" for k, v in seen.items())
     return [
-        f"trials train or validate on test bars of {which}: later windows' train spans cover them (ordinary "
-        "walk-forward), so the final result on those windows is not untouched by the search; for an untouched test, "
-        "use windows whose train spans all end before the first test span"
+        f"trials read test bars of {which}: later windows' train spans, embargo gaps or the look-back and feature "
+        "warm-up behind them cover those bars (ordinary walk-forward), so the final result on those windows is not "
+        "untouched by the search; for an untouched test, use windows whose read ranges all end before the first "
+        "test span"
     ]
 
 
