@@ -196,7 +196,16 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
     def harness() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.process_time()
-            train_window(cfg, s.market, feats, s.windows[0], Path(tmp), Path(tmp) / "tb", "bench", {})
+            train_window(
+                cfg,
+                s.market,
+                feats,
+                s.windows[0],
+                out_dir=Path(tmp),
+                tb_dir=Path(tmp) / "tb",
+                data_hash="bench",
+                provenance={},
+            )
             return (time.process_time() - t0) / steps
 
     def bare() -> float:
@@ -296,7 +305,7 @@ def bench_replay(repeats: int) -> float:
     w = s.windows[0]
     long_test = dataclasses.replace(w, test_end=min(w.test_start + 5_000, len(s.market)))  # ~64 sessions of 5m bars
     with tempfile.TemporaryDirectory() as tmp:
-        train_window(s.cfg, s.market, feats, w, Path(tmp), None, "bench", {})
+        train_window(s.cfg, s.market, feats, w, out_dir=Path(tmp), tb_dir=None, data_hash="bench", provenance={})
 
         def once() -> float:
             t0 = time.perf_counter()
@@ -410,7 +419,9 @@ def bench_projection(steps: int) -> dict[str, float]:
     feats = compute_features(s.market, s.cfg.env.features)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = train_window(s.cfg, s.market, feats, s.windows[0], Path(tmp), None, "bench", {})
+        result = train_window(
+            s.cfg, s.market, feats, s.windows[0], out_dir=Path(tmp), tb_dir=None, data_hash="bench", provenance={}
+        )
         sps = result.timesteps / result.seconds
         del t0
     return {"production_steps_per_second_1_core": sps}

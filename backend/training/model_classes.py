@@ -1,0 +1,52 @@
+"""The library class of an (algorithm, backend) pair and back; the bundle entry names (imports no backend)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+from backend.config.algorithms import (
+    ALGORITHMS,
+    SPECS,
+    check_backend,
+)
+from backend.core.errors import InputError
+
+POLICY = "MlpPolicy"
+AGENT_ENTRY = "harness_agent.json"  # {"format", "algorithm", "backend", "class"}: read with json, never unpickled
+JAX_WEIGHTS_ENTRY = "jax_weights.msgpack"
+WEIGHTS_FORMAT = 1
+
+
+def model_class(algorithm: str, backend: str) -> type:
+    """The library class of ``algorithm`` on ``backend`` (imports that backend)."""
+    spec = SPECS.get(algorithm)
+    if spec is None:
+        raise InputError(f"agent.algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}; set one of them")
+    if backend not in spec.classes:
+        raise InputError(
+            f"agent.algorithm={algorithm} has no {backend!r} backend; set agent.backend to one of "
+            f"{', '.join(spec.classes)}"
+        )
+    check_backend(backend)
+    module, _, name = spec.classes[backend].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def identify(model: Any) -> tuple[str, str]:
+    """(algorithm, backend) of a built model; imports nothing new."""
+    cls = type(model)
+    root = cls.__module__.split(".")[0]
+    for spec in SPECS.values():
+        for backend, path in spec.classes.items():
+            module, _, name = path.partition(":")
+            if module.split(".")[0] == root and cls.__name__ == name:
+                return spec.name, backend
+    for spec in SPECS.values():  # subclasses
+        for backend, path in spec.classes.items():
+            module, _, name = path.partition(":")
+            if module in sys.modules and isinstance(model, getattr(sys.modules[module], name)):
+                return spec.name, backend
+    raise TypeError(f"{cls.__module__}.{cls.__name__} is not an algorithm of the list ({', '.join(ALGORITHMS)})")

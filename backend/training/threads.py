@@ -1,0 +1,107 @@
+"""Threads and device of a worker: torch threads, XLA flags, JAX platform (before JAX initialises)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from backend.core.errors import TrainingError
+
+# ------------------------------------------------------------------------------------------ threads, device
+
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
+
+
+def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> None:
+    """Threads and device of one process that trains or replays; call it before anything imports JAX.
+
+    torch: ``torch.set_num_threads(threads)`` (SBX uses torch too, for the replay buffer).
+    JAX (backend sbx): ``JAX_PLATFORMS`` = cpu or cuda (a CPU worker never initialises a GPU;
+    with cuda ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` lets several workers share one),
+    ``XLA_FLAGS`` gets ``--xla_cpu_multi_thread_eigen=false``, and the CPU client is
+    initialised here with an intra-op pool of ``threads`` threads. No XLA flag sizes that pool
+    on jaxlib 0.10 (measured: two busy threads under every flag); XLA sizes it from the CPU
+    affinity at initialisation. So the calling thread is restricted to ``threads`` cores while
+    JAX initialises, then every thread of the process gets its full affinity back: the pool
+    keeps ``threads`` threads, and no core is pinned (two processes pinned to one core would
+    share it while another idles). The pool size decides how XLA splits matrix products, so
+    it decides the weights bit for bit: same seed and same ``threads`` give the same weights
+    in process or in any pool; a different pool size gives different (equally valid) ones.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    if backend != "sbx":
+        return
+    if device == "cuda":
+        os.environ.setdefault("JAX_PLATFORMS", "cuda,cpu")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    else:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip()
+    _init_jax(threads)
+
+
+def _jax_initialised() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # pragma: no cover - a JAX without the helper
+        return False
+
+
+_JAX_POOL: dict[str, int | None] = {"threads": None}  # the pool size this module initialised JAX with
+
+
+def _init_jax(threads: int) -> None:
+    """Initialise JAX's backends with an intra-op pool of ``threads`` threads (see configure_worker)."""
+    if _jax_initialised():
+        have = _JAX_POOL["threads"]
+        if have != threads:
+            size = f"{have} threads" if have else "the size it got when something else initialised it"
+            warnings.warn(
+                f"JAX is already initialised, with a CPU thread pool of {size}, not {threads}: weights differ "
+                "bit-wise from a run with that many threads; call algorithms.configure_worker before importing jax",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return
+    import jax
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if not allowed or threads >= len(allowed):
+        jax.devices()
+    else:
+        os.sched_setaffinity(0, set(sorted(allowed)[:threads]))
+        try:
+            jax.devices()
+        finally:
+            for tid in os.listdir("/proc/self/task"):
+                try:
+                    os.sched_setaffinity(int(tid), allowed)
+                except OSError:  # a thread that ended meanwhile
+                    pass
+    _JAX_POOL["threads"] = threads
+
+
+def _check_jax_device(device: str) -> None:
+    import jax
+
+    platform = jax.default_backend()
+    on_gpu = platform in ("gpu", "cuda", "rocm")
+    if device == "cuda" and not on_gpu:
+        raise TrainingError(
+            f"training.device is 'cuda' but JAX runs on {platform}: install jax with CUDA "
+            "(pip install 'jax[cuda12]'), or set training.device=cpu"
+        )
+    if device == "cpu" and on_gpu:
+        raise TrainingError(
+            f"training.device is 'cpu' but JAX was initialised on {platform}: call "
+            "algorithms.configure_worker before importing jax, or set JAX_PLATFORMS=cpu"
+        )
