@@ -228,3 +228,60 @@ def test_hashing_is_bounded(tmp_path):
     path.write_bytes(b"x" * 5000)
     with pytest.raises(EvaluationError):
         bundle.sha256_file(path, limit=4096)
+
+
+# ------------------------------------------------------------------ a dead worker is one failed window
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the pool workers (multiprocessing spawn children) of ``parent``, from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc")
+def test_a_worker_killed_by_sigkill_fails_only_its_window(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import TINY_CONFIG, TINY_WINDOWS
+
+    cfg = json.loads(json.dumps(TINY_CONFIG))
+    cfg["training"]["total_timesteps"] = 4000
+    third = dict(TINY_WINDOWS[1], id="w03", train_start="2019-02-01", train_end="2019-02-12")
+    third.update(test_start="2019-02-13", test_end="2019-02-14")
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    (tmp_path / "w.json").write_text(json.dumps([*TINY_WINDOWS, third]))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(tmp_path / "c.json"), "--windows"]
+    cmd += [str(tmp_path / "w.json"), "--output-dir", str(out), "--workers", "2", "--quiet", "--no-report"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while len(_spawned_workers(proc.pid)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = _spawned_workers(proc.pid)
+    assert len(workers) == 2, "the pool never started two workers"
+    time.sleep(3.0)  # both are importing or training their first window
+    os.kill(workers[0], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=300)
+    summary = json.loads((out / "summary.json").read_text())
+    statuses = {w["id"]: w["status"] for w in summary["windows"]}
+    failed = [w for w in summary["windows"] if w["status"] == "failed"]
+    assert proc.returncode == 1, output
+    assert len(failed) == 1 and sorted(statuses.values()) == ["completed", "completed", "failed"], statuses
+    assert "SIGKILL" in failed[0]["error"]["message"] and str(workers[0]) in failed[0]["error"]["message"]
+    assert summary["status"] not in {"running", "completed"}
+    assert "BrokenProcessPool" not in output and "internal error" not in output

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from backend.core.errors import InputError
@@ -85,7 +86,77 @@ def _run_in_worker(task: WindowTask) -> WindowResult:
     return run_window(task, stop=_STOP)
 
 
+class _Slot:
+    """One worker process of a :class:`LocalPool`: a one-process executor, rebuilt when its process dies."""
+
+    def __init__(self, ctx: Any, stop: Any, threads: int) -> None:
+        self.ctx, self.stop, self.threads = ctx, stop, threads
+        self.pool: ProcessPoolExecutor | None = None
+        self.busy = False
+
+    def submit(self, task: WindowTask) -> Future:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=self.ctx, initializer=_init_worker, initargs=(self.stop, self.threads)
+            )
+        inner = self.pool.submit(_run_in_worker, task)
+        processes = list(getattr(self.pool, "_processes", {}).values())  # the worker (for its exit code)
+        outer: Future = Future()
+        self.busy = True
+        inner.add_done_callback(lambda f: self._finish(f, outer, processes))
+        return outer
+
+    def _finish(self, inner: Future, outer: Future, processes: list[Any]) -> None:
+        self.busy = False
+        error = inner.exception() if not inner.cancelled() else None
+        if inner.cancelled():
+            outer.cancel()
+            outer.set_running_or_notify_cancel()
+        elif isinstance(error, BrokenProcessPool):
+            dead, self.pool = self.pool, None  # the next task gets a fresh process
+            if dead is not None:
+                dead.shutdown(wait=False)
+            outer.set_exception(WorkerDied(_death(processes)))
+        elif error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(inner.result())
+
+    def close(self, cancel: bool) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running a window task ended without a result (killed by a signal, OOM, crash)."""
+
+
+def _death(processes: list[Any]) -> str:
+    """'pid 123 killed by SIGKILL (exit code -9)' for the worker that died, as far as the OS told us."""
+    for proc in processes:
+        proc.join(timeout=1.0)
+        code = proc.exitcode
+        if code is None:
+            continue
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"worker pid {proc.pid} killed by {name} (exit code {code}; an OOM kill is SIGKILL)"
+        return f"worker pid {proc.pid} exited with code {code}"
+    return "the worker process ended without a result"
+
+
 class LocalPool:
+    """``--workers N`` worker processes, one per slot, so that one worker's death fails only its own window.
+
+    A worker killed by a signal (kill -9, the OOM killer) fails the window it was running, with the
+    signal and exit code in its error; its slot starts a fresh process for the next task and the other
+    workers keep training. The window is not retried: training is deterministic, so an OOM would recur,
+    and ``--resume`` reruns exactly the failed windows (docs/parallel.md).
+    """
+
     name = "local"
 
     def __init__(self, workers: int, threads: int = 1) -> None:
@@ -94,18 +165,20 @@ class LocalPool:
         ctx = multiprocessing.get_context("spawn")
         self.workers = workers
         self.stop = ctx.Event()
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.stop, threads)
-        )
+        self.slots = [_Slot(ctx, self.stop, threads) for _ in range(workers)]
 
     def submit(self, task: WindowTask) -> Future:
-        return self.pool.submit(_run_in_worker, task)
+        free = [slot for slot in self.slots if not slot.busy]
+        if not free:  # drivers submit at most `workers` tasks at once; queue on the first slot otherwise
+            free = self.slots[:1]
+        return free[0].submit(task)
 
     def interrupt(self) -> None:
         self.stop.set()
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        for slot in self.slots:
+            slot.close(cancel)
 
 
 def _ray_run(task: WindowTask, market: Any, threads: int) -> WindowResult:
