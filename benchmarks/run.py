@@ -270,6 +270,8 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
                 str(ROOT / "tmp" / "mini_window.json"),
                 "--timesteps",
                 str(timesteps),
+                "--set",
+                f"sac.learning_starts={min(1000, timesteps // 3)}",  # short smoke sizes must still learn
                 "--workers",
                 str(workers),
                 "--output-dir",
@@ -328,6 +330,7 @@ def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(config), "--windows", str(windows)]
         cmd += ["--timesteps", str(timesteps), "--workers", str(workers), "--executor", executor]
+        cmd += ["--set", f"sac.learning_starts={min(1000, timesteps // 3)}"]  # short smoke sizes must still learn
         cmd += ["--output-dir", str(Path(tmp) / "run"), "--quiet", "--no-report"]
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
