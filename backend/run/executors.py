@@ -94,12 +94,20 @@ class _Slot:
         self.pool: ProcessPoolExecutor | None = None
         self.busy = False
 
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1, mp_context=self.ctx, initializer=_init_worker, initargs=(self.stop, self.threads)
+        )
+
     def submit(self, task: WindowTask) -> Future:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=self.ctx, initializer=_init_worker, initargs=(self.stop, self.threads)
-            )
-        inner = self.pool.submit(_run_in_worker, task)
+            self.pool = self._new_pool()
+        try:
+            inner = self.pool.submit(_run_in_worker, task)
+        except BrokenProcessPool:  # the worker died while idle, between two tasks: no window was lost
+            self.pool.shutdown(wait=False)
+            self.pool = self._new_pool()
+            inner = self.pool.submit(_run_in_worker, task)
         processes = list(getattr(self.pool, "_processes", {}).values())  # the worker (for its exit code)
         outer: Future = Future()
         self.busy = True
