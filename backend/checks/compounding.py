@@ -42,11 +42,12 @@ def ledger_figures(interval: str, sessions: int, seed: int = 0) -> tuple[int, fl
     from backend.evaluation.simulate import run_policy
     from backend.features.builtin import MarketArrays, compute_features
 
-    bars = load_bars(DataConfig(interval=interval))
+    # model_validate: mypy reads Field(<positional default>) as a required argument of the constructor
+    bars = load_bars(DataConfig.model_validate({"interval": interval}))
     market = MarketArrays.from_bars(bars.frame, bars.session_open, bars.session_close, INTERVAL_MINUTES[interval])
     starts, _ = market.session_bounds()
     end = int(starts[min(sessions, len(starts) - 1)])
-    cfg = EnvConfig()
+    cfg = EnvConfig.model_validate({})
     env = IntradayTradingEnv(market, compute_features(market, cfg.features), (0, end), cfg, "sequential")
     rng = np.random.default_rng(seed)
     choices = (1.0, -1.0, 0.0, 0.5)

@@ -318,7 +318,7 @@ def annualisation(calendar: str, interval: str, session_cut: str | None = None) 
         prof = _exchange_profile(calendar)
         spy = round(prof["sessions_per_year_mean"])
         breaks = tuple(tuple(b) for b in prof["breaks"])
-        bps = _bins_in_session(prof["session_minutes"], breaks, width)  # type: ignore[arg-type]
+        bps = _bins_in_session(prof["session_minutes"], breaks, width)
         y0, y1 = prof["years"]
         basis = (
             f"{calendar}: mean {prof['sessions_per_year_mean']:.1f} sessions a year {y0}-{y1} (exchange_calendars "

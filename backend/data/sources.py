@@ -357,7 +357,7 @@ def normalise_columns(frame: pd.DataFrame, origin: str, timezone: str) -> pd.Dat
 def _sniff_separator(path: Path, compressed: bool) -> str:
     opener = gzip.open if compressed else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
             head = fh.readline()
     except (OSError, EOFError):
         return ","

@@ -20,7 +20,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -140,11 +140,13 @@ def bootstrap_sharpe_ci(
     block = mean_block if mean_block is not None else optimal_mean_block(r)
     scale = math.sqrt(periods_per_year)
 
-    def sharpe(x: np.ndarray) -> float:
+    def sharpe(x: np.ndarray) -> np.ndarray:  # arch's statistic functions return arrays
         sd = x.std(ddof=1)
-        return x.mean() / sd * scale if sd > 1e-15 else 0.0
+        return np.array([x.mean() / sd * scale if sd > 1e-15 else 0.0])
 
-    bs = StationaryBootstrap(block, r, seed=np.random.default_rng(seed))
+    # arch annotates block_size as int, but StationaryBootstrap only uses it as the mean block length
+    # (p = 1 / block_size), a real number: arch's own optimal_block_length returns floats
+    bs = StationaryBootstrap(block, r, seed=np.random.default_rng(seed))  # type: ignore[arg-type]
     ci = bs.conf_int(sharpe, reps=n_boot, method="percentile", size=confidence)
     return float(ci[0, 0]), float(ci[1, 0])
 
@@ -343,7 +345,7 @@ def data_snooping_tests(
         "spa_pvalue": float(p["consistent"]),
         "spa_pvalue_lower": float(p["lower"]),
         "reality_check_pvalue": float(p["upper"]),
-        "stepm_superior": sorted(int(i) for i in step.superior_models),
+        "stepm_superior": sorted(int(i) for i in cast(list[int], step.superior_models)),  # ndarray in: indices
         "stepm_size": size,
         "mean_excess": excess.mean(axis=0),
         "t_stat": np.where(live, math.sqrt(t) * excess.mean(axis=0) / np.where(live, omega, 1.0), 0.0),

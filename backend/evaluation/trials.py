@@ -57,6 +57,8 @@ def deflated_sharpe(final: dict[str, Any] | None, n_trials: int, complete: list[
         doc["reason"] = "the final run has no completed test window"
     elif sr is None or skew is None or kurt is None:
         doc["reason"] = "the final test returns have no Sharpe ratio (constant returns: the agent stayed flat)"
+    elif n_obs is None:
+        doc["reason"] = "the final run's statistics have no n_obs (number of test returns)"
     elif n_trials == 1:  # nothing was chosen among: the DSR is the PSR against 0
         doc["expected_max_sharpe"] = 0.0
         doc["dsr"] = deflated_sharpe_ratio(sr, int(n_obs), skew, kurt, 1, 0.0)

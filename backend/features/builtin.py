@@ -194,9 +194,9 @@ def _session_cumsum(m: MarketArrays, *xs: np.ndarray) -> np.ndarray:
     grid = np.zeros((len(xs), len(starts) * width))
     for k, x in enumerate(xs):
         grid[k, flat] = x
-    grid = grid.reshape(len(xs), len(starts), width)
-    np.cumsum(grid, axis=2, out=grid)
-    return grid.reshape(len(xs), -1)[:, flat]
+    cube = grid.reshape(len(xs), len(starts), width)
+    np.cumsum(cube, axis=2, out=cube)
+    return cube.reshape(len(xs), -1)[:, flat]
 
 
 @register_feature("ret_1", "log return of the close over the last bar", warmup=1)

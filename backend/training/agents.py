@@ -21,12 +21,13 @@ class SpacesOnly(gym.Env):
 
     def __init__(self, obs_size: int) -> None:
         super().__init__()
+        self.obs_size = obs_size
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        return np.zeros(self.observation_space.shape, np.float32), {}
+        return np.zeros((self.obs_size,), np.float32), {}
 
     def step(self, action):  # pragma: no cover - never stepped
         raise RuntimeError("SpacesOnly is not steppable")
