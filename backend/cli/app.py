@@ -29,9 +29,13 @@ def cli() -> None:
     """Walk-forward research harness for intraday SAC trading agents."""
 
 
+SYMBOLS_HELP = "A universe: run the config on each symbol (comma-separated), a run folder per symbol, one pool."
+
+
 @cli.command("run")
 @window_options
 @data_options
+@click.option("--symbols", type=str, help=SYMBOLS_HELP)
 @click.option("--output-dir", type=str, help="Run folder (default runs/<symbol>-<interval>-<time>).")
 @click.option("--dry-run", is_flag=True, help="Resolve windows against the data and print them; no training.")
 @click.option("--stochastic", is_flag=True, help="Evaluate with the stochastic policy.")
@@ -47,12 +51,16 @@ def cli() -> None:
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""
     from backend.run import driver as pipeline
+    from backend.run.window_setup import load_run_config
 
     kw.pop("debug")
     seeds = _seed_list(kw.pop("n_seeds"), kw.pop("seed_list"), kw.get("seed"))
     kw["sets"] = list(kw["sets"])
     opts = pipeline.RunOptions(**kw)
-    s = pipeline.setup(opts)
+    loaded = load_run_config(opts)
+    if loaded.config.data.symbols:
+        return _run_universe(opts, loaded, seeds)
+    s = pipeline.setup(opts, loaded)
     if opts.dry_run:
         print(pipeline.dry_run_table(s), flush=True)
         stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
@@ -74,6 +82,24 @@ def run_command(**kw: Any) -> int:
 
         return run_seeds(opts, s, seeds)
     return pipeline.execute(opts, s)
+
+
+def _run_universe(opts: Any, loaded: Any, seeds: list[int] | None) -> int:
+    """`wf run --symbols A,B,C` (or data.symbols): backend.run.universe."""
+    from backend.run import universe
+
+    if opts.dry_run:
+        return universe.dry_run(opts, loaded)
+    if opts.output_dir is None:
+        from datetime import datetime
+
+        opts.output_dir = str(Path("runs") / f"universe-{loaded.config.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
+    from backend.run.folder import check_output_dir
+
+    check_output_dir(opts.output_dir)
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr, flush=True)
+    return universe.run_universe(opts, loaded, seeds)
 
 
 def _seed_list(n: int | None, listed: str | None, single: int | None) -> list[int] | None:
@@ -204,6 +230,7 @@ def sanity_command(
 @click.option("--seed-list", type=str, default=None, help="Comma-separated seeds, e.g. 0,1,7.")
 @window_options
 @click.option("--symbol")
+@click.option("--symbols", type=str, help=SYMBOLS_HELP + " Every member runs the universe.")
 @click.option("--source", type=click.Choice(DATA_SOURCES))
 @click.option("--data", type=str)
 @click.option("--interval", type=click.Choice(INTERVALS))

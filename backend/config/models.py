@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -76,11 +77,14 @@ class DataConfig(Strict):
 
     symbol: str | None = None
     """Ticker; the sample source holds SPY only."""
+    symbols: list[str] = Field(default_factory=list)
+    """A universe: run this config once per symbol (a run folder per symbol, all windows on one pool; see
+    docs/universes.md); `data.path` may hold `{symbol}`. With `symbols`, `symbol` is left out (or one of them)."""
     source: Literal[("auto", *DATA_SOURCES)] = "auto"  # type: ignore[valid-type]
     """sample, file, import, yfinance or synthetic; auto = file if `path` is set, the bundled sample for SPY (or no
     symbol), an import of the symbol if the cache holds one, else yfinance. Never falls back from one to another."""
     path: str | None = None
-    """CSV/Parquet file for the `file` source."""
+    """CSV/Parquet file for the `file` source; `{symbol}` in it is replaced by the symbol (bars/{symbol}_5m.csv)."""
     interval: Literal[INTERVALS] = "5m"  # type: ignore[valid-type]
     """Bar size the env trades on; 1-minute input is resampled within sessions."""
     start: LooseDate | None = None
@@ -119,7 +123,48 @@ class DataConfig(Strict):
         from backend.core.calendars import check_calendar
 
         check_calendar(self.calendar, self.session_cut)
+        _check_universe(self.symbol, self.symbols, self.path)
         return self
+
+
+SYMBOL_PLACEHOLDER = "{symbol}"
+_SAFE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,39}$")  # a ticker that is also a safe folder name
+
+
+def _check_universe(symbol: str | None, symbols: list[str], path: str | None) -> None:
+    """data.symbols: distinct tickers usable as folder names; data.symbol one of them (or left out); the only
+    placeholder of data.path is {symbol}."""
+    for s in symbols:
+        if not _SAFE_SYMBOL.match(s):
+            raise ValueError(
+                f"data.symbols: {s!r} cannot name a run folder (letters, digits, '.', '-', '_', '=', at most 40, "
+                "starting with a letter or digit); index tickers like ^VIX belong in data.context"
+            )
+    seen: dict[str, str] = {}
+    for s in symbols:
+        if s.upper() in seen:
+            raise ValueError(f"data.symbols lists {seen[s.upper()]!r} twice ({s!r}); give each symbol once")
+        seen[s.upper()] = s
+    if symbols and symbol is not None and symbol.upper() not in seen:
+        raise ValueError(
+            f"data.symbol {symbol!r} is not one of data.symbols {symbols}: a universe runs every symbol of "
+            "data.symbols; drop data.symbol (or pass --symbol to run one symbol alone)"
+        )
+    for name in re.findall(r"\{([^{}]*)\}", path or ""):
+        if "{" + name + "}" != SYMBOL_PLACEHOLDER:
+            raise ValueError(f"data.path {path!r}: unknown placeholder {{{name}}}; the only one is {{symbol}}")
+
+
+def expand_symbol_path(path: str | None, symbol: str | None) -> str | None:
+    """data.path with `{symbol}` replaced (None and placeholder-free paths unchanged)."""
+    if path is None or SYMBOL_PLACEHOLDER not in path:
+        return path
+    if not symbol:
+        raise InputError(
+            f"data.path {path!r} holds {SYMBOL_PLACEHOLDER} but no symbol was given; pass --symbol, --symbols or "
+            "set data.symbol / data.symbols"
+        )
+    return path.replace(SYMBOL_PLACEHOLDER, symbol)
 
 
 class CostConfig(Strict):

@@ -7,6 +7,7 @@ tasks only.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.config.models import Config, LoadedConfig, load_config
+from backend.config.models import Config, LoadedConfig, expand_symbol_path, load_config
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVAL_MINUTES
 from backend.data.loader import Bars, load_bars
@@ -41,6 +42,7 @@ class RunOptions:
     """Everything `wf run` accepts (CLI flags map one to one)."""
 
     symbol: str | None = None
+    symbols: str | None = None  # --symbols A,B,C: a universe (backend.run.universe)
     windows: str | None = None
     start: str | None = None
     end: str | None = None
@@ -72,6 +74,10 @@ class RunOptions:
 
     def overrides(self) -> list[str]:
         out = list(self.sets)
+        if self.symbols is not None:  # the flag replaces the file's symbol and symbols
+            out += ["data.symbol=null", "data.symbols=" + json.dumps(parse_symbols(self.symbols))]
+        elif self.symbol is not None:  # one symbol alone, even from a universe config
+            out.append("data.symbols=[]")
         if self.seed is not None:
             out.append(f"training.seed={self.seed}")
         if self.timesteps is not None:
@@ -87,6 +93,7 @@ class RunOptions:
             ("training.seed", "--seed", self.seed),
             ("training.total_timesteps", "--timesteps", self.timesteps),
             ("data.symbol", "--symbol", self.symbol),
+            ("data.symbols", "--symbols", self.symbols),
             ("data.path", "--data", self.data),
             ("data.cache_dir", "--cache-dir", self.cache_dir),
             ("data.benchmark_symbol", "--benchmark", self.benchmark),
@@ -123,12 +130,21 @@ class Setup:
         return float(self.annualisation["bars_per_year"])
 
 
-def setup(opts: RunOptions) -> Setup:  # noqa: C901 - the Window Setup stage's steps in order; to split with RunOptions
-    """Config → data → windows, validated; no torch."""
-    started = time.perf_counter()
+def parse_symbols(text: str) -> list[str]:
+    """``--symbols SPY,QQQ,IWM`` as a list (validated with the config: data.symbols)."""
+    symbols = [x.strip() for x in text.split(",") if x.strip()]
+    if not symbols:
+        raise InputError(f"--symbols {text!r}: expected comma-separated tickers, e.g. --symbols SPY,QQQ,IWM")
+    return symbols
+
+
+def load_run_config(opts: RunOptions) -> LoadedConfig:
+    """The config file with the flags applied, validated (``data.path``'s ``{symbol}`` still unexpanded)."""
     if opts.data and opts.source not in (None, "file"):
         raise InputError(f"--data implies --source file, but --source {opts.source} was given; drop one")
-    loaded = load_config(
+    if opts.symbol is not None and opts.symbols is not None:
+        raise InputError("--symbol and --symbols exclude each other: --symbols runs one member per symbol; drop one")
+    return load_config(
         opts.config,
         overrides=opts.overrides(),
         flags=opts.flags(),
@@ -141,6 +157,32 @@ def setup(opts: RunOptions) -> Setup:  # noqa: C901 - the Window Setup stage's s
             "benchmark_symbol": opts.benchmark,
         },
     )
+
+
+def _one_symbol(loaded: LoadedConfig) -> LoadedConfig:
+    """A single-symbol config: data.symbols refused (universes: backend.run.universe); {symbol} expanded."""
+    cfg = loaded.config
+    if cfg.data.symbols:
+        raise InputError(
+            f"data.symbols lists {len(cfg.data.symbols)} symbols ({', '.join(cfg.data.symbols)}), but this command "
+            f"runs one; pass --symbol {cfg.data.symbols[0]} (wf run and wf sweep run every symbol)"
+        )
+    path = expand_symbol_path(cfg.data.path, cfg.data.symbol)
+    if path != cfg.data.path:
+        data = cfg.data.model_copy(update={"path": path})
+        loaded = LoadedConfig(
+            cfg.model_copy(update={"data": data}), loaded.path, loaded.warnings, loaded.unmapped, loaded.legacy,
+            loaded.given,
+        )  # fmt: skip
+    return loaded
+
+
+def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split with RunOptions
+    opts: RunOptions, loaded: LoadedConfig | None = None
+) -> Setup:
+    """Config → data → windows, validated; no torch. ``loaded``: the config already read (else read here)."""
+    started = time.perf_counter()
+    loaded = _one_symbol(loaded if loaded is not None else load_run_config(opts))
     cfg = loaded.config
     base_dir = Path(opts.config).resolve().parent if opts.config else None
     install_feature_modules(cfg.env.feature_modules, base_dir)
@@ -178,8 +220,8 @@ def setup(opts: RunOptions) -> Setup:  # noqa: C901 - the Window Setup stage's s
     identity = nonbuiltin_identity(list(cfg.env.features))
     if identity:  # in the summary's data provenance (the config hash and bundles carry it too)
         bars.provenance["feature_identity"] = identity
-    if market.context:  # the context series' content (the data hash covers the traded bars and their columns)
-        bars.provenance["context_hash"] = extras_fingerprint(replace(market, feature_sources=()))
+    if market.context:  # the context series' content joins the data hash (resume, bundles, replay compare it)
+        fold_context_hash(bars, extras_fingerprint(replace(market, feature_sources=())))
     origin = opts.windows or "automatic windows"
     if specs is None and not auto:  # dry-run without windows: describe the data only
         return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
@@ -201,6 +243,20 @@ def setup(opts: RunOptions) -> Setup:  # noqa: C901 - the Window Setup stage's s
         if benchmark.warning:
             loaded.warnings.append(benchmark.warning)
     return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
+
+
+def fold_context_hash(bars: Bars, context_hash: str) -> None:
+    """``data_hash`` = hash(traded bars, context series): a changed context file is never silently reused.
+
+    The traded bars' own hash stays in ``provenance["bars_hash"]``; ``content_hash`` (= ``data_hash()``) becomes the
+    hash of both, so resume, a bundle's ``data_hash`` and the replay's data check all see the context's content.
+    """
+    import hashlib
+
+    own = bars.provenance.get("bars_hash") or bars.provenance["content_hash"]
+    bars.provenance["bars_hash"] = own
+    bars.provenance["context_hash"] = context_hash
+    bars.provenance["content_hash"] = hashlib.sha256(f"{own}+{context_hash}".encode()).hexdigest()[:16]
 
 
 def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: float | None, origin: str) -> None:
