@@ -24,7 +24,7 @@ def _strip_stats(rows: list[dict[str, Any]]) -> None:
 
 
 def collect(paths: list[str]) -> list[dict[str, Any]]:
-    """Rows for `wf compare`: run folders (summary.json), multi-seed runs and sweep folders (sweep.json).
+    """Rows for `wf compare`: run folders (summary.json), multi-seed runs, universes and sweep folders (sweep.json).
 
     Every row says where it came from (``source``: the folder given); a sweep's rows get its DSR (the
     sweep's own number of trials) and, through :func:`add_config_columns`, its selection statistics.
@@ -48,7 +48,12 @@ def collect(paths: list[str]) -> list[dict[str, Any]]:
                 selections[source] = doc["selection"]
             rows.extend(members)
         elif (folder / "summary.json").exists():
-            if load_json(folder / "summary.json", "summary").get("kind") == "multi_seed":
+            kind = load_json(folder / "summary.json", "summary").get("kind")
+            if kind == "universe":
+                from backend.studies.compare_universe import universe_rows
+
+                rows.extend(universe_rows(folder, source))
+            elif kind == "multi_seed":
                 members = seed_rows(folder, source)
                 _strip_stats(members)
                 rows.extend(members)

@@ -219,20 +219,26 @@ COMPARED = (
 
 
 def comparability(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per property that differs between rows that produced results (empty: comparable)."""
+    """One line per property that differs between rows that produced results (empty: comparable).
+
+    A universe's symbols differ by design: their symbols are not compared, their data only symbol by symbol.
+    """
     done = [r for r in rows if r.get("status") in ("completed", "partial")]
     out = []
     for key, what in COMPARED:
-        seen: dict[str, list[str]] = {}
+        per_symbol = key == "data_hash" and any(r.get("universe") for r in done)
+        seen: dict[tuple[str, str], list[str]] = {}
         for r in done:
             value = r.get(key)
-            if value is None:
+            if value is None or (key == "symbol" and r.get("universe")):
                 continue
             shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-            seen.setdefault(shown, []).append(str(r["name"]))
-        if len(seen) > 1:
-            parts = [f"{v} ({_few(names)})" for v, names in seen.items()]
-            out.append(f"{what}: {'; '.join(parts)}")
+            seen.setdefault((str(r.get("symbol")) if per_symbol else "", shown), []).append(str(r["name"]))
+        for group in dict.fromkeys(g for g, _ in seen):
+            values = {v: names for (g, v), names in seen.items() if g == group}
+            if len(values) > 1:
+                parts = [f"{v} ({_few(names)})" for v, names in values.items()]
+                out.append(f"{what}{f' for {group}' if group else ''}: {'; '.join(parts)}")
     return out
 
 

@@ -222,6 +222,11 @@ def format_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> st
         "Members",
         *member_table(rows),
     ]
+    from backend.studies.compare_universe import universe_table
+
+    symbols = universe_table(rows)
+    if symbols:
+        out += ["", *symbols, "note: a universe's config row pools its symbols' runs (seeds = symbols × seeds)"]
     srcs = _sources(rows)
     if len(srcs) > 1:
         out.append("sources: " + "  ".join(f"{tag} {src}" for src, tag in srcs.items()))
