@@ -348,11 +348,8 @@ def selection_statistics(
     t_stat}}}}, ``probability_of_improvement`` {configs, p, ci_low, ci_high} (P(row > column)),
     ``confidence``, ``n_boot``, ``warnings``. Every statistic has ``status`` and ``reason``.
     """
-    warns: list[str] = []
+    warns = [f"{m['name']}: no aligned returns; left out" for m in members if m["name"] not in returns.columns]
     known = [m for m in members if m["name"] in returns.columns]
-    for m in members:
-        if m["name"] not in returns.columns:
-            warns.append(f"{m['name']}: no aligned returns; left out")
     if not known or returns.empty:
         return sanitize(
             {
@@ -363,43 +360,29 @@ def selection_statistics(
                 "reason": "no member with out-of-sample returns",
             }
         )
-    returns = returns[[m["name"] for m in known]]
-    if not np.isfinite(returns.to_numpy()).all():
-        bad = returns.columns[~np.isfinite(returns.to_numpy()).all(axis=0)].tolist()
-        warns.append(f"non-finite returns in {bad}: those bars were dropped")
-        returns = returns[np.isfinite(returns.to_numpy()).all(axis=1)]
+    returns = _finite_rows(returns[[m["name"] for m in known]], warns)
     configs: dict[str, list[str]] = {}
     for m in known:
         configs.setdefault(str(m["config"]), []).append(m["name"])
     config_returns = pd.DataFrame({c: returns[names].mean(axis=1) for c, names in configs.items()})
     config_sharpe = {c: _sharpe(config_returns[c].to_numpy()) for c in configs}
     best = max(configs, key=lambda c: -math.inf if math.isnan(config_sharpe[c]) else config_sharpe[c])
-
     pbo = _pbo(config_returns, n_partitions)
-    bases = {"buy_and_hold": None, **dict(baselines)}
-    bases.setdefault("flat", pd.Series(0.0, index=returns.index))
-    snooping = {}
-    for i, (name, series) in enumerate(bases.items()):
-        if series is None:
-            snooping[name] = _status("no buy-and-hold returns were given")
-        else:
-            snooping[name] = _snooping(returns, series, reps, seed + i)
+    snooping = _snooping_all(returns, baselines, reps, seed)
     scores = {c: _window_scores(window_sharpes, names) for c, names in configs.items()}
-    rows = []
-    for c, names in configs.items():
-        verdict, why = _verdict(c, names, c == best, len(configs), pbo, snooping)
-        superior = {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()}
-        rows.append(
-            {
-                "name": c,
-                "members": names,
-                "sharpe_per_bar": config_sharpe[c],
-                "iqm": _iqm(scores[c], n_boot, seed) if scores[c] else _status("no window Sharpe ratios were given"),
-                "superior_seeds": superior,
-                "verdict": verdict,
-                "verdict_reasons": why,
-            }
+    rows = [
+        _config_row(
+            c,
+            names,
+            config_sharpe[c],
+            _iqm(scores[c], n_boot, seed) if scores[c] else _status("no window Sharpe ratios were given"),
+            is_best=c == best,
+            n_configs=len(configs),
+            pbo=pbo,
+            snooping=snooping,
         )
+        for c, names in configs.items()
+    ]
     best_row = next(r for r in rows if r["name"] == best)
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -426,6 +409,54 @@ def selection_statistics(
         "warnings": warns,
     }
     return sanitize(doc)
+
+
+def _finite_rows(returns: pd.DataFrame, warns: list[str]) -> pd.DataFrame:
+    """The bars where every member's return is finite (a warning names the members that had others)."""
+    if np.isfinite(returns.to_numpy()).all():
+        return returns
+    bad = returns.columns[~np.isfinite(returns.to_numpy()).all(axis=0)].tolist()
+    warns.append(f"non-finite returns in {bad}: those bars were dropped")
+    return returns[np.isfinite(returns.to_numpy()).all(axis=1)]
+
+
+def _snooping_all(
+    returns: pd.DataFrame, baselines: Mapping[str, pd.Series], reps: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """SPA / Reality Check / StepM against each baseline (buy-and-hold first, flat added unless given)."""
+    bases: dict[str, pd.Series | None] = {"buy_and_hold": None, **dict(baselines)}
+    bases.setdefault("flat", pd.Series(0.0, index=returns.index))
+    snooping = {}
+    for i, (name, series) in enumerate(bases.items()):
+        if series is None:
+            snooping[name] = _status("no buy-and-hold returns were given")
+        else:
+            snooping[name] = _snooping(returns, series, reps, seed + i)
+    return snooping
+
+
+def _config_row(
+    config: str,
+    names: list[str],
+    sharpe: float,
+    iqm: dict[str, Any],
+    *,
+    is_best: bool,
+    n_configs: int,
+    pbo: dict[str, Any],
+    snooping: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """One config's row: its seeds, Sharpe, IQM, superior seeds per baseline and verdict."""
+    verdict, why = _verdict(config, names, is_best, n_configs, pbo, snooping)
+    return {
+        "name": config,
+        "members": names,
+        "sharpe_per_bar": sharpe,
+        "iqm": iqm,
+        "superior_seeds": {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()},
+        "verdict": verdict,
+        "verdict_reasons": why,
+    }
 
 
 # ----------------------------------------------------------------------------- the sweep's entry point

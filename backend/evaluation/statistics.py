@@ -221,6 +221,31 @@ def probability_of_backtest_overfitting(returns: Any, n_partitions: int = 16) ->
     Raises :class:`StatisticRefused` for fewer than 2 trials, an odd S or S < 2, non-finite
     returns, or fewer than :data:`MIN_BARS_PER_BLOCK` bars per block.
     """
+    x, s, block, t_all = _pbo_matrix(returns, n_partitions)
+    n_trials = x.shape[1]
+    is_sr, oos_sr = _cscv_sharpes(x, s, block)
+    chosen = np.argmax(is_sr, axis=1)
+    rows = np.arange(len(is_sr))
+    is_best, oos_best = is_sr[rows, chosen], oos_sr[rows, chosen]
+    logits = _logits(oos_sr, oos_best, n_trials)
+    return {
+        "pbo": float(np.mean(logits <= 0.0)),
+        "logits": logits,
+        "chosen": chosen,
+        "degradation": _degradation(is_best, oos_best),
+        "probability_of_loss": float(np.mean(oos_best < 0.0)),
+        "rank_counts": _rank_counts(is_sr, oos_sr),
+        "n_partitions": s,
+        "n_trials": n_trials,
+        "n_bars": block * s,
+        "n_bars_dropped": t_all - block * s,
+        "bars_per_block": block,
+        "n_combinations": len(is_sr),
+    }
+
+
+def _pbo_matrix(returns: Any, n_partitions: int) -> tuple[np.ndarray, int, int, int]:
+    """The (bars × trials) matrix cut to S whole blocks: (matrix, S, bars per block, bars given); refusals."""
     x = np.asarray(returns, dtype=np.float64)
     if x.ndim != 2:
         raise StatisticRefused(f"PBO needs a (bars × trials) matrix; got an array of shape {x.shape}")
@@ -236,53 +261,48 @@ def probability_of_backtest_overfitting(returns: Any, n_partitions: int = 16) ->
             f"PBO with {s} partitions of {t_all} bars leaves {block} bars per block; it needs at least "
             f"{MIN_BARS_PER_BLOCK} ({MIN_BARS_PER_BLOCK * s} bars): use fewer partitions or longer out-of-sample spans"
         )
-    t = block * s
-    x = x[:t]
+    x = x[: block * s]
     if not np.isfinite(x).all():
         bad = sorted(set(np.nonzero(~np.isfinite(x))[1].tolist()))
         raise StatisticRefused(f"PBO needs finite returns; trials {bad} hold NaN or inf")
+    return x, s, block, t_all
+
+
+def _cscv_sharpes(x: np.ndarray, s: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each trial's per-bar Sharpe on every in-sample half (C(S, S/2) rows, ``itertools.combinations`` order)
+    and on its out-of-sample complement."""
     mu = x.mean(axis=0)
-    blocks = (x - mu).reshape(s, block, n_trials)
+    blocks = (x - mu).reshape(s, block, x.shape[1])
     s1, s2 = blocks.sum(axis=1), (blocks**2).sum(axis=1)
     combos = np.array(list(itertools.combinations(range(s), s // 2)), dtype=np.int64)
     members = np.zeros((len(combos), s))
     members[np.arange(len(combos))[:, None], combos] = 1.0
-    is_sr, oos_sr = _half_sharpes(s1, s2, mu, members, block * (s // 2))
+    return _half_sharpes(s1, s2, mu, members, block * (s // 2))
 
-    chosen = np.argmax(is_sr, axis=1)
-    rows = np.arange(len(combos))
-    is_best, oos_best = is_sr[rows, chosen], oos_sr[rows, chosen]
+
+def _logits(oos_sr: np.ndarray, oos_best: np.ndarray, n_trials: int) -> np.ndarray:
+    """λ = ln(ω / (1 − ω)), ω the chosen trial's out-of-sample rank (ties averaged) over N + 1."""
     below = (oos_sr < oos_best[:, None]).sum(axis=1)
     ties = (oos_sr == oos_best[:, None]).sum(axis=1)
     omega = (below + (ties + 1) / 2.0) / (n_trials + 1)
-    logits = np.log(omega / (1.0 - omega))
+    return np.log(omega / (1.0 - omega))
 
-    rank_counts = np.bincount(
+
+def _rank_counts(is_sr: np.ndarray, oos_sr: np.ndarray) -> np.ndarray:
+    """N × N: how often a trial ranked i-th in sample ranks j-th out of sample."""
+    n_trials = is_sr.shape[1]
+    return np.bincount(
         ((_ranks(is_sr) - 1) * n_trials + (_ranks(oos_sr) - 1)).ravel(), minlength=n_trials * n_trials
     ).reshape(n_trials, n_trials)
+
+
+def _degradation(is_best: np.ndarray, oos_best: np.ndarray) -> dict[str, Any]:
+    """Least-squares line of the chosen trial's out-of-sample on its in-sample Sharpe (NaN if in-sample is flat)."""
     if np.ptp(is_best) > 0:
         slope, intercept = np.polyfit(is_best, oos_best, 1)
     else:
         slope, intercept = math.nan, math.nan
-    return {
-        "pbo": float(np.mean(logits <= 0.0)),
-        "logits": logits,
-        "chosen": chosen,
-        "degradation": {
-            "slope": float(slope),
-            "intercept": float(intercept),
-            "in_sample": is_best,
-            "out_of_sample": oos_best,
-        },
-        "probability_of_loss": float(np.mean(oos_best < 0.0)),
-        "rank_counts": rank_counts,
-        "n_partitions": s,
-        "n_trials": n_trials,
-        "n_bars": t,
-        "n_bars_dropped": t_all - t,
-        "bars_per_block": block,
-        "n_combinations": len(combos),
-    }
+    return {"slope": float(slope), "intercept": float(intercept), "in_sample": is_best, "out_of_sample": oos_best}
 
 
 # ----------------------------------------------------------------------------- data snooping (arch)
