@@ -21,7 +21,6 @@ for what it proves and what it cannot.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.checks.env_audit import EnvAuditOptions, EnvFinding, audit_env, perturb_after
+from backend.checks.env_audit import EnvAuditOptions, EnvFinding, audit_env, describe, perturb_after
+from backend.core import fsguard
 from backend.features.builtin import MarketArrays
 from backend.run.window_setup import Setup
 from backend.walkforward.windows import Window
@@ -83,7 +83,11 @@ class Auditor:
         self._variant = 0
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the scratch folder (links inside it are removed as links, never followed)."""
+        try:
+            fsguard.remove(self.root.parent, self.root, "the audit's scratch folder")
+        except OSError:
+            pass
 
     # -- helpers
     def stamp(self, i: int | None) -> str:
@@ -328,20 +332,12 @@ class Auditor:
         per = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items())
         self.notes.append(
             f"env: {stats.bars} bars of {stats.sessions} sessions (train and test spans) compared bit for bit with "
-            f"the future perturbed and truncated after every bar; {stats.skipped_sessions} session(s) too short for "
-            f"an episode; {total:.1f} s ({per})"
+            f"the future perturbed, reshaped and truncated after every bar; both spans toured as the trainer and the "
+            f"replay play them; {stats.skipped_sessions} session(s) too short for an episode; {total:.1f} s ({per})"
         )
 
     def env_message(self, f: EnvFinding) -> str:
-        if not f.variant:
-            return (
-                f"the {f.span} env fails in the session of {self.stamp(f.bar)}: {f.what}: it reads bars further ahead"
-            )
-        how = "change" if f.variant == "perturbed" else "are missing (the session truncated)"
-        return (
-            f"the {f.span} env's {f.what} at {self.stamp(f.bar)} differs when the bars after {self.stamp(f.cut)} "
-            f"{how}: the env reads the future there"
-        )
+        return describe(f, self.stamp)
 
     def run(self) -> None:
         from backend.run.tasks import features_for

@@ -53,7 +53,10 @@ def _quiet_libraries() -> None:
 
 
 def stage_for(error: BaseException, default_stage: str, by_error_type: bool | None = None) -> str:
-    """The stage an error is reported under: the command's own, or (run-like commands) the error type's."""
+    """The stage an error is reported under: its own (``stage``), the command's, or (run-like) the error type's."""
+    own = getattr(error, "stage", None)
+    if isinstance(own, str):  # e.g. an executor that could not start: "Executor"
+        return own
     if by_error_type is None:
         by_error_type = default_stage in RUN_LIKE_STAGES
     if by_error_type:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from backend.core import fsguard
 from backend.core.errors import ArtifactError, InputError
 
 TMP_PREFIX = ".tmp-"
@@ -136,13 +137,18 @@ def dumps(obj: Any) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, root: str | Path | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On any exception the temporary file is removed and the final path is untouched.
-    OSErrors become :class:`ArtifactError` (exit 6).
+    OSErrors become :class:`ArtifactError` (exit 6). The rename replaces ``path`` itself when it is a
+    symbolic link (the link's target is never written). ``root``: the folder ``path`` must stay in — the
+    folders on the way may not be links leaving it (FolderError, exit 2, naming the link), so the temporary
+    file is created in a real folder inside ``root``.
     """
     path = Path(path)
+    if root is not None:
+        fsguard.check_no_escape(root, path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
@@ -166,16 +172,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: str | Path, writer: Callable[[Path], object]) -> Path:
-    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def write_atomic(path: str | Path, writer: Callable[[Path], object], root: str | Path | None = None) -> Path:
+    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically (``root``: see :func:`atomic_path`)."""
+    with atomic_path(path, root) as tmp:
         writer(tmp)
     return Path(path)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def write_text(path: str | Path, text: str, root: str | Path | None = None) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), root)
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text(path, dumps(obj))
+def write_json(path: str | Path, obj: Any, root: str | Path | None = None) -> Path:
+    return write_text(path, dumps(obj), root)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+EXECUTOR = "Executor"
+"""The stage of an executor that could not start (Ray, the local worker pool): nothing was trained."""
+
 OK_MARK = "✅"
 FAIL_MARK = "❌"
 

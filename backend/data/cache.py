@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from backend.core import fsguard
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVALS
 from backend.core.jsonio import load_json, write_atomic, write_json
@@ -119,6 +120,7 @@ def locked(e: Entry, timeout: float | None = None) -> Iterator[None]:
         e.folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cache folder {e.folder}: cannot create it ({err.strerror}); pass --cache-dir") from err
+    fsguard.refuse_link(e.lock_path, "the cache's lock file", InputError)  # exit 2 naming it, never followed
     lock = FileLock(str(e.lock_path), timeout=LOCK_TIMEOUT_S if timeout is None else timeout)
     try:
         lock.acquire()
@@ -127,6 +129,11 @@ def locked(e: Entry, timeout: float | None = None) -> Iterator[None]:
             f"cache entry {e.stem} is locked by another process ({e.lock_path}) for more than "
             f"{lock.timeout:.0f} s; wait for the other wf command to finish and try again"
         ) from None
+    except OSError as err:
+        raise InputError(
+            f"{e.lock_path}: cannot take the cache's lock ({err.strerror or err}); check the cache folder's "
+            "permissions or pass another --cache-dir"
+        ) from err
     try:
         yield
     finally:
@@ -181,8 +188,9 @@ def write(e: Entry, frame: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, 
         "rows": len(frame),
         "content_hash": content_hash(frame),
     }
-    write_atomic(e.data_path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", compression="zstd"))
-    write_json(e.manifest_path, manifest)
+    # renamed into place: an entry file that is a symlink is replaced as a link, its target never written
+    write_atomic(e.data_path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", compression="zstd"), e.folder)
+    write_json(e.manifest_path, manifest, e.folder)
     return manifest
 
 
@@ -232,11 +240,10 @@ def entries(folder: str | Path) -> list[Entry]:
 
 
 def delete(e: Entry) -> list[Path]:
-    """Remove an entry's files (under its lock); returns what was removed."""
+    """Remove an entry's files (under its lock; a symlink is removed as a link); returns what was removed."""
     removed = []
     with locked(e):
         for p in (e.data_path, e.manifest_path):
-            if p.exists():
-                p.unlink()
+            if fsguard.remove(e.folder, p, "the cache folder"):
                 removed.append(p)
     return removed

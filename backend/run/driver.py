@@ -125,6 +125,8 @@ class RunDriver:
 
     # -- set-up
     def __enter__(self) -> RunDriver:
+        if self.opts.overwrite:
+            rf.check_clearable(self.out)  # a folder that is not ours: refused before it even gets a lock file
         rf.create(self.out)
         self._lock = rf.FolderLock(self.out).__enter__()
         return self
@@ -158,6 +160,7 @@ class RunDriver:
             for wid in plan.skip:
                 stages.emit(True, f"Training [{wid}]", "skipped, completed earlier (--resume)", self.name)
             return []
+        rf.check_paths(self.out, [w.id for w in s.windows if w.id not in plan.skip])
         self._write_run_files()
         self.summary = rf.Summary(self.out / "summary.json", self._summary_doc(entries))
         for wid, entry in plan.skip.items():
@@ -271,6 +274,15 @@ class RunDriver:
         return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes(), bundle.data_end(meta))
 
     # -- results
+    def on_submit(self, task: WindowTask) -> None:
+        """The window's training is under way: summary.json says ``training`` until its result lands."""
+        if self.summary is None:
+            return
+        entry = self.summary.window(task.window.id)
+        if entry["status"] == Status.PENDING:
+            entry["status"] = Status.TRAINING
+            self.summary.save()
+
     def on_result(self, result: WindowResult) -> None:
         from backend.evaluation.replay import headline
 
@@ -485,6 +497,7 @@ def run_drivers(  # noqa: C901 - the scheduling loop (submit, wait, release depe
             while ready or running:
                 while ready and len(running) < executor.workers and not interrupted:
                     task = ready.pop(0)
+                    owner[task.key].on_submit(task)
                     try:
                         running[executor.submit(task)] = task
                     except KeyboardInterrupt:

@@ -22,11 +22,21 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from backend.core.errors import InputError
+from backend.core import stages
+from backend.core.errors import EXIT_INPUT, HarnessError, InputError
 from backend.run.executor_api import Executor
 from backend.run.tasks import WindowResult, WindowTask, run_window
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+START_TIMEOUT_S = 300.0  # a local worker that has not started (imported the harness) by then is a start-up failure
+UNIX_SOCKET_MAX = 107  # bytes of a Unix socket path (Linux); Ray's sockets live under its temp folder
+
+
+class ExecutorError(HarnessError):
+    """The executor could not start (Ray, the local worker pool); reported under its own stage, exit 2."""
+
+    exit_code = EXIT_INPUT
+    stage = stages.EXECUTOR
 
 
 def one_thread_environment(threads: int = 1) -> None:
@@ -86,6 +96,11 @@ def _run_in_worker(task: WindowTask) -> WindowResult:
     return run_window(task, stop=_STOP)
 
 
+def _ready() -> int:
+    """A no-op task: the worker started and imported the harness."""
+    return os.getpid()
+
+
 class _Slot:
     """One worker process of a :class:`LocalPool`: a one-process executor, rebuilt when its process dies."""
 
@@ -98,6 +113,18 @@ class _Slot:
         return ProcessPoolExecutor(
             max_workers=1, mp_context=self.ctx, initializer=_init_worker, initargs=(self.stop, self.threads)
         )
+
+    def start(self) -> Future:
+        """Start the worker process now (a no-op task); the future fails if it cannot start."""
+        if self.pool is None:
+            self.pool = self._new_pool()
+        return self.pool.submit(_ready)
+
+    def reset(self) -> None:
+        """Drop this slot's process (it failed to start); the next task starts a fresh one."""
+        dead, self.pool = self.pool, None
+        if dead is not None:
+            dead.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, task: WindowTask) -> Future:
         if self.pool is None:
@@ -172,14 +199,55 @@ class LocalPool:
 
         ctx = multiprocessing.get_context("spawn")
         self.workers = workers
-        self.stop = ctx.Event()
+        try:
+            self.stop = ctx.Event()
+        except OSError as e:  # no semaphores (e.g. /dev/shm missing or read-only)
+            raise ExecutorError(
+                f"the local worker pool (--workers {workers}) could not start: {type(e).__name__}: {e}; "
+                "multiprocessing needs a writable /dev/shm — fix it or run with --workers 1"
+            ) from e
         self.slots = [_Slot(ctx, self.stop, threads) for _ in range(workers)]
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> LocalPool:
+        """Start every worker process now, so that a pool that cannot start fails before any window runs.
+
+        A pool none of whose workers starts is an :class:`ExecutorError` (stage Executor, exit 2); a slot whose
+        worker alone failed to start gets a fresh process at its first task.
+        """
+        errors: list[BaseException] = []
+        started: list[tuple[_Slot, Future]] = []
+        for slot in self.slots:
+            try:
+                started.append((slot, slot.start()))
+            except Exception as e:  # OSError: the process could not be spawned
+                errors.append(e)
+                slot.reset()
+        for slot, fut in started:
+            try:
+                fut.result(timeout=timeout)
+            except Exception as e:  # BrokenProcessPool: it died starting; TimeoutError: it hangs
+                errors.append(e)
+                slot.reset()
+        if len(errors) == len(self.slots):
+            self.close(cancel=True)
+            e = errors[0]
+            raise ExecutorError(
+                f"the local worker pool (--workers {self.workers}) could not start its worker processes: "
+                f"{type(e).__name__}: {e or 'no result'}; check the limits on processes and memory (ulimit -u, "
+                "cgroups) or run with --workers 1"
+            ) from e
+        return self
 
     def submit(self, task: WindowTask) -> Future:
         free = [slot for slot in self.slots if not slot.busy]
         if not free:  # drivers submit at most `workers` tasks at once; queue on the first slot otherwise
             free = self.slots[:1]
-        return free[0].submit(task)
+        try:
+            return free[0].submit(task)
+        except OSError as e:  # a fresh worker (after a death) could not be started: this window fails
+            failed: Future = Future()
+            failed.set_exception(ExecutorError(f"the local pool could not start a worker process: {e}"))
+            return failed
 
     def interrupt(self) -> None:
         self.stop.set()
@@ -207,7 +275,10 @@ class RayPool:
             kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
             if address is None:
                 kwargs["num_cpus"] = max(1, workers)
-            ray.init(**kwargs)
+            try:
+                ray.init(**kwargs)
+            except Exception as e:  # a socket path too long, a cluster that cannot be reached, no resources ...
+                raise ExecutorError(_ray_start_failure(e, address)) from e
         self.workers = workers
         self.threads = threads
         self._remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_task, max_retries=1, retry_exceptions=False)(
@@ -236,11 +307,32 @@ class RayPool:
         self._bars.clear()
 
 
+def _ray_start_failure(error: BaseException, address: str | None) -> str:
+    """Why Ray did not start, and what to do about it."""
+    import tempfile
+
+    cause = f"{type(error).__name__}: {error}"
+    if address is not None:
+        return (
+            f"Ray could not connect to --ray-address {address} ({cause}); check the address and that the "
+            "cluster is up (ray status), or leave --ray-address out to start a local Ray"
+        )
+    tmp = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    hint = (
+        f"Ray's socket paths live under its temp folder {tmp} (plus about 60 characters) and a Unix socket path "
+        f"may not exceed {UNIX_SOCKET_MAX} bytes: set RAY_TMPDIR to a short folder (e.g. export RAY_TMPDIR=/tmp/ray)"
+        if "107" in str(error) or "path length" in str(error).lower() or len(tmp) > 40
+        else "check free memory and disk in the temp folder, or use --executor local"
+    )
+    return f"Ray could not start a local instance ({cause}); {hint}"
+
+
 def make_executor(kind: str, workers: int, ray_address: str | None = None, threads: int = 1) -> Executor:
+    """The executor of ``kind``, started: a Ray or pool start-up failure is an :class:`ExecutorError` (exit 2)."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
     if kind == "ray":
         return RayPool(workers, ray_address, threads)
     if kind != "local":
         raise InputError(f"--executor {kind!r}: use local or ray")
-    return InProcess() if workers == 1 else LocalPool(workers, threads)
+    return InProcess() if workers == 1 else LocalPool(workers, threads).start()

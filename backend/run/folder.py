@@ -21,11 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backend.core import fsguard
 from backend.core.errors import EvaluationError, FolderError, InputError
 from backend.core.jsonio import load_json, write_atomic, write_json
 
 LOCK_FILE = ".wf.lock"
 LOCK_INFO = ".wf.lock.json"
+TENSORBOARD = "tensorboard"
 SPAN_KEYS = ("train_start", "train_end", "test_start", "test_end", "train_bars", "test_bars")
 
 
@@ -46,6 +48,7 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         from filelock import Timeout
 
+        fsguard.refuse_link(self.folder / LOCK_FILE, f"the lock file of this {self.what} folder")
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -53,6 +56,11 @@ class FolderLock:
                 f"{self.folder}: {self._holder()} is writing this folder; wait for it to finish or choose another "
                 "--output-dir"
             ) from None
+        except OSError as e:
+            raise FolderError(
+                f"{self.folder / LOCK_FILE}: cannot take the lock of this {self.what} folder ({e.strerror or e}); "
+                "check the folder's permissions or choose another --output-dir"
+            ) from e
         import sys
 
         write_json(
@@ -165,22 +173,39 @@ def _window_ids(out: Path) -> set[str]:
         return set()
 
 
+def check_clearable(out: Path) -> list[Path]:
+    """--overwrite may clear ``out``: empty, or a folder of ours; else FolderError naming what it holds.
+
+    Called before the folder is locked too, so that a refused folder does not even get a lock file. A folder
+    of ours holds our summary.json / sweep.json, or only run folders of ours (a sweep or multi-seed folder
+    stopped before its own summary was written). Returns its entries (the lock files left out).
+    """
+    if not out.is_dir():
+        return []
+    entries = sorted(c for c in out.iterdir() if c.name not in (LOCK_FILE, LOCK_INFO))
+    if not entries or _is_harness_folder(out):
+        return entries
+    if all(
+        c.name.startswith(".tmp-") or (c.is_dir() and not c.is_symlink() and _is_harness_folder(c)) for c in entries
+    ):
+        return entries
+    shown = ", ".join(c.name + ("/" if c.is_dir() else "") for c in entries[:8])
+    more = f" and {len(entries) - 8} more" if len(entries) > 8 else ""
+    raise FolderError(
+        f"--overwrite {out}: not a run, seed or sweep folder of this harness (no summary.json of ours); it "
+        f"holds {shown}{more}. Nothing was deleted; choose an empty or new --output-dir"
+    )
+
+
 def clear(out: Path) -> None:
     """--overwrite: remove the previous run's own entries (the lock files stay: we hold them).
 
     Only a folder this harness recognisably wrote is cleared, and only the entries it writes; a symlink is
     removed as a link, never followed. Anything else is refused (exit 2) naming the folder and its contents.
     """
-    entries = sorted(c for c in out.iterdir() if c.name not in (LOCK_FILE, LOCK_INFO))
+    entries = check_clearable(out)
     if not entries:
         return
-    if not _is_harness_folder(out):
-        shown = ", ".join(c.name + ("/" if c.is_dir() else "") for c in entries[:8])
-        more = f" and {len(entries) - 8} more" if len(entries) > 8 else ""
-        raise FolderError(
-            f"--overwrite {out}: not a run, seed or sweep folder of this harness (no summary.json of ours); it "
-            f"holds {shown}{more}. Nothing was deleted; choose an empty or new --output-dir"
-        )
     ids = _window_ids(out)
     for child in entries:
         if not _harness_entry(child, ids):
@@ -189,6 +214,18 @@ def clear(out: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def check_paths(out: Path, window_ids: list[str]) -> None:
+    """Before anything is written: no window folder or TensorBoard folder leads out of ``out`` through a link.
+
+    A symlink that leaves the run folder is refused (exit 2) naming it and its target; links that stay
+    inside are fine. The files at the top of the folder are replaced by rename (a link there is replaced,
+    never written through).
+    """
+    tb = out / TENSORBOARD
+    for path in [tb, tb / "hparams", *(p for wid in window_ids for p in (out / wid, tb / wid))]:
+        fsguard.check_no_escape(out, path, "the run folder")
 
 
 def read_previous(out: Path) -> dict[str, Any] | None:
@@ -308,9 +345,9 @@ class Summary:
 
 
 def write_artifacts(out: Path, artifacts: dict[str, bytes]) -> None:
-    """Files a remote task returned, written by the driver alone (relative paths only)."""
+    """Files a remote task returned, written by the driver alone (relative paths only, never through a link out)."""
     for rel, data in artifacts.items():
-        target = (out / rel).resolve()
-        if out.resolve() not in target.parents:
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts:
             raise InputError(f"a task returned a file outside the run folder: {rel!r}")
-        write_atomic(target, lambda tmp, data=data: tmp.write_bytes(data))
+        write_atomic(out / rel, lambda tmp, data=data: tmp.write_bytes(data), root=out)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backend.config.models import LoadedConfig
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError
 from backend.core.jsonio import load_json, write_json
 from backend.evaluation.metrics import METRIC_KEYS
@@ -51,6 +51,8 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
     from backend.run.executors import make_executor
 
     out = rf.check_output_dir(opts.output_dir)
+    if opts.overwrite:
+        rf.check_clearable(out)  # --overwrite of a folder that is not ours: refused, nothing written or deleted
     rf.create(out)
     with ExitStack() as stack:
         stack.enter_context(rf.FolderLock(out, "multi-seed run"))
@@ -65,6 +67,7 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
             sub = dataclasses.replace(
                 s, loaded=LoadedConfig(cfg, s.loaded.path, s.loaded.warnings, s.loaded.unmapped, s.loaded.legacy)
             )
+            fsguard.check_no_escape(out, out / f"s{seed}", "the multi-seed folder")  # before anything is written
             name = f"{opts.prefix + '/' if opts.prefix else ''}s{seed}"
             sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), seed=seed, prefix=name)
             drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from backend.config.models import Config
+from backend.core import fsguard
 from backend.core.errors import (
     EXIT_ARTIFACTS,
     EXIT_EVALUATION,
@@ -134,7 +135,7 @@ def run_window(task: WindowTask, market: MarketArrays | None = None, stop: Any =
             result.artifacts = collect_artifacts(root, task.window.id)
     finally:
         if scratch:
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)  # a fresh mkdtemp folder: rmtree removes links inside as links
     result.seconds = time.perf_counter() - started
     result.worker = {"host": socket.gethostname(), "pid": os.getpid(), "scratch": str(root) if scratch else None}
     return result
@@ -153,12 +154,21 @@ def window_paths(root: Path, window_id: str) -> tuple[Path, Path]:
 
 
 def _fresh_window_folder(root: Path, window_id: str) -> tuple[Path, Path]:
+    """The window's folder and TensorBoard folder, emptied of stale files; never through a link out of ``root``.
+
+    A link on the way that leaves the run folder is a FolderError (exit 2) naming it; a link in the window
+    folder that leaves it is removed as a link (its target untouched), so nothing is written through it.
+    """
     wdir, tb_dir = window_paths(root, window_id)
-    if tb_dir.exists():
-        shutil.rmtree(tb_dir, ignore_errors=True)
-    if (wdir / "replay").exists():
-        shutil.rmtree(wdir / "replay", ignore_errors=True)  # a replay of an older model would be stale
-    wdir.mkdir(parents=True, exist_ok=True)
+    fsguard.check_no_escape(root, wdir, "the run folder")
+    fsguard.check_no_escape(root, tb_dir, "the run folder")
+    try:
+        fsguard.remove(root, tb_dir, "the run folder")
+        fsguard.remove(root, wdir / "replay", "the run folder")  # a replay of an older model would be stale
+    except OSError:
+        pass  # as before: a stale folder that cannot be removed does not stop the window
+    fsguard.make_dirs(root, wdir, "the run folder")
+    fsguard.drop_escaping_links(root, wdir)
     for stale in ("metadata.json", "evaluation.json"):
         (wdir / stale).unlink(missing_ok=True)
     return wdir, tb_dir

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
 from backend.studies.compare import member_row
 from backend.walkforward.windows import check_id
@@ -61,7 +61,7 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
 
 def execute(members: list[Member], base: Any, executor: Any) -> int:
     """Set up every member, run all (member × window) tasks on ``executor``; 0 if all completed, else 1 (130)."""
-    from backend.run.driver import RunDriver, run_drivers, setup
+    from backend.run.driver import run_drivers
 
     with ExitStack() as stack:
         planned, drivers = [], {}
@@ -70,19 +70,16 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
                 base, config=m.config, seed=m.seed, output_dir=str(m.output_dir), prefix=m.name, quiet=True
             )
             try:
-                s = setup(opts)
-                stages.emit(True, "Window Setup", _setup_line(s), m.name)
-                d = stack.enter_context(RunDriver(opts, s, m.name))
-                tasks = d.plan()
+                d, pairs = _member_driver(opts, m.name, stack)
             except HarnessError as e:
                 m.status, m.exit_code, m.error = "failed", e.exit_code, f"{type(e).__name__}: {e}"
                 stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
                 continue
-            if not tasks and d.unchanged is not None:
+            if not any(tasks for _, tasks in pairs) and d.unchanged is not None:
                 m.status, m.exit_code = "skipped", EXIT_OK
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d
-            planned.append((d, tasks))
+            planned.extend(pairs)
         interrupted = run_drivers(planned, executor, quiet=base.quiet)
         for m in members:
             if m.name in drivers:
@@ -100,6 +97,24 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
     return EXIT_OK if all(m.status in ("completed", "skipped") for m in members) else EXIT_PARTIAL
 
 
+def _member_driver(opts: Any, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
+    """A member's driver and its (driver, tasks) pairs: one RunDriver, or a universe's (data.symbols / --symbols)."""
+    from backend.run.driver import RunDriver
+    from backend.run.universe import Universe, symbol_setups
+    from backend.run.window_setup import load_run_config, setup
+
+    loaded = load_run_config(opts)
+    if loaded.config.data.symbols:  # SWEEP/<member>/<SYMBOL>/: every symbol's windows on the sweep's pool
+        universe = Universe(opts, symbol_setups(opts, loaded), None)
+        for symbol, s in universe.setups:
+            stages.emit(True, "Window Setup", _setup_line(s), f"{name}/{symbol}")
+        return universe, universe.plan(stack)
+    s = setup(opts, loaded)
+    stages.emit(True, "Window Setup", _setup_line(s), name)
+    d = stack.enter_context(RunDriver(opts, s, name))
+    return d, [(d, d.plan())]
+
+
 def _setup_line(s: Any) -> str:
     from backend.run.driver import window_setup_detail
 
@@ -114,22 +129,30 @@ def _first_error(driver: Any) -> str | None:
 
 
 def rows_for(members: list[Member]) -> list[dict[str, Any]]:
+    """One row per member; a universe member gives one row per symbol (``<member>/<SYMBOL>``)."""
+    from backend.run.universe import is_universe
+    from backend.studies.compare_universe import universe_rows
+
     rows = []
     for m in members:
         path = m.output_dir / "summary.json"
-        if path.exists() and m.exit_code != 2:
-            row = member_row(path, m.name, m.seed)
+        if m.exit_code != 2 and is_universe(m.output_dir):
+            found = universe_rows(m.output_dir, str(m.output_dir.parent), keep_stats=True)
+        elif path.exists() and m.exit_code != 2:
+            found = [member_row(path, m.name, m.seed)]
         else:
-            row = {"name": m.name, "path": str(m.output_dir), "status": "failed", "config_hash": None, "seed": m.seed}
-        row["status"] = row["status"] if m.status in ("completed", "skipped") else m.status
-        row.update(
-            config_path=m.config,
-            exit_code=m.exit_code,
-            error=m.error,
-            seconds=round(m.seconds, 2),
-            skipped=m.status == "skipped",
-        )
-        rows.append(row)
+            found = [{"name": m.name, "path": str(m.output_dir), "status": "failed", "config_hash": None}]
+        for row in found:
+            row["seed"] = m.seed
+            row["status"] = row["status"] if m.status in ("completed", "skipped") else m.status
+            row.update(
+                config_path=m.config,
+                exit_code=m.exit_code,
+                error=m.error,
+                seconds=round(m.seconds, 2),
+                skipped=m.status == "skipped",
+            )
+        rows.extend(found)
     return rows
 
 
@@ -137,6 +160,10 @@ def selection(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """PBO, SPA/StepM against the baselines, IQM and P(A > B) of the sweep (never raises: refusals are reasons)."""
     from backend.evaluation.selection import selection_from_rows
 
+    if any(r.get("universe") for r in rows):  # units: symbol × window (SPY/w01 ...), see sweep_report
+        from backend.evaluation.sweep_report import universe_selection
+
+        return universe_selection(rows, seed=0)
     return selection_from_rows(rows, seed=0)
 
 
@@ -183,6 +210,8 @@ def run_sweep(patterns: list[str], seeds: list[int], options: dict[str, Any]) ->
     if not patterns:
         raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
     members = plan(expand_configs(patterns), seeds, out)
+    if options["overwrite"]:
+        rf.check_clearable(out)  # --overwrite of a folder that is not ours: refused, nothing written or deleted
     rf.create(out)
     with rf.FolderLock(out, "sweep"):
         _refuse_existing(members, out, options)
@@ -192,6 +221,8 @@ def run_sweep(patterns: list[str], seeds: list[int], options: dict[str, Any]) ->
 
 
 def _refuse_existing(members: list[Member], out: Path, options: dict[str, Any]) -> None:
+    for m in members:  # a member folder that is a link out of the sweep folder: refused before anything is written
+        fsguard.check_no_escape(out, m.output_dir, "the sweep folder")
     existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
     if existing and not (options["resume"] or options["overwrite"]):
         raise FolderError(

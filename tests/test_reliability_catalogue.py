@@ -1,0 +1,330 @@
+"""The catalogue of issue 21: one test per case the review broke, each tried as a user would (the `wf` CLI).
+
+Every case here failed before its fix (a deletion, a write outside the output folder, an internal error or a
+false status). The slow cases — a SIGKILLed worker of `wf run` / `wf sweep --workers 2`, the 2 GiB zip bomb —
+live in tests/test_reliability.py and are listed in :data:`ELSEWHERE`; a test below checks they still exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_CONFIG, TINY_WINDOWS
+from tests.helpers import wf
+
+ELSEWHERE = {
+    "killed worker of wf run --workers 2": "test_a_worker_killed_by_sigkill_fails_only_its_window",
+    "killed worker of wf sweep --workers 2": "test_a_sweep_worker_killed_by_sigkill_fails_only_its_member",
+    "zip bomb model.zip with re-signed hashes": "test_zip_bomb_with_resigned_hash_is_refused_fast_with_bounded_memory",
+    "model.zip a symlink to /dev/zero": "test_model_zip_linked_to_dev_zero_is_refused_at_once",
+    "model.zip member named ../..": "test_zip_member_with_dotdot_name_is_refused",
+}
+
+
+def test_the_slow_cases_are_still_tested_elsewhere():
+    from tests import test_reliability
+
+    missing = [row for row, name in ELSEWHERE.items() if not callable(getattr(test_reliability, name, None))]
+    assert not missing, f"catalogue rows without their test: {missing}"
+
+
+def _inputs(tmp_path: Path, windows: list[dict] | None = None) -> tuple[Path, Path]:
+    (tmp_path / "c.json").write_text(json.dumps(TINY_CONFIG))
+    (tmp_path / "w.json").write_text(json.dumps(windows or TINY_WINDOWS[:1]))
+    return tmp_path / "c.json", tmp_path / "w.json"
+
+
+def _run(tmp_path: Path, out: Path, *extra: str, windows: list[dict] | None = None):
+    cfg, win = _inputs(tmp_path, windows)
+    return wf("run", "--config", cfg, "--windows", win, "--output-dir", out, "--quiet", "--no-report", *extra)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file (and link) below ``root`` with its content hash: what must stay untouched."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p.relative_to(root))] = "-> " + str(p.readlink())
+        elif p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# ------------------------------------------------------------------ --overwrite on folders that are not ours
+@pytest.mark.parametrize("command", ["run", "seeds", "sweep"])
+def test_overwrite_of_a_home_like_folder_is_refused_and_deletes_nothing(tmp_path, command):
+    home = tmp_path / "home"
+    for rel, text in {"Documents/thesis.txt": "years", ".ssh/id_ed25519": "key", ".git/HEAD": "ref"}.items():
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text(text)
+    before = _snapshot(home)
+    if command == "sweep":
+        cfg, win = _inputs(tmp_path)
+        res = wf("sweep", "--configs", cfg, "--windows", win, "--output-dir", home, "--overwrite", "--quiet")
+    else:
+        res = _run(tmp_path, home, "--overwrite", *(["--seeds", "2"] if command == "seeds" else []))
+    assert res.exit_code == 2, res.output
+    assert "not a run, seed or sweep folder" in res.output and "Nothing was deleted" in res.output
+    assert ".ssh/" in res.output and "internal error" not in res.output
+    assert _snapshot(home) == before
+
+
+def test_overwrite_of_dot_in_a_checkout_is_refused(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (checkout / "backend").mkdir()
+    (checkout / "backend" / "x.py").write_text("print(1)")
+    cfg, win = _inputs(tmp_path)
+    before = _snapshot(checkout)
+    monkeypatch.chdir(checkout)
+    res = wf("run", "--config", cfg, "--windows", win, "--output-dir", ".", "--overwrite", "--quiet", "--no-report")
+    assert res.exit_code == 2 and "Nothing was deleted" in res.output, res.output
+    assert _snapshot(checkout) == before
+
+
+# ------------------------------------------------------------------ symlinks inside the output folder
+def test_tensorboard_linked_to_another_runs_folder_is_left_untouched(tmp_path):
+    other = tmp_path / "other_run" / "tensorboard"
+    (other / "w01").mkdir(parents=True)
+    (other / "w01" / "events.out.tfevents.1").write_bytes(b"the other run's curves")
+    (other / "hparams").mkdir()
+    (other / "hparams" / "events.out.tfevents.2").write_bytes(b"its hparams")
+    before = _snapshot(other)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tensorboard").symlink_to(other)  # the shared-TensorBoard set-up of the review
+    res = _run(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'tensorboard'} is a symbolic link to {other.resolve()}" in res.output
+    assert "internal error" not in res.output
+    assert _snapshot(other) == before
+    assert not (out / "summary.json").exists()  # refused before anything was written
+
+
+def test_window_folder_linked_elsewhere_gets_nothing_written(tmp_path):
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    for name in ("model.zip", "metadata.json", "evaluation.json"):
+        (elsewhere / name).write_text(f"someone's {name}")
+    before = _snapshot(elsewhere)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "w01").symlink_to(elsewhere)
+    res = _run(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'w01'} is a symbolic link to {elsewhere.resolve()}" in res.output
+    assert _snapshot(elsewhere) == before
+
+
+def test_a_window_task_never_writes_through_a_link_out_of_the_run_folder(tmp_path):
+    """The task's own guard (a driver that did not check, or a link made after planning): a FolderError."""
+    from backend.core.errors import FolderError
+    from backend.run.tasks import _fresh_window_folder
+
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    (elsewhere / "w01").mkdir(parents=True)
+    (elsewhere / "w01" / "events").write_text("keep")
+    run.mkdir()
+    (run / "tensorboard").symlink_to(elsewhere)
+    with pytest.raises(FolderError, match="is a symbolic link to"):
+        _fresh_window_folder(run, "w01")
+    assert (elsewhere / "w01" / "events").read_text() == "keep"
+    (run / "tensorboard").unlink()
+    (run / "w01").mkdir()
+    (run / "w01" / ".warm-start-w00.zip").symlink_to(elsewhere / "w01" / "events")  # a link to a file outside
+    (run / "w01" / "inside.txt").write_text("ours")
+    (run / "w01" / "link-inside").symlink_to(run / "w01" / "inside.txt")
+    _fresh_window_folder(run, "w01")
+    assert not (run / "w01" / ".warm-start-w00.zip").exists() and (elsewhere / "w01" / "events").read_text() == "keep"
+    assert (run / "w01" / "link-inside").is_symlink()  # a link that stays inside is fine
+
+
+def test_top_level_files_that_are_links_are_replaced_not_written_through(tmp_path):
+    from backend.core.jsonio import write_json
+
+    target = tmp_path / "someone_elses.json"
+    target.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").symlink_to(target)
+    write_json(out / "summary.json", {"a": 1}, root=out)
+    assert target.read_text() == "keep me"
+    assert not (out / "summary.json").is_symlink() and json.loads((out / "summary.json").read_text()) == {"a": 1}
+
+
+def test_atomic_write_refuses_a_folder_link_leaving_the_root(tmp_path):
+    from backend.core.errors import FolderError
+    from backend.core.jsonio import write_json
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "w01").symlink_to(elsewhere)
+    with pytest.raises(FolderError, match="symbolic link"):
+        write_json(out / "w01" / "metadata.json", {}, root=out)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_symlinked_lock_file_is_exit_2_naming_the_link(tmp_path):
+    target = tmp_path / "elsewhere.lock"
+    target.write_text("not ours")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".wf.lock").symlink_to(target)
+    res = _run(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert str(out / ".wf.lock") in res.output and "symbolic link" in res.output
+    assert "internal error" not in res.output and "Too many levels" not in res.output
+    assert target.read_text() == "not ours"
+
+
+def test_seed_folder_linked_out_of_the_multi_seed_folder_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "s0").symlink_to(elsewhere)
+    res = _run(tmp_path, out, "--seeds", "2")
+    assert res.exit_code == 2 and "is a symbolic link to" in res.output, res.output
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_sweep_member_folder_linked_out_of_the_sweep_folder_is_refused(tmp_path):
+    cfg, win = _inputs(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "c_s0").symlink_to(elsewhere)
+    res = wf("sweep", "--configs", cfg, "--windows", win, "--output-dir", out, "--quiet", "--no-report")
+    assert res.exit_code == 2 and f"{out / 'c_s0'} is a symbolic link to" in res.output, res.output
+    assert list(elsewhere.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the bar cache
+def _bars_csv(tmp_path: Path) -> Path:
+    from backend.data import sources
+
+    raw = sources.read_sample().loc["2019-01-02":"2019-01-03"]
+    raw.to_csv(tmp_path / "bars.csv")
+    return tmp_path / "bars.csv"
+
+
+def test_a_symlinked_cache_lock_is_exit_2_naming_the_link(tmp_path):
+    csv, cache = _bars_csv(tmp_path), tmp_path / "cache"
+    cache.mkdir()
+    target = tmp_path / "elsewhere.lock"
+    target.write_text("not ours")
+    (cache / "ABC_1m.lock").symlink_to(target)
+    res = wf("data", "import", csv, "--symbol", "ABC", "--interval", "1m", "--cache-dir", cache)
+    assert res.exit_code == 2, res.output
+    assert str(cache / "ABC_1m.lock") in res.output and "symbolic link" in res.output
+    assert "internal error" not in res.output and target.read_text() == "not ours"
+
+
+def test_cache_entry_files_that_are_links_are_replaced_and_deleted_as_links(tmp_path):
+    """A guard rather than a fix: renames already replaced links; deleting a dangling link is new."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    outside = tmp_path / "team_file.parquet"
+    outside.write_bytes(b"the team's file")
+    (cache / "ABC_1m.import.parquet").symlink_to(outside)
+    (cache / "ABC_1m.import.manifest.json").symlink_to(tmp_path / "gone.json")  # dangling
+    res = wf("data", "delete", "ABC", "--interval", "1m", "--import", "--cache-dir", cache)
+    assert res.exit_code == 0, res.output
+    assert (
+        not (cache / "ABC_1m.import.parquet").is_symlink() and not (cache / "ABC_1m.import.manifest.json").is_symlink()
+    )
+    assert outside.read_bytes() == b"the team's file"
+    (cache / "ABC_1m.import.parquet").symlink_to(outside)
+    from backend.data import cache as bar_cache
+    from backend.data import sources
+
+    e = bar_cache.entry(cache, "ABC", "1m", "import")
+    with bar_cache.locked(e):
+        bar_cache.write(e, sources.read_sample().loc["2019-01-02":"2019-01-02"], {"source": "import"})
+    assert outside.read_bytes() == b"the team's file" and not e.data_path.is_symlink()
+
+
+# ------------------------------------------------------------------ inputs that were internal errors
+def test_a_config_nested_100000_deep_is_exit_2_naming_the_file(tmp_path):
+    cfg, win = _inputs(tmp_path)
+    cfg.write_text("[" * 100000 + "]" * 100000)
+    res = wf("run", "--config", cfg, "--windows", win, "--output-dir", tmp_path / "out", "--dry-run")
+    assert res.exit_code == 2, res.output
+    assert str(cfg) in res.output and "nested deeper" in res.output and "RecursionError" not in res.output
+
+
+def test_a_config_that_is_not_utf8_is_exit_2_naming_file_and_offset(tmp_path):
+    cfg, win = _inputs(tmp_path)
+    cfg.write_bytes(b'{"data": {"symbol": "caf\xe9"}}')
+    res = wf("run", "--config", cfg, "--windows", win, "--output-dir", tmp_path / "out", "--dry-run")
+    assert res.exit_code == 2, res.output
+    assert str(cfg) in res.output and "byte offset 24" in res.output and "UnicodeDecodeError" not in res.output
+
+
+# ------------------------------------------------------------------ executors that cannot start
+def _failing_ray(error: BaseException) -> types.ModuleType:
+    ray = types.ModuleType("ray")
+    ray.is_initialized = lambda: False  # type: ignore[attr-defined]
+
+    def init(**kwargs):
+        raise error
+
+    ray.init = init  # type: ignore[attr-defined]
+    return ray
+
+
+def test_ray_that_cannot_start_is_its_own_stage_with_its_cause(tmp_path, monkeypatch):
+    long_path = "/tmp/" + "x" * 120 + "/sockets/plasma_store"
+    monkeypatch.setitem(
+        sys.modules, "ray", _failing_ray(OSError(f"AF_UNIX path length cannot exceed 107 bytes: {long_path!r}"))
+    )
+    res = _run(tmp_path, tmp_path / "out", "--executor", "ray", "--workers", "2")
+    assert res.exit_code == 2, res.output
+    assert "[STAGE ❌] Executor — ExecutorError: Ray could not start" in res.output
+    assert "107 bytes" in res.output and "RAY_TMPDIR" in res.output
+    assert "Window Setup ❌" not in res.output and "[STAGE ❌] Window Setup" not in res.output
+    assert "internal error" not in res.output
+
+
+def test_a_local_pool_that_cannot_start_is_its_own_stage(tmp_path, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    def no_processes(self, *a, **k):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", no_processes)
+    res = _run(tmp_path, tmp_path / "out", "--workers", "2")
+    assert res.exit_code == 2, res.output
+    assert "[STAGE ❌] Executor — ExecutorError: the local worker pool (--workers 2) could not start" in res.output
+    assert "Resource temporarily unavailable" in res.output and "internal error" not in res.output
+
+
+# ------------------------------------------------------------------ truthful statuses
+def test_a_window_is_training_in_summary_json_while_it_trains(tmp_path, monkeypatch):
+    from backend.run import executors
+
+    seen: dict[str, str] = {}
+    real = executors.run_window
+    out = tmp_path / "out"
+
+    def spy(task, *a, **k):  # what a user reading summary.json sees while the window trains
+        doc = json.loads((out / "summary.json").read_text())
+        seen[task.window.id] = next(w["status"] for w in doc["windows"] if w["id"] == task.window.id)
+        return real(task, *a, **k)
+
+    monkeypatch.setattr(executors, "run_window", spy)
+    res = _run(tmp_path, out, windows=TINY_WINDOWS)
+    assert res.exit_code == 0, res.output
+    assert seen == {"w01": "training", "w02": "training"}
+    done = json.loads((out / "summary.json").read_text())
+    assert [w["status"] for w in done["windows"]] == ["completed", "completed"]
