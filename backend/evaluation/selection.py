@@ -176,6 +176,9 @@ def _partitions(n_bars: int, wanted: int) -> int:
 
 
 def _pbo(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
+    """PBO over the configs' seed-mean series: pbo, n_partitions, n_trials, n_bars, bars_per_block, n_combinations,
+    logits {values, counts}, probability_of_loss, degradation {slope, intercept, n_pairs, in_sample,
+    out_of_sample}, chosen_counts, rank_counts."""
     names = list(config_returns.columns)
     if len(names) < 2:
         return _status(
@@ -218,6 +221,8 @@ def _pbo(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
 
 
 def _snooping(returns: pd.DataFrame, benchmark: pd.Series, reps: int, seed: int) -> dict[str, Any]:
+    """Every member against one baseline: spa_pvalue, spa_pvalue_lower, reality_check_pvalue, stepm_superior,
+    stepm_size, block_size, reps, n_bars, n_models, members {name: {mean_excess_per_bar, t_stat}}."""
     names = list(returns.columns)
     b = benchmark.reindex(returns.index)
     if b.isna().any():
@@ -336,71 +341,31 @@ def selection_statistics(
       P(A > B) replicates; ``n_partitions`` the wanted S of CSCV (lowered, never below 8, when the
       bars are too few for ≥ 20 per block).
 
-    Output keys: ``schema_version``, ``status`` (``ok`` / ``refused``), ``reason``, ``seed``,
-    ``n_bars``, ``members`` (name, config, seed, ``sharpe_per_bar``), ``configs`` (name, members,
-    ``sharpe_per_bar`` of the seed-mean series, ``iqm`` {status, reason, value, ci_low, ci_high,
-    n_scores, n_windows}, ``superior_seeds`` {baseline: count}, ``verdict``, ``verdict_reasons``),
-    ``best_config``, ``verdict``, ``verdict_reasons``, ``pbo`` (see :func:`_pbo`: pbo, n_partitions,
-    n_trials, n_bars, bars_per_block, n_combinations, logits {values, counts}, probability_of_loss,
-    degradation {slope, intercept, n_pairs, in_sample, out_of_sample}, chosen_counts, rank_counts),
-    ``data_snooping`` {baseline: {spa_pvalue, spa_pvalue_lower, reality_check_pvalue,
-    stepm_superior, stepm_size, block_size, reps, n_bars, n_models, members {name: {mean_excess_per_bar,
-    t_stat}}}}, ``probability_of_improvement`` {configs, p, ci_low, ci_high} (P(row > column)),
-    ``confidence``, ``n_boot``, ``warnings``. Every statistic has ``status`` and ``reason``.
+    Output keys: ``schema_version``, ``status`` (``ok`` / ``refused``), ``reason``, ``seed``, ``n_bars``,
+    ``members`` (name, config, seed, ``sharpe_per_bar``), ``configs``, ``best_config``, ``verdict``,
+    ``verdict_reasons`` (see :func:`_config_part`), ``pbo`` (see :func:`_pbo`), ``data_snooping``
+    {baseline: see :func:`_snooping`}, ``probability_of_improvement`` {configs, p, ci_low, ci_high}
+    (P(row > column)), ``confidence``, ``n_boot``, ``warnings``. Every statistic has ``status`` and ``reason``.
     """
     warns = [f"{m['name']}: no aligned returns; left out" for m in members if m["name"] not in returns.columns]
     known = [m for m in members if m["name"] in returns.columns]
     if not known or returns.empty:
-        return sanitize(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "status": "refused",
-                "seed": seed,
-                "warnings": warns,
-                "reason": "no member with out-of-sample returns",
-            }
-        )
+        return _refused_document(seed, warns)
     returns = _finite_rows(returns[[m["name"] for m in known]], warns)
-    configs: dict[str, list[str]] = {}
-    for m in known:
-        configs.setdefault(str(m["config"]), []).append(m["name"])
+    configs = _configs_of(known)
     config_returns = pd.DataFrame({c: returns[names].mean(axis=1) for c, names in configs.items()})
-    config_sharpe = {c: _sharpe(config_returns[c].to_numpy()) for c in configs}
-    best = max(configs, key=lambda c: -math.inf if math.isnan(config_sharpe[c]) else config_sharpe[c])
     pbo = _pbo(config_returns, n_partitions)
     snooping = _snooping_all(returns, baselines, reps, seed)
     scores = {c: _window_scores(window_sharpes, names) for c, names in configs.items()}
-    rows = [
-        _config_row(
-            c,
-            names,
-            config_sharpe[c],
-            _iqm(scores[c], n_boot, seed) if scores[c] else _status("no window Sharpe ratios were given"),
-            is_best=c == best,
-            n_configs=len(configs),
-            pbo=pbo,
-            snooping=snooping,
-        )
-        for c, names in configs.items()
-    ]
-    best_row = next(r for r in rows if r["name"] == best)
+    iqm = {c: _config_iqm(s, n_boot, seed) for c, s in scores.items()}
     doc = {
         "schema_version": SCHEMA_VERSION,
         "status": "ok",
         "reason": None,
         "seed": seed,
         "n_bars": len(returns),
-        "members": [
-            {
-                **{k: m.get(k) for k in ("name", "config", "seed")},
-                "sharpe_per_bar": _sharpe(returns[m["name"]].to_numpy()),
-            }
-            for m in known
-        ],
-        "configs": rows,
-        "best_config": best,
-        "verdict": best_row["verdict"],
-        "verdict_reasons": best_row["verdict_reasons"],
+        "members": _member_rows(known, returns),
+        **_config_part(config_returns, configs, pbo, snooping, iqm),
         "pbo": pbo,
         "data_snooping": snooping,
         "probability_of_improvement": _improvement(scores, n_boot, seed),
@@ -409,6 +374,68 @@ def selection_statistics(
         "warnings": warns,
     }
     return sanitize(doc)
+
+
+def _refused_document(seed: int, warns: list[str]) -> dict[str, Any]:
+    reason = "no member with out-of-sample returns"
+    return sanitize(
+        {"schema_version": SCHEMA_VERSION, "status": "refused", "seed": seed, "warnings": warns, "reason": reason}
+    )
+
+
+def _configs_of(known: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """config -> its members' names, in the members' order."""
+    configs: dict[str, list[str]] = {}
+    for m in known:
+        configs.setdefault(str(m["config"]), []).append(m["name"])
+    return configs
+
+
+def _member_rows(known: list[dict[str, Any]], returns: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {**{k: m.get(k) for k in ("name", "config", "seed")}, "sharpe_per_bar": _sharpe(returns[m["name"]].to_numpy())}
+        for m in known
+    ]
+
+
+def _config_iqm(scores: list[np.ndarray], n_boot: int, seed: int) -> dict[str, Any]:
+    return _iqm(scores, n_boot, seed) if scores else _status("no window Sharpe ratios were given")
+
+
+def _config_part(
+    config_returns: pd.DataFrame,
+    configs: dict[str, list[str]],
+    pbo: dict[str, Any],
+    snooping: dict[str, dict[str, Any]],
+    iqm: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """``configs`` (a row each: name, members, ``sharpe_per_bar`` of the seed-mean series, ``iqm`` {status, reason,
+    value, ci_low, ci_high, n_scores, n_windows}, ``superior_seeds`` {baseline: count}, ``verdict``,
+    ``verdict_reasons``), ``best_config`` (highest full-span Sharpe), and its ``verdict`` and ``verdict_reasons``."""
+    config_sharpe = {c: _sharpe(config_returns[c].to_numpy()) for c in configs}
+    best = max(configs, key=lambda c: -math.inf if math.isnan(config_sharpe[c]) else config_sharpe[c])
+    rows = []
+    for c, names in configs.items():
+        verdict, why = _verdict(c, names, c == best, len(configs), pbo, snooping)
+        superior = {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()}
+        rows.append(
+            {
+                "name": c,
+                "members": names,
+                "sharpe_per_bar": config_sharpe[c],
+                "iqm": iqm[c],
+                "superior_seeds": superior,
+                "verdict": verdict,
+                "verdict_reasons": why,
+            }
+        )
+    best_row = next(r for r in rows if r["name"] == best)
+    return {
+        "configs": rows,
+        "best_config": best,
+        "verdict": best_row["verdict"],
+        "verdict_reasons": best_row["verdict_reasons"],
+    }
 
 
 def _finite_rows(returns: pd.DataFrame, warns: list[str]) -> pd.DataFrame:
@@ -433,30 +460,6 @@ def _snooping_all(
         else:
             snooping[name] = _snooping(returns, series, reps, seed + i)
     return snooping
-
-
-def _config_row(
-    config: str,
-    names: list[str],
-    sharpe: float,
-    iqm: dict[str, Any],
-    *,
-    is_best: bool,
-    n_configs: int,
-    pbo: dict[str, Any],
-    snooping: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    """One config's row: its seeds, Sharpe, IQM, superior seeds per baseline and verdict."""
-    verdict, why = _verdict(config, names, is_best, n_configs, pbo, snooping)
-    return {
-        "name": config,
-        "members": names,
-        "sharpe_per_bar": sharpe,
-        "iqm": iqm,
-        "superior_seeds": {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()},
-        "verdict": verdict,
-        "verdict_reasons": why,
-    }
 
 
 # ----------------------------------------------------------------------------- the sweep's entry point

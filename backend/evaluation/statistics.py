@@ -308,6 +308,23 @@ def _degradation(is_best: np.ndarray, oos_best: np.ndarray) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- data snooping (arch)
 
 
+def _excess_returns(models: np.ndarray, benchmark: np.ndarray) -> np.ndarray:
+    """(T × k) model returns minus the benchmark's, after the refusals of :func:`data_snooping_tests`."""
+    m = np.asarray(models, dtype=np.float64)
+    m = m.reshape(len(m), -1)
+    b = np.asarray(benchmark, dtype=np.float64)
+    t, k = m.shape
+    if k < 1:
+        raise StatisticRefused("SPA needs at least one model")
+    if b.shape != (t,):
+        raise StatisticRefused(f"SPA: the benchmark has shape {b.shape}; the models have {t} bars")
+    if t < MIN_SPA_BARS:
+        raise StatisticRefused(f"SPA needs at least {MIN_SPA_BARS} bars; got {t}")
+    if not (np.isfinite(m).all() and np.isfinite(b).all()):
+        raise StatisticRefused("SPA needs finite returns; the models or the benchmark hold NaN or inf")
+    return m - b[:, None]
+
+
 def data_snooping_tests(
     models: np.ndarray,
     benchmark: np.ndarray,
@@ -338,19 +355,8 @@ def data_snooping_tests(
     """
     from arch.bootstrap import StationaryBootstrap, StepM
 
-    m = np.asarray(models, dtype=np.float64)
-    m = m.reshape(len(m), -1)
-    b = np.asarray(benchmark, dtype=np.float64)
-    t, k = m.shape
-    if k < 1:
-        raise StatisticRefused("SPA needs at least one model")
-    if b.shape != (t,):
-        raise StatisticRefused(f"SPA: the benchmark has shape {b.shape}; the models have {t} bars")
-    if t < MIN_SPA_BARS:
-        raise StatisticRefused(f"SPA needs at least {MIN_SPA_BARS} bars; got {t}")
-    if not (np.isfinite(m).all() and np.isfinite(b).all()):
-        raise StatisticRefused("SPA needs finite returns; the models or the benchmark hold NaN or inf")
-    excess = m - b[:, None]
+    excess = _excess_returns(models, benchmark)
+    t, k = excess.shape
     block = math.ceil(block_size if block_size is not None else optimal_mean_block(excess))
     rng = np.random.default_rng(seed)
     boot_means = StationaryBootstrap(block, excess, seed=rng).apply(lambda x: x.mean(axis=0), reps=reps)
