@@ -57,7 +57,7 @@ def test_clean_harness_passes_every_bar_perturbed_and_truncated(files):
     res = env_audit(*files)
     assert res.exit_code == 0, res.output
     assert "the env identical at every bar with the future perturbed or truncated" in res.output
-    assert "compared bit for bit with the future perturbed and truncated after every bar" in res.output
+    assert "compared bit for bit with the future perturbed, reshaped and truncated after every bar" in res.output
 
 
 def test_canary_observation_peeks_at_the_next_return_at_one_interior_bar(files, monkeypatch):
@@ -92,13 +92,17 @@ def test_canary_state_variable_from_the_remaining_bar_count(files, monkeypatch):
     res = env_audit(*files)
     assert res.exit_code == 3, res.output
     assert "observation: state variable 'time_left'" in res.output
-    assert "are missing (the session truncated)" in res.output
+    assert "change in number, start times" in res.output  # the reshaped future (bars dropped) finds it first
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, reshape=False))
+    res = env_audit(*files)
+    assert res.exit_code == 3 and "are missing (the session truncated)" in res.output, res.output
 
 
 def test_negative_control_without_truncation_the_bar_count_passes(files, monkeypatch):
-    """Perturbing the future keeps the bar count: only the truncated-session variant catches it."""
+    """Perturbing the future keeps the bar count: only the reshaped and truncated variants catch it."""
     remaining_bar_count(monkeypatch)
-    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, truncate=False))
+    options = functools.partial(EnvAuditOptions, truncate=False, reshape=False)
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", options)
     res = env_audit(*files)
     assert res.exit_code == 0, res.output
 
@@ -233,3 +237,102 @@ def test_env_check_perturbs_file_columns_and_context_too(example, monkeypatch):
     res = wf(*args)
     assert res.exit_code == 3, res.output
     assert "observation: feature 'column:imb' at lag 0" in res.output
+
+
+# -- issue 23, second review: the future's shape, the trainer's and the replay's own tours --------------------------
+
+
+def test_canary_next_bars_timestamp_at_one_interior_bar(files, monkeypatch):
+    """The next bar's start time (kept by the price perturbation; at t a truncation compares no P&L slot): only the
+    reshaped variant (future bars dropped, their times moved) catches it, naming the slot; negative control without
+    it."""
+    init, get_obs = IntradayTradingEnv.__init__, IntradayTradingEnv._get_obs
+
+    def keeping_times(self, market, *args, **kw):
+        init(self, market, *args, **kw)
+        self._ts = market.timestamps.tolist()
+
+    def peeking(self):
+        obs = get_obs(self)
+        t = self.current_bar
+        if at_planted_bar(self):  # "is the next bar due on time?": a leak of the future's shape
+            obs[-2] += 1e-15 * ((self._ts[t + 1] - self._ts[t]) if t + 1 < len(self._ts) else 900e9)
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "__init__", keeping_times)
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    ok, out = env_finding(env_audit(*files), "the train env's observation: state variable 'unrealized_pnl'")
+    assert ok, out
+    assert "change in number, start times, prices and volumes" in out
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, reshape=False))
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output  # perturbed and truncated futures alone miss it
+
+
+def plain_reset_leak(monkeypatch, leak):
+    """``leak(env, obs)`` applied after every reset without options (the trainer's wrapper resets so)."""
+    original = IntradayTradingEnv.reset
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = original(self, seed=seed, options=options)
+        self._plain = options is None
+        if self._plain:
+            leak(self, obs)
+        return obs, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "reset", reset)
+
+
+def test_canary_plain_reset_peeks_at_the_next_episodes_session(files, monkeypatch):
+    """At a plain reset (the trainer's style), the first close of the next session in the span shows in the
+    observation: invisible to sessions played alone, caught by the tour the trainer's own wrapper drives."""
+
+    def leak(env, obs):
+        nxt = env._ep_first[(env._episode + 1) % env.n_episodes]
+        obs[-2] += 1e-12 * env._close[nxt]
+
+    plain_reset_leak(monkeypatch, leak)
+    res = env_audit(*files)
+    assert res.exit_code == 3, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("look-ahead [w01] env:"))
+    assert "the train env's observation: state variable 'unrealized_pnl'" in line, line
+    assert "toured as the trainer plays it (DummyVecEnv, seeded, plain resets, random order)" in line, line
+    assert "differs from the session played alone" in line
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, tours=False))
+    assert env_audit(*files).exit_code == 0  # negative control: the per-bar check alone cannot see it
+
+
+def test_canary_reward_at_one_interior_bar_only_after_a_plain_reset(files, monkeypatch):
+    plain_reset_leak(monkeypatch, lambda env, obs: None)
+    original = IntradayTradingEnv.step
+
+    def peeking(self, action):
+        obs, reward, done, trunc, info = original(self, action)
+        if getattr(self, "_plain", False) and at_planted_bar(self) and not done:
+            t = self.current_bar
+            reward += 1e-9 * (self._close[t + 1] - self._close[t])
+        return obs, reward, done, trunc, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "step", peeking)
+    ok, out = env_finding(env_audit(*files), "reward of the step into the bar, visit")
+    assert ok, out
+
+
+def test_canary_account_carried_into_one_session_reads_its_future(files, monkeypatch):
+    """The replay carries the account across sessions; a carry into the second test session that reads that
+    session's second close is caught by the replay's own loop against the sessions played alone."""
+    original = IntradayTradingEnv.reset
+
+    def reset(self, *, seed=None, options=None):
+        carried = self.episode_order == "sequential" and seed is None and self._played is not None
+        obs, info = original(self, seed=seed, options=options)
+        if carried and self._episode == 1:
+            self._cash0 *= self._close[self._t + 1] / self._close[self._t]
+        return obs, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "reset", reset)
+    res = env_audit(*files)
+    assert res.exit_code == 3, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("look-ahead [w01] env:"))
+    assert "the test env's account of the step into the bar" in line and "toured as the replay plays it" in line
+    assert "2019-01-11T09:45:00-05:00" in line, line  # the first step of the second test session

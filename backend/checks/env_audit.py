@@ -40,7 +40,7 @@ class EnvFinding:
     span: str  # "train" | "test"
     bar: int  # global bar index
     what: str  # the slot or step quantity that differs
-    variant: str  # "perturbed" (bars after ``cut`` replaced) | "truncated" (the session's bars after ``cut`` missing)
+    variant: str  # "perturbed" | "reshaped" | "truncated" (the future after ``cut``) | "toured" (env_tours) | ""
     cut: int  # global bar index
 
 
@@ -48,7 +48,9 @@ class EnvFinding:
 class EnvAuditOptions:
     seed: int = 0
     perturb: bool = True
+    reshape: bool = True  # future bars dropped, their start times moved, volumes redrawn (every slot compared at t)
     truncate: bool = True
+    tours: bool = True  # the spans toured as the trainer and the replay do (env_tours.py)
 
 
 @dataclass
@@ -102,6 +104,43 @@ def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> M
         known = int(market.bar_end_ns()[cut]) if cut >= 0 else -(2**62)
         arrays["context"] = {k: _perturbed_context(c, known, rng) for k, c in market.context.items()}
     return dataclasses.replace(market, **arrays)
+
+
+def reshape_after(market: MarketArrays, cut: int, ep_last: int, rng: np.random.Generator) -> tuple[MarketArrays, int]:
+    """``perturb_after``, and the future's shape changed too: bars right after ``cut`` dropped, later bars' start
+    times moved earlier (within their session), volumes redrawn.
+
+    The episode holding ``cut`` (its last bar ``ep_last``, local index) still ends at ``ep_last``'s bar and still
+    holds a bar after ``cut`` if it did: so the step into ``cut`` and the observation there (every slot) must be
+    bit-identical to the original's, while the next bar's timestamp, the count of bars left and every later
+    value differ. Bars of ``cut``'s session after ``ep_last`` (past a forced exit) keep their times, so that no
+    bar moves into the episode. Returns the market and the number of bars dropped from ``cut``'s session."""
+    market = perturb_after(market, cut, rng)
+    n = len(market)
+    if cut + 1 >= n:
+        return market, 0
+    sid = market.session_id
+    if ep_last - cut >= 2:
+        k = int(rng.integers(1, ep_last - cut))  # keeps ep_last's bar: the episode still goes on after cut
+    else:
+        k = 1 if cut >= ep_last and sid[cut + 1] != sid[cut] else 0
+    keep = np.r_[np.arange(cut + 1), np.arange(cut + 1 + k, n)]
+    arrays: dict[str, Any] = {
+        f.name: getattr(market, f.name)[keep]
+        for f in dataclasses.fields(market)
+        if isinstance(getattr(market, f.name), np.ndarray)
+    }
+    arrays["columns"] = {name: v[keep] for name, v in market.columns.items()}
+    ts, mfo, s = arrays["timestamps"].copy(), arrays["minutes_from_open"].copy(), arrays["session_id"]
+    j = np.arange(cut + 1, len(keep))
+    same = s[j] == s[j - 1]
+    floor = np.where(same, ts[j - 1], ts[j] - np.round(mfo[j] * 60e9).astype(np.int64))  # predecessor or open
+    shift = np.floor(rng.uniform(0.1, 0.6, len(j)) * (ts[j] - floor) / 1e9).astype(np.int64) * 1_000_000_000
+    shift[(s[j] == s[cut]) & (j > ep_last - k)] = 0  # past the episode's end in cut's session: left alone
+    ts[j] -= np.maximum(shift, 0)
+    mfo[j] -= np.maximum(shift, 0) / 60e9
+    arrays["timestamps"], arrays["minutes_from_open"] = ts, mfo
+    return dataclasses.replace(market, **arrays), (k if cut < ep_last else 0)  # bars dropped from cut's session
 
 
 def _redrawn(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:
@@ -188,12 +227,13 @@ class SessionCheck:
         self.local = ctx.market.take(self.lo, hi)
         self._i = 0
 
-    def env(self, market: MarketArrays) -> Any:
-        """The span's real factory on a local market (features recomputed by the real feature code)."""
+    def env(self, market: MarketArrays, dropped: int = 0) -> Any:
+        """The span's real factory on a local market (features recomputed by the real feature code); ``dropped``:
+        bars of the session removed from ``market`` (the reshaped variant)."""
         from backend.features.builtin import compute_features
 
         feats = compute_features(market, self.ctx.names)
-        s, e = self.a - self.lo, min(len(market), self.b - self.lo)
+        s, e = self.a - self.lo, min(len(market), self.b - self.lo - dropped)
         w = dataclasses.replace(self.ctx.window, train_start=s, train_end=e, test_start=s, test_end=e)
         return self.ctx.factory(self.span, market, feats, w)
 
@@ -227,27 +267,38 @@ class SessionCheck:
         first = self.a - self.lo
         self.ctx.stats.sessions += 1
         self.ctx.stats.bars += n
+        opts, rng = self.ctx.opts, self.ctx.rng
         for i in range(n):
             t, self._i = first + i, i
-            if self.ctx.opts.perturb:
-                found = self.variant(ref, perturb_after(self.local, t, self.ctx.rng), actions, i, "perturbed")
-                if found:
-                    return found
-            if self.ctx.opts.truncate and i > 0:
-                found = self.variant(ref, self.local.take(0, t + 1), actions, i, "truncated")
+            variants = []
+            if opts.perturb:
+                variants.append(("perturbed", lambda t=t: (perturb_after(self.local, t, rng), 0)))
+            if opts.reshape:
+                variants.append(("reshaped", lambda t=t: reshape_after(self.local, t, first + n - 1, rng)))
+            if opts.truncate and i > 0:
+                variants.append(("truncated", lambda t=t: (self.local.take(0, t + 1), 0)))
+            for kind, build in variants:
+                market, dropped = build()
+                found = self.variant(ref, market, actions, i, kind, dropped)
                 if found:
                     return found
         return None
 
-    def variant(self, ref: list[Tour], market: MarketArrays, actions: list, i: int, kind: str) -> EnvFinding | None:
-        """Rebuild the env on ``market`` (features recomputed); compare its tours with the reference at bar i."""
+    def variant(
+        self, ref: list[Tour], market: MarketArrays, actions: list, i: int, kind: str, dropped: int = 0
+    ) -> EnvFinding | None:
+        """Rebuild the env on ``market`` (features recomputed); compare its tours with the reference at bar i.
+
+        Perturbed and reshaped: every bar <= i in full (every slot, the step into it, the choice at it).
+        Truncated: the episode now ends (and flattens) at i, so the step into i and the position and P&L
+        there are the flatten's; bars < i in full, and at i the feature slots and ``time_left``."""
         try:
-            env = self.env(market)
+            env = self.env(market, dropped)
             for k, (want, seq) in enumerate(zip(ref, actions, strict=True)):
-                if kind == "perturbed":
-                    found = self.compare(want, tour(env, seq, stop=i), i, i, kind)
-                else:
+                if kind == "truncated":
                     found = self.compare(want, tour(env, seq), i - 1, i, kind)
+                else:
+                    found = self.compare(want, tour(env, seq, stop=i), i, i, kind)
                 if found:
                     found.what += f" (action sequence {k + 1} of {len(actions)})"
                     return found
@@ -341,5 +392,75 @@ def audit_env(
             if found:
                 findings.append(found)
                 break
+        if found is None and opts.tours:
+            found = tour_finding(ctx, features)
+            if found is not None:
+                findings.append(found)
         stats.seconds[w.id] = time.perf_counter() - started
     return findings, stats
+
+
+def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | None:
+    """Both spans played as the trainer and the replay play them, against their sessions alone (env_tours.py)."""
+    from backend.checks.env_tours import Tours, first_difference, order_depends_on_bars
+
+    probe = ctx.factory("train", ctx.market, features, ctx.window)  # for its action mapping only
+
+    def actions(first: int, n: int, visit: int) -> list[np.ndarray]:
+        """The per-bar check's sequences for the session (the first and the mirrored one, by turns)."""
+        seq = session_targets(ctx.opts.seed, first, n)[visit % 2]
+        return [probe.action_for_target(x * probe.config.max_position) for x in seq]
+
+    tours = Tours(ctx, features, actions)
+    how = {
+        "train": "toured as the trainer plays it (DummyVecEnv, seeded, plain resets, random order)",
+        "test": "toured as the replay plays it (run_policy: episodes in order, account and DSR carried)",
+    }
+    for span in ("train", "test"):
+        visits, env = tours.train_tour(ctx.market, features) if span == "train" else tours.test_tour()
+        if span == "train":
+            k = order_depends_on_bars(tours, visits, ctx.rng)
+            if k is not None:
+                return EnvFinding(
+                    ctx.window.id,
+                    span,
+                    visits[min(k, len(visits) - 1)].first,
+                    f"episode order of the span {how[span]}: visit {k + 1} changes when the bars "
+                    "change (the order must not depend on the data)",
+                    "toured",
+                    -1,
+                )
+        diff = first_difference(visits, tours.alone(span, visits, env))
+        if diff is not None:
+            k, row, kind, col = diff
+            what = _tour_what(ctx, kind, col)
+            detail = f"{what}, visit {k + 1} of the span {how[span]}, differs from the session played alone"
+            return EnvFinding(ctx.window.id, span, visits[k].first + row, detail, "toured", -1)
+    return None
+
+
+def _tour_what(ctx: EnvAuditContext, kind: str, col: int) -> str:
+    from backend.checks.env_tours import STEP_COLS
+
+    if kind == "obs":
+        return "observation: " + slot_name(col, ctx.names, ctx.lookback)
+    return f"{STEP_COLS[col]} of the step into the bar" if kind == "step" else "episode length"
+
+
+HOW = {
+    "perturbed": "change",
+    "reshaped": "change in number, start times, prices and volumes (bars dropped, times moved)",
+    "truncated": "are missing (the session truncated)",
+}
+
+
+def describe(f: EnvFinding, stamp: Any) -> str:
+    """A finding as `wf audit` prints it (``stamp(bar)``: the bar's local timestamp)."""
+    if not f.variant:
+        return f"the {f.span} env fails in the session of {stamp(f.bar)}: {f.what}: it reads bars further ahead"
+    if f.variant == "toured":
+        return f"the {f.span} env's {f.what} at {stamp(f.bar)}: the env depends on how the span is played"
+    return (
+        f"the {f.span} env's {f.what} at {stamp(f.bar)} differs when the bars after {stamp(f.cut)} {HOW[f.variant]}: "
+        "the env reads the future there"
+    )

@@ -94,6 +94,18 @@ def train_env_factory(
     return make, norm
 
 
+def train_vec_env(env_fn, seed: int | None = None):
+    """The trainer's vectorised env: SB3's ``DummyVecEnv`` over ``env_fn``. The algorithm seeds it
+    (``set_random_seed`` → ``venv.seed(training.seed)``); ``seed`` does that here for the env audit's tour, which
+    plays the train span with the trainer's own wrapper, seed and resets (backend/checks/env_tours.py)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([env_fn])
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+
+
 def sb3_statistics_file(cfg: Config, env_fn, norm, count: int, path: Path) -> None:
     """vecnormalize.pkl for plain SB3 users: applied to raw observations it gives the env's normalised ones.
 
@@ -199,7 +211,6 @@ def _train_window(
 ) -> TrainResult:
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from backend.training import agents
     from backend.training.callbacks import (
@@ -213,7 +224,7 @@ def _train_window(
     device = pick_device(cfg)
     set_threads(cfg, device)
     env_fn, norm = train_env_factory(cfg, market, features, window)
-    venv = DummyVecEnv([env_fn])
+    venv = train_vec_env(env_fn)
     model = agents.build(cfg, venv, seed, device)
     if warm_path is not None:
         agents.warm_start(model, warm_path, device)
