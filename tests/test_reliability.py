@@ -250,38 +250,94 @@ def _spawned_workers(parent: int) -> list[int]:
     return sorted(pids)
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc")
-def test_a_worker_killed_by_sigkill_fails_only_its_window(tmp_path):
-    import signal
-    import subprocess
-    import sys
+def _training(out: Path) -> int:
+    """How many windows the summaries below ``out`` show `training` (the workers have them)."""
+    n = 0
+    for path in out.rglob("summary.json"):
+        try:
+            n += sum(w.get("status") == "training" for w in json.loads(path.read_text()).get("windows", []))
+        except (OSError, ValueError):
+            continue
+    return n
 
-    from tests.conftest import TINY_CONFIG, TINY_WINDOWS
+
+def _kill_one_worker_while_training(proc, out: Path) -> int:
+    """Wait until two workers train a window each, then SIGKILL the first worker; its pid."""
+    import signal
+
+    deadline = time.time() + 120
+    while (len(_spawned_workers(proc.pid)) < 2 or _training(out) < 2) and time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    workers = _spawned_workers(proc.pid)
+    assert len(workers) == 2 and _training(out) >= 2, "the pool never trained two windows at once"
+    time.sleep(1.5)  # both are inside their windows' training
+    os.kill(workers[0], signal.SIGKILL)
+    return workers[0]
+
+
+def _kill_test_inputs(tmp_path: Path, windows: list[dict]) -> tuple[Path, Path]:
+    from tests.conftest import TINY_CONFIG
 
     cfg = json.loads(json.dumps(TINY_CONFIG))
     cfg["training"]["total_timesteps"] = 4000
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    (tmp_path / "w.json").write_text(json.dumps(windows))
+    return tmp_path / "c.json", tmp_path / "w.json"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc")
+def test_a_worker_killed_by_sigkill_fails_only_its_window(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import TINY_WINDOWS
+
     third = dict(TINY_WINDOWS[1], id="w03", train_start="2019-02-01", train_end="2019-02-12")
     third.update(test_start="2019-02-13", test_end="2019-02-14")
-    (tmp_path / "c.json").write_text(json.dumps(cfg))
-    (tmp_path / "w.json").write_text(json.dumps([*TINY_WINDOWS, third]))
+    cfg, win = _kill_test_inputs(tmp_path, [*TINY_WINDOWS, third])
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(tmp_path / "c.json"), "--windows"]
-    cmd += [str(tmp_path / "w.json"), "--output-dir", str(out), "--workers", "2", "--quiet", "--no-report"]
+    cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(cfg), "--windows", str(win)]
+    cmd += ["--output-dir", str(out), "--workers", "2", "--quiet", "--no-report"]
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while len(_spawned_workers(proc.pid)) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    workers = _spawned_workers(proc.pid)
-    assert len(workers) == 2, "the pool never started two workers"
-    time.sleep(3.0)  # both are importing or training their first window
-    os.kill(workers[0], signal.SIGKILL)
+    killed = _kill_one_worker_while_training(proc, out)
     output, _ = proc.communicate(timeout=300)
     summary = json.loads((out / "summary.json").read_text())
     statuses = {w["id"]: w["status"] for w in summary["windows"]}
     failed = [w for w in summary["windows"] if w["status"] == "failed"]
     assert proc.returncode == 1, output
     assert len(failed) == 1 and sorted(statuses.values()) == ["completed", "completed", "failed"], statuses
-    assert "SIGKILL" in failed[0]["error"]["message"] and str(workers[0]) in failed[0]["error"]["message"]
+    assert "SIGKILL" in failed[0]["error"]["message"] and str(killed) in failed[0]["error"]["message"]
     assert summary["status"] not in {"running", "completed"}
+    assert "BrokenProcessPool" not in output and "internal error" not in output
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc")
+def test_a_sweep_worker_killed_by_sigkill_fails_only_its_member(tmp_path):
+    """`wf sweep --workers 2`, three members of one window each; one worker SIGKILLed while it trains."""
+    import subprocess
+    import sys
+
+    from tests.conftest import TINY_WINDOWS
+
+    cfg, win = _kill_test_inputs(tmp_path, TINY_WINDOWS[:1])
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "backend.cli", "sweep", "--configs", str(cfg), "--seed-list", "0,1,2"]
+    cmd += ["--windows", str(win), "--output-dir", str(out), "--workers", "2", "--quiet", "--no-report"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = _kill_one_worker_while_training(proc, out)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, output
+    sweep = json.loads((out / "sweep.json").read_text())
+    statuses = {m["name"]: m["status"] for m in sweep["members"]}
+    assert sorted(statuses.values()) == ["completed", "completed", "failed"], statuses
+    failed = next(m for m in sweep["members"] if m["status"] == "failed")
+    assert "SIGKILL" in (failed["error"] or "") and str(killed) in failed["error"]
+    for m in sweep["members"]:  # each member's own summary is true as well
+        summary = json.loads((out / m["name"] / "summary.json").read_text())
+        assert summary["status"] == ("failed" if m is failed else "completed"), summary["status"]
+        assert [w["status"] for w in summary["windows"]] == [summary["status"]]
     assert "BrokenProcessPool" not in output and "internal error" not in output
