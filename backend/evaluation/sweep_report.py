@@ -358,6 +358,31 @@ def _member_folder(row: dict[str, Any], sweep_dir: Path) -> Path:
     return path if path.is_dir() or not (sweep_dir / path.name).is_dir() else sweep_dir / path.name
 
 
+def _heatmap_input(
+    rows: list[dict[str, Any]], data: MemberReturns, configs: dict[str, list[str]]
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Window Sharpes and config → members for the heatmap; a sweep of universes: units SYMBOL/wid × members."""
+    done = [r for r in rows if r.get("status") == "completed" and r.get("universe_member")]
+    if not done:
+        return data.window_sharpes, configs
+    grid: dict[str, dict[str, float]] = {}
+    for r in done:
+        path = Path(str(r["path"])) / "summary.json"
+        summary = load_json(path, "summary") if path.exists() else {}
+        for w in summary.get("windows", []):
+            if w.get("status") == "completed":
+                sharpe = (w.get("evaluation") or {}).get("sharpe")
+                grid.setdefault(str(r["universe_member"]), {})[f"{r.get('symbol')}/{w['id']}"] = (
+                    0.0 if sharpe is None else float(sharpe)
+                )
+    members: dict[str, list[str]] = {}
+    for r in done:
+        members.setdefault(config_name(r), [])
+        if str(r["universe_member"]) not in members[config_name(r)]:
+            members[config_name(r)].append(str(r["universe_member"]))
+    return pd.DataFrame(grid), members
+
+
 def build_sweep_report(sweep_dir: str | Path) -> Path:
     """Write ``<sweep_dir>/report.html`` (self-contained) and return its path.
 
@@ -407,7 +432,7 @@ th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 <h2>Configs</h2>
 {_configs_table(sel, rows) if sel.get("status") == "ok" else ""}
 <h2>Window Sharpe</h2>
-{_img(_heatmap(data.window_sharpes, configs), "window Sharpe heatmap")}
+{_img(_heatmap(*_heatmap_input(rows, data, configs)), "window Sharpe heatmap")}
 {_how("heatmap")}
 <h2>Stitched out-of-sample equity</h2>
 {_img(_equity(data, member_config, colors), "equity curves")}

@@ -96,10 +96,25 @@ class Universe:
         self.out = rf.check_output_dir(opts.output_dir)
         self.drivers: list[tuple[str, int | None, Any]] = []  # (symbol, seed, RunDriver)
         self.started = rf.now()
+        self.status: str = Status.PENDING
 
     @property
     def symbols(self) -> list[str]:
         return [sym for sym, _ in self.setups]
+
+    @property
+    def unchanged(self) -> bool | None:
+        """True when every symbol's run was finished and unchanged (--resume: nothing to do); else None."""
+        return True if self.drivers and all(d.unchanged is not None for _, _, d in self.drivers) else None
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """What a sweep reads of a member: seconds (the symbols' sum) and every window, ids as SYMBOL/wid."""
+        windows = [
+            {**w, "id": f"{sym}/{w.get('id')}"} for sym, _, d in self.drivers for w in d.doc.get("windows", [])
+        ]
+        seconds = sum(float(d.doc.get("seconds") or 0.0) for _, _, d in self.drivers)
+        return {"windows": windows, "seconds": seconds, "status": self.status}
 
     def plan(self, stack: ExitStack) -> list[tuple[Any, list[Any]]]:
         from backend.run.driver import RunDriver
@@ -186,6 +201,7 @@ class Universe:
                 }
             )
         status, code = _status([r["exit_code"] for r in runs])
+        self.status = status
         self._write_top(status, runs, cross_symbol(self.out, runs))
         return code
 
@@ -234,7 +250,7 @@ def _emit(cross: dict[str, Any], status: str, out: Path, prefix: str) -> None:
     ws = cross["window_sharpe"]
     ci = "" if ws.get("ci_low") is None else f" [{stages.fmt_num(ws['ci_low'])}, {stages.fmt_num(ws['ci_high'])}]"
     stages.emit(
-        True,
+        status == Status.COMPLETED,
         "Universe",
         f"{cross['n_symbols']} symbols; window Sharpe over symbol × window: mean {stages.fmt_num(ws.get('mean'))}, "
         f"IQM {stages.fmt_num(ws.get('iqm'))}{ci}; {cross['beat_buy_and_hold']}/{cross['n_symbols']} symbols beat "

@@ -13,14 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from backend.core.jsonio import load_json
+from backend.evaluation.selection import (
+    SCHEMA_VERSION,
+    MemberReturns,
+    config_name,
+    load_member_returns,
+    selection_statistics,
+)
 from backend.run import universe as uv
 from backend.studies.compare_rows import member_row, seed_rows
 from backend.studies.compare_tables import render_table
 
 
-def universe_rows(folder: Path, source: str) -> list[dict[str, Any]]:
-    """The member rows of a universe folder: one per symbol run (per seed of a multi-seed symbol)."""
+def universe_rows(folder: Path, source: str, keep_stats: bool = False) -> list[dict[str, Any]]:
+    """The member rows of a universe folder: one per symbol run (per seed of a multi-seed symbol).
+
+    ``keep_stats``: leave each row's ``_stats`` for :func:`backend.studies.compare.sweep_statistics` (a sweep).
+    """
     top = load_json(folder / "summary.json", "summary")
     rows: list[dict[str, Any]] = []
     for run in top.get("runs", []):
@@ -37,9 +49,10 @@ def universe_rows(folder: Path, source: str) -> list[dict[str, Any]]:
             found = [{"name": f"{folder.name}/{symbol}", "path": str(sym_dir), "status": "failed", "seed": None}]
         for r in found:
             r.update(source=source, symbol=symbol, universe=str(folder), universe_member=folder.name)
-            r.pop("_stats", None)
-            r.setdefault("dsr", None)
-            r.setdefault("dsr_n_trials", None)
+            if not keep_stats:
+                r.pop("_stats", None)
+                r.setdefault("dsr", None)
+                r.setdefault("dsr_n_trials", None)
         rows.extend(found)
     return rows
 
@@ -134,3 +147,74 @@ def universe_table(rows: list[dict[str, Any]]) -> list[str]:
         "symbols' Sharpe; window Sharpe over symbol × window, IQM with a stratified bootstrap CI, strata = symbols)",
         *render_table(HEAD, body),
     ]
+
+
+# ----------------------------------------------------------------------------- universes: symbol × window units
+
+
+def universe_returns(rows: list[dict[str, Any]]) -> tuple[MemberReturns, list[dict[str, Any]], list[str]]:
+    """The sweep's universe rows as one matrix whose unit is symbol × window.
+
+    Rows (``<member>/<SYMBOL>``, with ``universe_member`` and ``symbol``) are read per symbol and aligned across
+    members on that symbol's shared bars; the symbols are then stacked: ``returns`` is indexed by (symbol,
+    timestamp) with one column per member (config × seed), ``buy_and_hold`` is each symbol's own, and
+    ``window_sharpes`` has one row per unit ``SYMBOL/wid``. A member lacking a symbol is left out (a warning).
+    Returns the matrix, the members (name, config, seed) and the warnings.
+    """
+    done = [r for r in rows if r.get("status") == "completed" and r.get("path") and r.get("universe_member")]
+    symbols = list(dict.fromkeys(str(r["symbol"]) for r in done))
+    per: dict[str, MemberReturns] = {}
+    warns = [f"{r.get('name')}: status {r.get('status')}; left out" for r in rows if r not in done]
+    for sym in symbols:
+        per[sym] = load_member_returns(
+            {str(r["universe_member"]): Path(str(r["path"])) for r in done if str(r["symbol"]) == sym}
+        )
+        warns += [f"{n}/{sym}: not loaded: {why}" for n, why in per[sym].skipped.items()]
+    names = list(dict.fromkeys(str(r["universe_member"]) for r in done))
+    keep = [n for n in names if all(n in per[sym].returns.columns for sym in symbols)]
+    warns += [f"{n}: lacks some symbol's returns; left out of the selection" for n in names if n not in keep]
+    out = MemberReturns(pd.DataFrame(), pd.Series(dtype=float), pd.Series(dtype=object), pd.DataFrame())
+    if not keep or not symbols:
+        return out, [], warns
+    out.returns = pd.concat({sym: per[sym].returns[keep] for sym in symbols}, names=["symbol", "timestamp"])
+    out.buy_and_hold = pd.concat({sym: per[sym].buy_and_hold for sym in symbols}, names=["symbol", "timestamp"])
+    out.window = pd.concat({sym: sym + "/" + per[sym].window.astype(str) for sym in symbols})
+    sharpes = []
+    for sym in symbols:
+        ws = per[sym].window_sharpes.reindex(columns=keep)
+        ws.index = [f"{sym}/{wid}" for wid in ws.index]
+        sharpes.append(ws)
+    out.window_sharpes = pd.concat(sharpes)
+    out.dropped_bars = sum(per[sym].dropped_bars for sym in symbols)
+    first = {str(r["universe_member"]): r for r in done}
+    members = [{"name": n, "config": config_name(first[n]), "seed": first[n].get("seed")} for n in keep]
+    return out, members, warns
+
+
+def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """:func:`backend.evaluation.selection.selection_statistics` of a sweep of universes, unit = symbol × window.
+
+    The members are config × seed; each one's series is its symbols' test bars stacked (SPY's, then QQQ's …), so
+    PBO's blocks, SPA/StepM's bootstrap and the IQM / P(A > B) run over symbol × window units ("SPY/w01" …).
+    Never raises: an unexpected error becomes ``status: failed`` (as :func:`selection_from_rows`).
+    """
+    try:
+        data, members, warns = universe_returns(rows)
+        doc = selection_statistics(
+            members,
+            data.returns,
+            {"buy_and_hold": data.buy_and_hold} if len(data.buy_and_hold) else {},
+            data.window_sharpes,
+            seed=seed,
+            **kwargs,
+        )
+        doc["warnings"] = [*warns, *doc.get("warnings", [])]
+        doc["unit"] = "symbol × window"
+        doc["units"] = [str(u) for u in data.window_sharpes.index]
+        doc["alignment"] = {"n_bars": len(data.returns), "dropped_bars": data.dropped_bars}
+        return doc
+    except Exception as e:  # the sweep's boundary: its members' results must still be written
+        import warnings
+
+        warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+        return {"schema_version": SCHEMA_VERSION, "status": "failed", "reason": f"{type(e).__name__}: {e}"}

@@ -161,7 +161,7 @@ def selection(rows: list[dict[str, Any]]) -> dict[str, Any]:
     from backend.evaluation.selection import selection_from_rows
 
     if any(r.get("universe") for r in rows):  # units: symbol × window (SPY/w01 ...), see sweep_report
-        from backend.evaluation.sweep_report import universe_selection
+        from backend.studies.compare_universe import universe_selection
 
         return universe_selection(rows, seed=0)
     return selection_from_rows(rows, seed=0)
