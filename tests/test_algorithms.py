@@ -180,7 +180,11 @@ def test_registry_classes_and_unknown_pairs():
     from sb3_contrib import TQC, CrossQ
     from stable_baselines3 import SAC, TD3
 
-    assert [A.model_class(a, "sb3") for a in A.ALGORITHMS] == [SAC, TQC, CrossQ, TD3]
+    from backend.training.fast_sac import FastSAC
+
+    assert [A.model_class(a, "sb3", library=True) for a in A.ALGORITHMS] == [SAC, TQC, CrossQ, TD3]
+    assert [A.model_class(a, "sb3") for a in A.ALGORITHMS] == [FastSAC, TQC, CrossQ, TD3]  # SAC's lean update
+    assert issubclass(FastSAC, SAC)
     import sbx
 
     assert [A.model_class(a, "sbx") for a in A.ALGORITHMS] == [sbx.SAC, sbx.TQC, sbx.CrossQ, sbx.TD3]

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from backend.core.errors import InputError
 
 BACKENDS = ("sb3", "sbx")
+AUTO = "auto"
+BACKEND_CHOICES = (*BACKENDS, AUTO)
+"""``agent.backend`` values: a backend, or ``auto`` (the faster installed one for this machine and config,
+measured once and cached: :mod:`backend.training.auto_backend`)."""
 BACKEND_PACKAGES = {"sb3": ("stable_baselines3", "sb3_contrib"), "sbx": ("sbx", "jax", "flax")}
 BACKEND_INSTALL = {"sb3": "pip install stable-baselines3 sb3-contrib", "sbx": "pip install '.[jax]' (sbx-rl)"}
 
@@ -55,10 +59,20 @@ SPECS: dict[str, Algorithm] = {
 ALGORITHMS = tuple(SPECS)
 
 
+def installed_backends() -> tuple[str, ...]:
+    """The backends whose packages are all importable (imports nothing)."""
+    return tuple(b for b in BACKENDS if all(importlib.util.find_spec(n) is not None for n in BACKEND_PACKAGES[b]))
+
+
 def check_backend(backend: str) -> None:
-    """InputError naming the install command when ``backend``'s packages are missing (imports nothing)."""
+    """InputError naming the install command when ``backend``'s packages are missing (imports nothing).
+
+    ``auto`` needs the sb3 packages (it falls back to sb3 when sbx is not installed).
+    """
+    if backend == AUTO:
+        backend = "sb3"
     if backend not in BACKENDS:
-        raise InputError(f"agent.backend {backend!r} is not one of {', '.join(BACKENDS)}; set agent.backend=sb3")
+        raise InputError(f"agent.backend {backend!r} is not one of {', '.join(BACKEND_CHOICES)}; set agent.backend=sb3")
     missing = [name for name in BACKEND_PACKAGES[backend] if importlib.util.find_spec(name) is None]
     if missing:
         raise InputError(

@@ -76,6 +76,7 @@ def replay_agent(
     market: MarketArrays,
     features: np.ndarray,
     window: Window,
+    *,
     cost_scales: tuple[float, ...] = COST_SCALES,
     expected_hashes: dict[str, str] | None = None,
     record_observations: list | None = None,
@@ -87,6 +88,7 @@ def replay_agent(
     """
     from backend.training.trainer import set_threads
 
+    cfg = bundle.replay_config(cfg, bundle.read_metadata(bundle_dir), bundle_dir)  # auto: the backend that trained
     set_threads(cfg)
     agent, norm, clip_obs, meta = bundle.load_agent(bundle_dir, cfg, market, features, window, expected_hashes)
     make = test_env_factory(cfg, market, features, window, norm, clip_obs)
@@ -116,11 +118,14 @@ def replay_bundle(
     features: np.ndarray,
     window: Window,
     periods_per_year: float,
+    *,
     benchmark: Any = None,
     expected_hashes: dict[str, str] | None = None,
 ) -> ReplayResult:
     """Replay the agent of ``bundle_dir`` on ``window``'s test span against the baselines (and a benchmark)."""
-    rep = replay_agent(bundle_dir, cfg, market, features, window, COST_SCALES, expected_hashes)
+    rep = replay_agent(
+        bundle_dir, cfg, market, features, window, cost_scales=COST_SCALES, expected_hashes=expected_hashes
+    )
     make = test_env_factory(cfg, market, features, window, rep.normalisation, rep.clip_obs)
     capital = cfg.env.initial_capital
     agent = rep.trajectory

@@ -18,7 +18,9 @@ Public API (names are stable; the trainer and replay depend on them):
   ``SPECS[name]`` — an :class:`Algorithm` (display ``title``, classes, ignored shared keys).
 * ``check_backend(backend)`` — InputError with the fix when the backend's package is missing
   (no import; call it before anything runs).
-* ``model_class(algorithm, backend)`` — the library class; InputError for an unknown pair.
+* ``model_class(algorithm, backend, library=False)`` — the class that trains: the library class, or its
+  lean-update subclass of ``FAST_CLASSES`` (SAC on sb3: :class:`backend.training.fast_sac.FastSAC`, same
+  math bit for bit); ``library=True`` gives the library's own; InputError for an unknown pair.
 * ``identify(model) -> (algorithm, backend)`` of a built model.
 * ``model_kwargs(cfg) -> (kwargs, unused_keys)`` — constructor arguments (JSON-serialisable,
   fit for metadata) and the shared or per-algorithm keys this algorithm ignores although the
@@ -60,8 +62,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from backend.config.algorithms import (
     ALGORITHMS,
+    AUTO,
     BACKEND_INSTALL,
     BACKEND_PACKAGES,
     BACKENDS,
@@ -84,6 +89,7 @@ from backend.training.algo_kwargs import (
 )
 from backend.training.model_classes import (
     AGENT_ENTRY,
+    FAST_CLASSES,
     JAX_WEIGHTS_ENTRY,
     POLICY,
     WEIGHTS_FORMAT,
@@ -133,11 +139,18 @@ def build_model(
 ) -> Any:
     """A fresh agent of ``cfg.agent.algorithm`` on ``cfg.agent.backend`` for ``env``'s spaces.
 
+    Backend ``auto`` becomes the faster backend of :mod:`backend.training.auto_backend` for this machine,
+    config and spaces (``identify(model)`` then names the backend that trains).
+
     ``device`` is the resolved device (cpu | cuda); for sbx it must match the platform JAX was
     initialised on, and when JAX is not initialised yet this calls :func:`configure_worker`
     with ``training.torch_threads``. ``for_replay`` allocates a one-transition replay buffer:
     weights do not depend on it, memory does.
     """
+    if cfg.agent.backend == AUTO:  # the faster backend for this machine and config (measured once, cached)
+        from backend.training.auto_backend import resolve
+
+        cfg = resolve(cfg, int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
     algorithm, backend = cfg.agent.algorithm, cfg.agent.backend
     cls = model_class(algorithm, backend)
     kwargs, _ = model_kwargs(cfg)
@@ -157,9 +170,11 @@ def build_model(
 __all__ = [
     "AGENT_ENTRY",
     "ALGORITHMS",
+    "AUTO",
     "BACKENDS",
     "BACKEND_INSTALL",
     "BACKEND_PACKAGES",
+    "FAST_CLASSES",
     "JAX_WEIGHTS_ENTRY",
     "POLICY",
     "SPECS",

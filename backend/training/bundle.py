@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.config.algorithms import AUTO, BACKENDS
 from backend.config.models import Config
 from backend.core.errors import EvaluationError, InputError
 
@@ -105,7 +106,7 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
     env = cfg.env
     return {
         "algorithm": cfg.agent.algorithm,
-        "backend": cfg.agent.backend,
+        **backend_fields(cfg, env.lookback * n_features + state_size),
         "net_arch": list(cfg.sac.net_arch),
         "feature_names": list(env.features),
         "lookback": env.lookback,
@@ -120,6 +121,34 @@ def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[
         "normalize_obs": cfg.training.normalize_obs,
         **feature_identity_field(cfg),
     }
+
+
+def backend_fields(cfg: Config, obs_dim: int) -> dict[str, Any]:
+    """``backend``: the one that trains; for ``agent.backend: auto`` also ``backend_choice`` (requested, chosen,
+    measured steps/s; replay compares only ``backend``, and uses it: :func:`replay_config`)."""
+    if cfg.agent.backend != AUTO:
+        return {"backend": cfg.agent.backend}
+    from backend.training.auto_backend import choice
+
+    record = choice(cfg, obs_dim)  # the same record build_model used (cached in the process)
+    keep = ("requested", "chosen", "steps_per_second", "measured_at", "cached")
+    return {"backend": record["chosen"], "backend_choice": {k: record.get(k) for k in keep}}
+
+
+def replay_config(cfg: Config, meta: dict[str, Any], bundle_dir: Path) -> Config:
+    """``cfg`` on the backend that trained the bundle when ``cfg`` asks for ``auto`` (never re-measured)."""
+    if cfg.agent.backend != AUTO:
+        return cfg
+    recorded = (meta.get("compatibility") or {}).get("backend")
+    if recorded not in BACKENDS:
+        raise EvaluationError(
+            f"{bundle_dir / METADATA_FILE}: compatibility.backend is {recorded!r}, not one of {', '.join(BACKENDS)}; "
+            "the config asks for agent.backend=auto, which replays with the backend that trained — set "
+            "agent.backend explicitly or retrain the window"
+        )
+    from backend.training.auto_backend import concrete
+
+    return concrete(cfg, recorded)
 
 
 def feature_identity_field(cfg: Config) -> dict[str, Any]:
@@ -292,6 +321,7 @@ def load_agent(
     from backend.training import agents
 
     meta = read_metadata(bundle_dir)
+    cfg = replay_config(cfg, meta, bundle_dir)
     verify_files(bundle_dir, meta, expected_hashes)
     check_compatible(meta, compatibility_fields(cfg, features.shape[1], len(STATE_NAMES)), bundle_dir)
     check_time_order(meta, window, market.timestamps, cfg.data.timezone, bundle_dir)

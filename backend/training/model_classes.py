@@ -18,10 +18,16 @@ POLICY = "MlpPolicy"
 AGENT_ENTRY = "harness_agent.json"  # {"format", "algorithm", "backend", "class"}: read with json, never unpickled
 JAX_WEIGHTS_ENTRY = "jax_weights.msgpack"
 WEIGHTS_FORMAT = 1
+# (algorithm, backend) -> a subclass with the same math and a leaner update, used in place of the library class
+# (bit-identical updates: tests/test_fast_learner.py; measured: docs/performance.md)
+FAST_CLASSES = {("sac", "sb3"): "backend.training.fast_sac:FastSAC"}
 
 
-def model_class(algorithm: str, backend: str) -> type:
-    """The library class of ``algorithm`` on ``backend`` (imports that backend)."""
+def model_class(algorithm: str, backend: str, *, library: bool = False) -> type:
+    """The class that trains ``algorithm`` on ``backend`` (imports that backend).
+
+    That is the :data:`FAST_CLASSES` subclass where one exists, unless ``library`` asks for the library's own.
+    """
     spec = SPECS.get(algorithm)
     if spec is None:
         raise InputError(f"agent.algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}; set one of them")
@@ -31,7 +37,8 @@ def model_class(algorithm: str, backend: str) -> type:
             f"{', '.join(spec.classes)}"
         )
     check_backend(backend)
-    module, _, name = spec.classes[backend].partition(":")
+    path = spec.classes[backend] if library else FAST_CLASSES.get((algorithm, backend), spec.classes[backend])
+    module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
 

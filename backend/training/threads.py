@@ -20,7 +20,8 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
     JAX (backend sbx): ``JAX_PLATFORMS`` = cpu or cuda (a CPU worker never initialises a GPU;
     with cuda ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` lets several workers share one),
     ``XLA_FLAGS`` gets ``--xla_cpu_multi_thread_eigen=false``, and the CPU client is
-    initialised here with an intra-op pool of ``threads`` threads. No XLA flag sizes that pool
+    initialised here with an intra-op pool of ``threads`` threads. Backend ``auto`` prepares JAX too
+    when sbx is installed (the choice is made later, when the agent is built). No XLA flag sizes that pool
     on jaxlib 0.10 (measured: two busy threads under every flag); XLA sizes it from the CPU
     affinity at initialisation. So the calling thread is restricted to ``threads`` cores while
     JAX initialises, then every thread of the process gets its full affinity back: the pool
@@ -32,6 +33,10 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
     import torch
 
     torch.set_num_threads(threads)
+    if backend == "auto":  # either may train (auto_backend measures both): prepare JAX when it is installed
+        from backend.config.algorithms import installed_backends
+
+        backend = "sbx" if "sbx" in installed_backends() else "sb3"
     if backend != "sbx":
         return
     if device == "cuda":

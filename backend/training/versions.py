@@ -8,7 +8,7 @@ from importlib import metadata
 def library_versions(backend: str) -> dict[str, str | None]:
     """Versions of the packages an agent on ``backend`` depends on (None: not installed); imports nothing."""
     names = ["stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy"]
-    if backend == "sbx":
+    if backend in ("sbx", "auto"):  # auto may train on either
         names += ["sbx-rl", "jax", "jaxlib", "flax", "optax"]
     out: dict[str, str | None] = {}
     for dist in names:

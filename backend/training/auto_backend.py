@@ -1,0 +1,264 @@
+"""``agent.backend: auto`` — the faster installed backend for this machine and config, measured once, cached.
+
+The choice depends on the CPU (SB3's PyTorch matmuls vs XLA's), the library versions, the algorithm,
+the network and the batch, and the observation size; that tuple is the cache key. On a miss, each
+installed backend trains the config's algorithm for a few hundred steps on a null env of the real
+spaces (random-action warm-up, then timed steps with one gradient step each, the backends alternating
+A/B/A/B in this process, with the worker's thread settings), and the one with more steps per second is
+chosen. The entry is written atomically under ``$WF_CACHE_DIR/backend_choice/`` (else the user's cache
+dir); a lock file makes a second worker of the same run wait for the first worker's measurement instead
+of measuring beside it.
+
+The cache entry is read as hostile input: bounded JSON (size, depth), and it is used only if it is an
+object whose ``key`` equals this machine's key, whose ``chosen`` is an installed backend, and whose
+``steps_per_second`` are finite positive numbers; anything else is measured again and overwritten.
+
+What is recorded: :func:`choice` returns ``{"requested": "auto", "chosen", "steps_per_second", "key",
+"measured_at", "cached"}``; the bundle's ``compatibility`` holds ``backend`` (the one that trained) and
+``backend_choice`` (this record). Replay of such a bundle uses its recorded backend (see
+:func:`backend.training.bundle.replay_config`), never a new measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backend.config.algorithms import AUTO, installed_backends
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.config.models import Config
+
+CACHE_SUBDIR = "backend_choice"
+CACHE_FORMAT = 1
+WARMUP_STEPS = 64  # gradient steps after learning_starts, untimed (JAX compiles here)
+TIMED_STEPS = 150  # per backend and round
+ROUNDS = 2  # A/B, then B/A
+MAX_ENTRY_BYTES = 64 << 10
+
+_CHOSEN: dict[str, dict[str, Any]] = {}  # key hash -> choice, per process (build_model and the bundle agree)
+
+
+def cache_dir() -> Path:
+    """``$WF_CACHE_DIR/backend_choice``, else the user's cache dir (e.g. ~/.cache/wf-harness/backend_choice)."""
+    import platformdirs
+
+    return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / CACHE_SUBDIR
+
+
+def cpu_model() -> str:
+    """The CPU model string (Linux /proc/cpuinfo; else platform.processor())."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_backends(cfg: Config) -> tuple[str, ...]:
+    """Installed backends that can train ``cfg`` (sbx has no gSDE and a TQC of exactly 2 critics)."""
+    from backend.core.errors import InputError
+    from backend.training.algo_kwargs import model_kwargs
+
+    out = []
+    for backend in installed_backends():
+        try:
+            model_kwargs(concrete(cfg, backend))
+        except InputError:
+            continue
+        out.append(backend)
+    return tuple(out)
+
+
+def choice_key(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """What the faster backend depends on: machine, libraries, algorithm, network, batch, spaces, threads."""
+    from backend.training.versions import library_versions
+
+    return {
+        "format": CACHE_FORMAT,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "libraries": library_versions(AUTO),
+        "candidates": list(usable_backends(cfg)),
+        "algorithm": cfg.agent.algorithm,
+        "net_arch": list(cfg.sac.net_arch),
+        "batch_size": cfg.sac.batch_size,
+        "gradient_steps": cfg.sac.gradient_steps,
+        "train_freq": cfg.sac.train_freq,
+        "obs_dim": obs_dim,
+        "act_dim": act_dim,
+        "threads": cfg.training.torch_threads,
+    }
+
+
+def _key_hash(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _valid(entry: Any, key: dict[str, Any]) -> bool:
+    """A cache entry this machine may use (see the module docstring); anything else is re-measured."""
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return False
+    sps = entry.get("steps_per_second")
+    if not isinstance(sps, dict) or set(sps) != set(key["candidates"]):
+        return False
+    numbers = [v for v in sps.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(sps) or not all(math.isfinite(v) and v > 0 for v in numbers):
+        return False
+    return entry.get("chosen") in key["candidates"] and entry["chosen"] == max(sps, key=sps.__getitem__)
+
+
+def _read(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    from backend.core.errors import InputError
+    from backend.core.jsonio import read_text_bounded
+
+    if not path.exists():
+        return None
+    try:
+        text = read_text_bounded(path, "backend choice cache entry", MAX_ENTRY_BYTES)
+        entry = json.loads(text)
+    except (InputError, ValueError, RecursionError):
+        return None
+    return entry if _valid(entry, key) else None
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (POSIX); elsewhere no lock (two workers may then both measure)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+Measure = Callable[[Any, int, int, tuple[str, ...]], dict[str, float]]
+
+
+def choice(cfg: Config, obs_dim: int, act_dim: int = 1, measure: Measure | None = None) -> dict[str, Any]:
+    """The backend choice record for ``cfg`` (cached in this process and on disk; measured on a miss)."""
+    key = choice_key(cfg, obs_dim, act_dim)
+    digest = _key_hash(key)
+    if digest in _CHOSEN:
+        return _CHOSEN[digest]
+    candidates = tuple(key["candidates"])
+    if len(candidates) == 1:  # nothing to choose from: no measurement
+        record = {"requested": AUTO, "chosen": candidates[0], "steps_per_second": None, "cached": False}
+        _CHOSEN[digest] = record
+        return record
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.json"
+    with _locked(folder / f"{digest}.lock"):
+        entry = _read(path, key)
+        cached = entry is not None
+        if entry is None:
+            sps = (measure or measure_backends)(cfg, obs_dim, act_dim, candidates)
+            entry = {
+                "key": key,
+                "chosen": max(sps, key=sps.__getitem__),
+                "steps_per_second": {k: round(float(v), 2) for k, v in sps.items()},
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            _write(path, entry)
+    record = {
+        "requested": AUTO,
+        "chosen": entry["chosen"],
+        "steps_per_second": entry["steps_per_second"],
+        "measured_at": entry.get("measured_at"),
+        "cached": cached,
+        "cache_entry": str(path),
+    }
+    _CHOSEN[digest] = record
+    return record
+
+
+def _write(path: Path, entry: dict[str, Any]) -> None:
+    from backend.core.jsonio import write_json
+
+    try:
+        write_json(path, entry)
+    except OSError:  # a read-only cache: the choice still holds for this process
+        pass
+
+
+def concrete(cfg: Config, backend: str) -> Config:
+    """``cfg`` with ``agent.backend`` set to ``backend`` (validated)."""
+    agent = cfg.agent.model_copy(update={"backend": backend})
+    return cfg.model_copy(update={"agent": agent})
+
+
+def resolve(cfg: Config, obs_dim: int, act_dim: int = 1) -> Config:
+    """``cfg`` itself unless its backend is ``auto``; then ``cfg`` on the chosen backend."""
+    if cfg.agent.backend != AUTO:
+        return cfg
+    return concrete(cfg, choice(cfg, obs_dim, act_dim)["chosen"])
+
+
+# ------------------------------------------------------------------------------------------ measurement
+
+
+def _null_env(obs_dim: int, act_dim: int, episode: int = 78):
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium import spaces
+
+    class NullEnv(gym.Env):
+        observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return np.zeros(obs_dim, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(obs_dim, np.float32), 0.0, False, self.t >= episode, {}
+
+    return NullEnv()
+
+
+def measure_backends(cfg: Config, obs_dim: int, act_dim: int, candidates: tuple[str, ...]) -> dict[str, float]:
+    """Steps per second of each candidate (median of ROUNDS alternating rounds) on a null env of the spaces."""
+    import statistics
+
+    from backend.training.algorithms import build_model
+
+    start = max(cfg.sac.batch_size, 64)
+    total = start + WARMUP_STEPS + ROUNDS * TIMED_STEPS
+    models = {}
+    for backend in candidates:
+        probe = concrete(cfg, backend)
+        sac = probe.sac.model_copy(update={"learning_starts": start, "buffer_size": total})
+        probe = probe.model_copy(
+            update={"sac": sac, "training": probe.training.model_copy(update={"total_timesteps": total})}
+        )
+        model = build_model(probe, _null_env(obs_dim, act_dim), seed=0)
+        model.learn(start + WARMUP_STEPS)
+        models[backend] = model
+    runs: dict[str, list[float]] = {b: [] for b in candidates}
+    for r in range(ROUNDS):
+        for backend in candidates if r % 2 == 0 else candidates[::-1]:
+            t0 = time.perf_counter()
+            models[backend].learn(TIMED_STEPS, reset_num_timesteps=False)
+            runs[backend].append(TIMED_STEPS / (time.perf_counter() - t0))
+    return {b: statistics.median(v) for b, v in runs.items()}
