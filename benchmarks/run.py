@@ -311,7 +311,7 @@ def bench_replay(repeats: int) -> float:
 
         def once() -> float:
             t0 = time.perf_counter()
-            rep = replay_agent(Path(tmp), s.cfg, s.market, feats, long_test, (1.0,))
+            rep = replay_agent(Path(tmp), s.cfg, s.market, feats, long_test, cost_scales=(1.0,))
             return len(rep.trajectory.returns) / (time.perf_counter() - t0)
 
         return median_of(once, repeats)

@@ -229,7 +229,9 @@ class Auditor:
         ref_obs: list = []
         fa = features_for(self.s.market, names, self.s.bars.data_hash())
         try:
-            ref = replay_agent(bundle_dir, self.cfg, self.s.market, fa, w, (1.0,), record_observations=ref_obs)
+            ref = replay_agent(
+                bundle_dir, self.cfg, self.s.market, fa, w, cost_scales=(1.0,), record_observations=ref_obs
+            )
         except EvaluationError as e:
             self.findings.append(
                 Finding(w.id, "replay", w.test_start, f"the trained bundle refuses its own test span: {e}")
@@ -240,7 +242,13 @@ class Auditor:
             other, key = self.variant(perturb_after(self.s.market, cut, self.rng))
             obs: list = []
             rep = replay_agent(
-                bundle_dir, self.cfg, other, features_for(other, names, key), w, (1.0,), record_observations=obs
+                bundle_dir,
+                self.cfg,
+                other,
+                features_for(other, names, key),
+                w,
+                cost_scales=(1.0,),
+                record_observations=obs,
             )
             bar = first_difference(ref, rep, ref_obs, obs, cut)
             if bar is not None:

@@ -120,7 +120,7 @@ def _replay(s, bundle_dir: Path, window, model: Path):
         features,
         window,
         s.periods_per_year,
-        s.benchmark,
+        benchmark=s.benchmark,
         expected_hashes=_summary_hashes(bundle_dir.parent, bundle_dir.name),
     )
     doc = evaluation_document(result, window, s.market.timestamps, s.timezone)

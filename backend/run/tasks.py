@@ -255,7 +255,7 @@ def _replay(
     from backend.evaluation.replay import equity_frame, evaluation_document, replay_bundle, write_replay_files
 
     cfg = task.config
-    rep = replay_bundle(wdir, cfg, market, features, task.window, task.periods_per_year, task.benchmark)
+    rep = replay_bundle(wdir, cfg, market, features, task.window, task.periods_per_year, benchmark=task.benchmark)
     doc = evaluation_document(rep, task.window, market.timestamps, task.timezone)
     write_replay_files(wdir, rep, market, task.timezone, doc, cfg.env.initial_capital)
     if cfg.training.tensorboard:
