@@ -419,7 +419,7 @@ def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | Non
     for span in ("train", "test"):
         visits, env = tours.train_tour(ctx.market, features) if span == "train" else tours.test_tour()
         if span == "train":
-            k = order_depends_on_bars(tours, visits, ctx.rng)
+            k = order_depends_on_bars(tours, visits, perturb_after(ctx.market, ctx.window.train_start - 1, ctx.rng))
             if k is not None:
                 return EnvFinding(
                     ctx.window.id,

@@ -161,8 +161,6 @@ class Tours:
 def first_difference(got: list[Visit], want: list[Visit]) -> tuple[int, int, str, int] | None:
     """(visit, row, kind, column) of the first bit-level difference of two tours (kind "obs" or "step"; a step's
     row is the bar it moved to), "length" for episodes of different lengths; None if identical."""
-    from backend.checks.env_audit import _first_diff
-
     for k, (g, w) in enumerate(zip(got, want, strict=True)):
         if len(g.obs) != len(w.obs) or len(g.steps) != len(w.steps):
             return k, min(len(g.obs), len(w.obs)) - 1, "length", 0
@@ -175,14 +173,19 @@ def first_difference(got: list[Visit], want: list[Visit]) -> tuple[int, int, str
     return None
 
 
-def order_depends_on_bars(tours: Tours, visits: list[Visit], rng: np.random.Generator) -> int | None:
-    """The train tour replayed on bars perturbed from the span's start (features recomputed): the first visit
-    whose session differs (None: the same order)."""
-    from backend.checks.env_audit import perturb_after
+def _first_diff(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first bit-level difference of two equally shaped 2-D arrays, or None."""
+    bits = np.uint32 if a.dtype == np.float32 else np.uint64
+    bad = np.argwhere(np.ascontiguousarray(a).view(bits) != np.ascontiguousarray(b).view(bits))
+    return None if len(bad) == 0 else (int(bad[0][0]), int(bad[0][1]))
+
+
+def order_depends_on_bars(tours: Tours, visits: list[Visit], perturbed: Any) -> int | None:
+    """The train tour replayed on ``perturbed`` bars (the market perturbed from the span's start; features
+    recomputed): the first visit whose session differs (None: the same order)."""
     from backend.features.builtin import compute_features
 
-    w = tours.ctx.window
-    other = perturb_after(tours.ctx.market, w.train_start - 1, rng)
+    other = perturbed
     again, _ = tours.train_tour(other, compute_features(other, tours.ctx.names))
     for k, (a, b) in enumerate(zip(visits, again, strict=False)):
         if a.first != b.first:

@@ -81,6 +81,11 @@ class _Registered(click.ParamType):
 @click.option("--no-final", is_flag=True, help="Search only; do not run the best config on the test spans.")
 @click.option("--no-report", is_flag=True, help="Skip report.html of the final run.")
 @click.option("--dry-run", is_flag=True, help="Show the train/validation/test split and check the space; no study.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Strict nested tuning: one study per outer window, its trials reading only bars before its test start.",
+)
 @window_options
 @data_options
 @executor_options

@@ -61,8 +61,13 @@ def run_tune(t: TuneOptions) -> int:
     if t.dry_run:
         print(dry_run_table(s), flush=True)
         print(validation_table(s, inner), flush=True)
-        for w in _seen_warning(s, inner):
-            print(f"warning: {w}", file=sys.stderr, flush=True)
+        if t.strict:
+            from backend.studies.tune.strict import plan_table, strict_plan
+
+            print(plan_table(s, strict_plan(s, inner)), flush=True)
+        else:
+            for w in _seen_warning(s, inner):
+                print(f"warning: {w}", file=sys.stderr, flush=True)
         stages.emit(True, "Window Setup", f"{window_setup_detail(s)}; {validation_detail(inner, s.embargo)}")
         return EXIT_OK
     out = rf.check_output_dir(t.run.output_dir)
@@ -74,6 +79,11 @@ def run_tune(t: TuneOptions) -> int:
     url = t.storage or default_storage(out)
     with rf.FolderLock(out, "tune"):
         _check_owner(out, name)
+        if t.strict:
+            from backend.studies.tune.strict import run_strict
+
+            with sigterm_as_interrupt():
+                return run_strict(t, s, space, inner, out, name, url, pruner)
         study = open_study(url, name, pruner)
         warnings = _check_study(study, t, _study_inputs(t, s, space, inner), name) + _override_warnings(t, space)
         warnings += _seen_warning(s, inner)

@@ -57,6 +57,7 @@ class TuneOptions:
     pruner_warmup_windows: int = 0
     final: bool = True
     dry_run: bool = False
+    strict: bool = False  # one study per outer window, reading only bars before its test start (strict.py)
 
 
 def default_storage(out: Path) -> str:

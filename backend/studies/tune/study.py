@@ -303,6 +303,13 @@ class Search:
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "tune",
+            "mode": "strict window study" if self.t.strict else "pooled",
+            "mode_meaning": (
+                "--strict: the study choosing one outer window's config (DIR/tune_summary.json lists them all)"
+                if self.t.strict
+                else "one study over every window's validation sessions, one config for all windows; a trial may "
+                "read earlier windows' test bars (test_bars_seen_by_trials); --strict chooses per window"
+            ),
             "status": status,
             "study": {
                 "name": self.name,
