@@ -336,3 +336,20 @@ def test_canary_account_carried_into_one_session_reads_its_future(files, monkeyp
     line = next(x for x in res.output.splitlines() if x.startswith("look-ahead [w01] env:"))
     assert "the test env's account of the step into the bar" in line and "toured as the replay plays it" in line
     assert "2019-01-11T09:45:00-05:00" in line, line  # the first step of the second test session
+
+
+def test_clean_harness_passes_with_dsr_forced_exit_per_share_fees_and_long_only(tmp_path):
+    """No false positive from the reshaped future or the tours where state carries (DSR averages, the account
+    value priced by per-share and minimum fees) and episodes end before the close (forced exit)."""
+    for env in (
+        {"reward": "dsr", "forced_exit_minutes": 300, "costs": {"commission_per_share": 0.005, "commission_min": 1.0}},
+        {"reward": "log_return", "allow_short": False, "forced_exit_minutes": 120},
+    ):
+        cfg = json.loads(json.dumps(TINY_CONFIG))
+        cfg["env"].update(env)
+        c, w = tmp_path / "c.json", tmp_path / "w.json"
+        c.write_text(json.dumps(cfg))
+        w.write_text(json.dumps(WINDOWS))
+        res = env_audit(c, w)
+        assert res.exit_code == 0, res.output
+        assert "each episode compared with its session alone" in res.output

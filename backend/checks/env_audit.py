@@ -58,6 +58,8 @@ class EnvAuditStats:
     sessions: int = 0
     bars: int = 0
     skipped_sessions: int = 0
+    tour_episodes: int = 0  # episodes played by the tours (env_tours.py), each compared with its session alone
+    tour_steps: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # window id -> seconds
 
 
@@ -430,6 +432,8 @@ def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | Non
                     "toured",
                     -1,
                 )
+        ctx.stats.tour_episodes += len(visits)
+        ctx.stats.tour_steps += sum(len(v.steps) for v in visits)
         diff = first_difference(visits, tours.alone(span, visits, env))
         if diff is not None:
             k, row, kind, col = diff
