@@ -341,7 +341,8 @@ class Auditor:
         self.notes.append(
             f"env: {stats.bars} bars of {stats.sessions} sessions (train and test spans) compared bit for bit with "
             f"the future perturbed, reshaped and truncated after every bar; both spans toured as the trainer and the "
-            f"replay play them; {stats.skipped_sessions} session(s) too short for an episode; {total:.1f} s ({per})"
+            f"replay play them ({stats.tour_episodes} episodes, {stats.tour_steps} steps, each episode compared with "
+            f"its session alone); {stats.skipped_sessions} session(s) too short for an episode; {total:.1f} s ({per})"
         )
 
     def env_message(self, f: EnvFinding) -> str:
