@@ -222,11 +222,12 @@ def format_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> st
         "Members",
         *member_table(rows),
     ]
-    from backend.studies.compare_universe import universe_table
+    from backend.studies import compare_universe as cu
 
-    symbols = universe_table(rows)
+    symbols = cu.universe_body(rows)
     if symbols:
-        out += ["", *symbols, "note: a universe's config row pools its symbols' runs (seeds = symbols × seeds)"]
+        out += ["", cu.TITLE, *render_table(cu.HEAD, symbols)]
+        out.append("note: a universe's config row pools its symbols' runs (seeds = symbols × seeds)")
     srcs = _sources(rows)
     if len(srcs) > 1:
         out.append("sources: " + "  ".join(f"{tag} {src}" for src, tag in srcs.items()))

@@ -2,10 +2,12 @@
 
 A universe folder (``wf run --symbols``, summary ``kind: universe``) gives one member row per symbol (per seed
 with ``--seeds``), each marked with ``symbol``, ``universe`` (the folder) and ``universe_member`` (its name; in a
-sweep the member). :func:`universe_table` prints, per universe, one row per symbol (stitched out-of-sample Sharpe
-and return, buy-and-hold's, whether it beat it) and the cross-symbol row: the mean of the symbols' stitched
+sweep the member). :func:`universe_body` gives, per universe, one line per symbol (stitched out-of-sample Sharpe
+and return, buy-and-hold's, whether it beat it) and the cross-symbol line: the mean of the symbols' stitched
 Sharpe, the mean and IQM of window Sharpe over symbol × window with its stratified bootstrap CI, and how many
-symbols beat their buy-and-hold. Part of :mod:`backend.studies.compare`.
+symbols beat their buy-and-hold. :func:`universe_selection` builds a sweep's config × unit matrix with
+symbol × window units (``SPY/w01`` …) for :func:`backend.evaluation.selection.selection_statistics`.
+Part of :mod:`backend.studies.compare`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from backend.evaluation.selection import (
 )
 from backend.run import universe as uv
 from backend.studies.compare_rows import member_row, seed_rows
-from backend.studies.compare_tables import render_table
 
 
 def universe_rows(folder: Path, source: str, keep_stats: bool = False) -> list[dict[str, Any]]:
@@ -126,11 +127,18 @@ def _cross_line(name: str, cross: dict[str, Any]) -> list[str]:
     ]
 
 
-def universe_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Per universe in the rows: one line per symbol and the cross-symbol line ([] without universes)."""
+TITLE = (
+    "Symbols — per symbol (stitched out-of-sample, mean over seeds) and across symbols (ALL: mean of the "
+    "symbols' Sharpe; window Sharpe over symbol × window, IQM with a stratified bootstrap CI, strata = symbols)"
+)
+
+
+def universe_body(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Per universe in the rows: one line per symbol and the cross-symbol line ([] without universes).
+
+    Printed under :data:`TITLE` with :data:`HEAD` by :func:`backend.studies.compare_tables.format_table`.
+    """
     folders = list(dict.fromkeys(str(r["universe"]) for r in rows if r.get("universe")))
-    if not folders:
-        return []
     body = []
     for folder in folders:
         cross = cross_symbol_of(Path(folder))
@@ -140,16 +148,7 @@ def universe_table(rows: list[dict[str, Any]]) -> list[str]:
         for symbol, e in (cross.get("symbols") or {}).items():
             body.append(_symbol_line(name, symbol, e))
         body.append(_cross_line(name, cross))
-    if not body:
-        return []
-    return [
-        "Symbols — per symbol (stitched out-of-sample, mean over seeds) and across symbols (ALL: mean of the "
-        "symbols' Sharpe; window Sharpe over symbol × window, IQM with a stratified bootstrap CI, strata = symbols)",
-        *render_table(HEAD, body),
-    ]
-
-
-# ----------------------------------------------------------------------------- universes: symbol × window units
+    return body
 
 
 def universe_returns(rows: list[dict[str, Any]]) -> tuple[MemberReturns, list[dict[str, Any]], list[str]]:
