@@ -1,7 +1,8 @@
-"""Reliability catalogue (issue 21): one case per row, each refused with its own exit code and message.
+"""Reliability (issue 21): --overwrite, bounded reading, hostile bundles, and SIGKILLed workers of run and sweep.
 
-Rows not yet covered here (dead local workers, symlinked tensorboard/window folders, lock-file links, Ray start-up
-labels, the `training` status) are listed in docs/decisions.md as open.
+The CLI-level catalogue (one test per broken case of the issue: links in the output folder and the cache, lock
+files, executor start-up, the `training` status …) is tests/test_reliability_catalogue.py; it checks that the slow
+cases here still exist.
 """
 
 from __future__ import annotations

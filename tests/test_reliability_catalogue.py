@@ -147,6 +147,7 @@ def test_a_window_task_never_writes_through_a_link_out_of_the_run_folder(tmp_pat
 
 
 def test_top_level_files_that_are_links_are_replaced_not_written_through(tmp_path):
+    """A guard (the rename always replaced a link itself): summary.json as a link to someone's file."""
     from backend.core.jsonio import write_json
 
     target = tmp_path / "someone_elses.json"

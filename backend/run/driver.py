@@ -160,7 +160,7 @@ class RunDriver:
             for wid in plan.skip:
                 stages.emit(True, f"Training [{wid}]", "skipped, completed earlier (--resume)", self.name)
             return []
-        rf.check_paths(self.out, [w.id for w in s.windows if w.id not in plan.skip])
+        rf.check_paths(self.out, [w.id for w in s.windows])  # the report writes w01/report.png of skipped ones too
         self._write_run_files()
         self.summary = rf.Summary(self.out / "summary.json", self._summary_doc(entries))
         for wid, entry in plan.skip.items():

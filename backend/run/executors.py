@@ -230,12 +230,12 @@ class LocalPool:
                 slot.reset()
         if len(errors) == len(self.slots):
             self.close(cancel=True)
-            e = errors[0]
+            first = errors[0]
             raise ExecutorError(
                 f"the local worker pool (--workers {self.workers}) could not start its worker processes: "
-                f"{type(e).__name__}: {e or 'no result'}; check the limits on processes and memory (ulimit -u, "
-                "cgroups) or run with --workers 1"
-            ) from e
+                f"{type(first).__name__}: {first or 'no result'}; check the limits on processes and memory "
+                "(ulimit -u, cgroups) or run with --workers 1"
+            ) from first
         return self
 
     def submit(self, task: WindowTask) -> Future:
