@@ -128,7 +128,8 @@ class Universe:
         self._write_top(Status.RUNNING, [{"symbol": s, "path": s, "exit_code": None} for s in self.symbols], None)
         planned = []
         for symbol, s in self.setups:
-            for seed in self.seeds or [None]:
+            seeds: list[int | None] = list(self.seeds) if self.seeds else [None]
+            for seed in seeds:
                 sub_opts, sub = self._member(symbol, s, seed, stack)
                 driver = stack.enter_context(RunDriver(sub_opts, sub, sub_opts.prefix))
                 self.drivers.append((symbol, seed, driver))
@@ -160,7 +161,7 @@ class Universe:
         sym_dir = self.out / symbol
         if seed is None:
             return dataclasses.replace(opts, output_dir=str(sym_dir), prefix=_name(opts.prefix, symbol)), s
-        if seed == (self.seeds or [None])[0]:  # the symbol's multi-seed folder: created and locked once
+        if self.seeds and seed == self.seeds[0]:  # the symbol's multi-seed folder: created and locked once
             rf.create(sym_dir)
             stack.enter_context(rf.FolderLock(sym_dir, "multi-seed run"))
         cfg = s.cfg.model_copy(update={"training": s.cfg.training.model_copy(update={"seed": seed})})
