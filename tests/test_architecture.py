@@ -149,7 +149,15 @@ def test_status_members_equal_their_strings_in_json():
     assert {s.value for s in Status} - {"skipped"} <= documented, "a Status member missing from docs/outputs.md"
 
 
-EXIT_LITERAL_FILES = ["backend/run/driver.py", "backend/cli/app.py", "backend/cli/common.py"]
+EXIT_LITERAL_FILES = [
+    "backend/run/driver.py",
+    "backend/cli/app.py",
+    "backend/cli/common.py",
+    "backend/cli/config.py",
+    "backend/cli/data.py",
+    "backend/cli/features.py",
+    "backend/cli/inspect.py",
+]
 
 
 def _literal_exit_codes(source: str) -> list[int]:
@@ -187,3 +195,39 @@ def test_dry_run_imports_no_heavy_or_optional_library():
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "HEAVY []" in p.stdout, p.stdout
+
+
+STATUS_LITERAL_FILES = [
+    "backend/evaluation/report.py",
+    "backend/evaluation/selection.py",
+    "backend/evaluation/metrics.py",
+    "backend/cli/inspect.py",
+    "backend/cli/common.py",
+    "backend/cli/data.py",
+    "backend/cli/features.py",
+    "backend/cli/config.py",
+    "backend/walkforward/windows.py",
+]
+
+
+def _status_literal_comparisons(source: str) -> list[int]:
+    """Line numbers of comparisons with a bare status string (``== "completed"``, ``in ("failed", ...)``)."""
+    from backend.core.status import Status
+
+    values = {s.value for s in Status}
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        for side in [node.left, *node.comparators]:
+            items = side.elts if isinstance(side, ast.Tuple | ast.List | ast.Set) else [side]
+            if any(isinstance(i, ast.Constant) and i.value in values for i in items):
+                bad.append(node.lineno)
+    return bad
+
+
+def test_statuses_are_compared_as_status_members():
+    found = {f: _status_literal_comparisons((ROOT / f).read_text(encoding="utf-8")) for f in STATUS_LITERAL_FILES}
+    assert {f: v for f, v in found.items() if v} == {}, "compare with backend.core.status.Status members"
+    negative = 'if w["status"] == "completed":\n    pass\nok = s not in ("failed", "pending")\n'
+    assert _status_literal_comparisons(negative) == [1, 3]  # negative control

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.core.intervals import INTERVAL_MINUTES
+
 
 def compounding_error(trade_returns: np.ndarray, bar_returns: np.ndarray) -> float:
     """|prod(1 + trade returns) / prod(1 + bar returns) - 1|: the relative rounding between trades.csv and the
@@ -35,7 +37,6 @@ def window_figures(folder: Path) -> tuple[int, float]:
 def ledger_figures(interval: str, sessions: int, seed: int = 0) -> tuple[int, float]:
     """A seeded random target policy (entries, flips, exits, holds) through the real env and the real ledger."""
     from backend.config.models import DataConfig, EnvConfig
-    from backend.core.intervals import INTERVAL_MINUTES
     from backend.data.loader import load_bars
     from backend.envs.intraday_env import IntradayTradingEnv
     from backend.evaluation.metrics import trade_records

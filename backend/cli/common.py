@@ -26,6 +26,7 @@ from backend.core.errors import (
     TrainingError,
 )
 from backend.core.intervals import INTERVALS
+from backend.core.status import Status
 
 STAGE_OF = {
     FolderError: "Run Folder",  # checked after Window Setup was declared ok: its own stage line
@@ -90,7 +91,7 @@ def handle_errors(
                     traceback.print_exc()
                 sys.exit(e.exit_code)
             except KeyboardInterrupt:
-                stages.emit(False, default_stage, "interrupted", prefix)
+                stages.emit(False, default_stage, Status.INTERRUPTED, prefix)
                 sys.exit(EXIT_INTERRUPTED)
             except click.exceptions.Exit:
                 raise

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from backend.cli.common import StageGroup, handle_errors
+from backend.config.docs import DOCS_PAGE, render_markdown, schema, show
+from backend.config.models import config_dict, load_config
+from backend.core.errors import EXIT_OK
+from backend.core.jsonio import dumps, write_text
 
 
 @click.group("config", cls=StageGroup)
@@ -20,17 +24,13 @@ def config_group() -> None:
 @handle_errors("Config")
 def show_command(config: str | None, sets: tuple[str, ...], as_json: bool, debug: bool) -> int:
     """Print a resolved config, every value with its meaning."""
-    from backend.config.docs import show
-    from backend.config.models import config_dict, load_config
-    from backend.core.jsonio import dumps
-
     loaded = load_config(config, overrides=list(sets))
     if as_json:
         print(dumps(config_dict(loaded.config)), end="")
     else:
         print(f"# {loaded.path}")
         print(show(loaded.config))
-    return 0
+    return EXIT_OK
 
 
 @config_group.command("schema")
@@ -38,11 +38,8 @@ def show_command(config: str | None, sets: tuple[str, ...], as_json: bool, debug
 @handle_errors("Config")
 def schema_command(debug: bool) -> int:
     """Print the JSON Schema of a config file (with every field's description)."""
-    from backend.config.docs import schema
-    from backend.core.jsonio import dumps
-
     print(dumps(schema()), end="")
-    return 0
+    return EXIT_OK
 
 
 @config_group.command("docs")
@@ -51,13 +48,10 @@ def schema_command(debug: bool) -> int:
 @handle_errors("Config")
 def docs_command(write: bool, debug: bool) -> int:
     """Print (or --write) docs/config.md, generated from the field docstrings."""
-    from backend.config.docs import DOCS_PAGE, render_markdown
-    from backend.core.jsonio import write_text
-
     text = render_markdown()
     if write:
         write_text(DOCS_PAGE, text)
         print(f"wrote {DOCS_PAGE}")
     else:
         print(text, end="")
-    return 0
+    return EXIT_OK

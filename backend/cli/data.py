@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 from backend.cli.common import StageGroup, handle_errors
-from backend.config.models import DATA_SOURCES
+from backend.config.models import DATA_SOURCES, DataConfig
 from backend.core import stages
-from backend.core.errors import InputError
+from backend.core.errors import EXIT_OK, InputError
 from backend.core.intervals import INTERVALS
+from backend.core.jsonio import dumps
 
 
 @click.group("data", cls=StageGroup)
@@ -44,7 +45,7 @@ def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str 
         "Data",
         f"{symbol} {interval}: {len(frame):,} bars {how}, {frame.index[0]} -> {frame.index[-1]} ({folder})",
     )
-    return 0
+    return EXIT_OK
 
 
 @data_group.command("list")
@@ -54,14 +55,13 @@ def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str 
 @handle_errors("Data")
 def data_list(cache_dir: str | None, as_json: bool, debug: bool) -> int:
     """List the bundled sample and the cached symbols and intervals (each entry verified)."""
-    from backend.core.jsonio import dumps
     from backend.data import catalog
 
     folder = catalog.cache_dir(cache_dir)
     rows = catalog.list_cache(folder)
     if as_json:
         print(dumps(rows), end="")
-        return 0
+        return EXIT_OK
     print(f"{'symbol':<10}{'interval':<9}{'source':<9}{'rows':>10}  {'first bar':<26}{'last bar':<26}status")
     for r in rows:
         n = f"{r['rows']:,}" if isinstance(r["rows"], int) else "-"
@@ -74,7 +74,7 @@ def data_list(cache_dir: str | None, as_json: bool, debug: bool) -> int:
             print(f"  {r['symbol']} {r['interval']} {r['source']}: {r['problem']}")
     if not any(r["source"] != "sample" for r in rows):
         print(f"(no cached bars in {folder})")
-    return 0
+    return EXIT_OK
 
 
 @data_group.command("import")
@@ -104,7 +104,7 @@ def data_import(file: str, symbol: str, interval: str, timezone: str, cache_dir:
         f"imported {m['import_report']['file_rows']:,} bars of {m['symbol']} {interval}; the entry holds {m['rows']:,} "
         f"({m['first_bar']} -> {m['last_bar']}); {rep}{notes}",
     )
-    return 0
+    return EXIT_OK
 
 
 @data_group.command("delete")
@@ -121,7 +121,7 @@ def data_delete(symbol: str, interval: str, imported: bool, cache_dir: str | Non
     removed = catalog.delete(catalog.cache_dir(cache_dir), symbol, interval, "import" if imported else "yfinance")
     what = ", ".join(str(p) for p in removed) if removed else "nothing (no such entry)"
     stages.emit(True, "Data", f"deleted {what}")
-    return 0
+    return EXIT_OK
 
 
 def _check_timezone(tz: str) -> None:
@@ -149,8 +149,6 @@ def _check_timezone(tz: str) -> None:
 @handle_errors("Data")
 def data_show(symbol: str, as_json: bool, **kw: Any) -> int:
     """Range, sessions, gaps and the validation report of a symbol."""
-    from backend.config.models import DataConfig
-    from backend.core.jsonio import dumps
     from backend.data import catalog
     from backend.data.loader import resolve_source
     from backend.walkforward.windows import parse_day
@@ -177,7 +175,7 @@ def data_show(symbol: str, as_json: bool, **kw: Any) -> int:
         )
     info = catalog.show(cfg)
     print(dumps(info) if as_json else show_table(info), end="" if as_json else "\n")
-    return 0
+    return EXIT_OK
 
 
 def show_table(info: dict[str, Any]) -> str:

@@ -4,23 +4,23 @@ with its doc and warm-up; with ``--config``/``--windows`` a preview on the first
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from backend.cli.common import StageCommand, handle_errors
+from backend.config.models import load_config
 from backend.core import stages
+from backend.core.errors import EXIT_OK, InputError
 
 
 def _listing(config: str | None, data: str | None, talib_too: bool) -> dict:
-    from backend.config.models import load_config
     from backend.features import catalog
     from backend.features.user import install_entries
 
     doc: dict = {}
     cfg = None
     if config:
-        from pathlib import Path
-
         cfg = load_config(config).config
         install_entries(list(cfg.env.feature_modules), Path(config).resolve().parent)
     doc["registered"] = catalog.registered()
@@ -90,14 +90,12 @@ def features_command(
     """List every available feature with its doc and warm-up, or preview a config's features."""
     if windows:
         if not config:
-            from backend.core.errors import InputError
-
             raise InputError("wf features --windows needs --config (the features to preview)")
         doc = _preview(config, windows)
         print(json.dumps(doc, indent=2)) if as_json else _print_preview(doc)
         stages.emit(True, "Features", f"{len(doc['features'])} features previewed on window {doc['window']}")
-        return 0
+        return EXIT_OK
     doc = _listing(config, data, not no_talib)
     print(json.dumps(doc, indent=2, default=str)) if as_json else _print_listing(doc)
     stages.emit(True, "Features", f"{len(doc['registered'])} registered, {len(doc.get('talib', []))} TA-Lib functions")
-    return 0
+    return EXIT_OK

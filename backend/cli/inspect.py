@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from backend.cli.common import StageCommand, handle_errors
-from backend.core.errors import InputError
-from backend.core.jsonio import load_json
+from backend.core.errors import EXIT_OK, InputError
+from backend.core.jsonio import dumps, load_json
+from backend.core.status import Status
+from backend.studies import compare
 from backend.studies.compare import (
     SORT_KEYS,
     add_config_columns,
@@ -49,9 +51,6 @@ def compare_command(
     folders: tuple[str, ...], sort_key: str, long_format: bool, as_csv: bool, as_json: bool, debug: bool
 ) -> int:
     """Compare run, multi-seed run and sweep folders: configs (mean ± sd over seeds, CI) and members."""
-    from backend.core.jsonio import dumps
-    from backend.studies import compare
-
     if as_csv and as_json:
         raise InputError("--csv and --json exclude each other; pass one")
     if long_format and not (as_csv or as_json):
@@ -69,7 +68,7 @@ def compare_command(
     else:
         print(compare.format_table(rows, sort_key), flush=True)
         _print_selections(folders)
-    return 0
+    return EXIT_OK
 
 
 def _print_selections(folders: tuple[str, ...]) -> None:
@@ -93,8 +92,6 @@ def _print_selections(folders: tuple[str, ...]) -> None:
 @handle_errors("List")
 def ls_command(folder: str, as_json: bool, debug: bool) -> int:
     """List the runs, multi-seed runs and sweeps under FOLDER (default runs/)."""
-    from backend.core.jsonio import dumps
-
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"FOLDER {folder}: not a folder; pass the folder that holds your runs (default runs/)")
@@ -105,7 +102,7 @@ def ls_command(folder: str, as_json: bool, debug: bool) -> int:
         print(f"no runs or sweeps under {root} (no summary.json or sweep.json)")
     else:
         print(ls_table(entries, root), flush=True)
-    return 0
+    return EXIT_OK
 
 
 @click.command("diff", cls=StageCommand)
@@ -119,7 +116,7 @@ def diff_command(run_a: str, run_b: str, debug: bool) -> int:
         if not (Path(folder) / "summary.json").exists():
             raise InputError(f"{name} {folder}: not a run folder (no summary.json)")
     print("\n".join(diff_lines(Path(run_a), Path(run_b))), flush=True)
-    return 0
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- wf ls
@@ -185,14 +182,12 @@ def _seeds_entry(folder: Path, s: dict[str, Any]) -> dict[str, Any]:
 
 def _sweep_entry(folder: Path) -> dict[str, Any]:
     """A sweep in one line: members completed, configs, the best config's Sharpe over seeds and its verdict."""
-    from backend.studies.compare import collect
-
     try:
         doc = load_json(folder / "sweep.json", "sweep")
-        members = collect([str(folder)])
+        members = compare.collect([str(folder)])
     except InputError as e:
         return {"kind": "sweep", "path": str(folder), "status": f"unreadable ({e})"}
-    done = [m for m in members if m.get("status") == "completed"]
+    done = [m for m in members if m.get("status") == Status.COMPLETED]
     configs = list(dict.fromkeys(config_of(m) for m in members))
     sel = doc.get("selection") or {}
     scored = [m for m in members if is_finite(m.get("config_sharpe_mean"))]

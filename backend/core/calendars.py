@@ -38,6 +38,7 @@ import pandas as pd
 
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import interval_minutes
+from backend.core.jsonio import load_json, write_atomic, write_json
 
 CONTINUOUS_SESSIONS_PER_YEAR = {"24/7": 365, "24/5": 260}
 CONTINUOUS_WEEKDAYS = {"24/7": 7, "24/5": 5}  # sessions named Monday (0) … up to this weekday, exclusive
@@ -170,7 +171,6 @@ def _exchange_table(calendar: str, y0: int, y1: int) -> SessionTable:
     labels = pd.DatetimeIndex(sched.index).tz_localize(None).to_numpy().astype("datetime64[D]")
     if path is not None:
         try:
-            from backend.core.jsonio import write_atomic
 
             def save(tmp: Path) -> None:
                 with open(tmp, "wb") as fh:
@@ -248,8 +248,6 @@ def _bins_in_session(length_min: int, breaks: tuple[tuple[int, int], ...], width
 @lru_cache(maxsize=32)
 def _exchange_profile(calendar: str) -> dict[str, Any]:
     """Sessions per year and the regular session's shape over REFERENCE_YEARS (cached on disk)."""
-    from backend.core.jsonio import load_json, write_json
-
     folder, version = _cache_folder(), _version()
     path = folder / f"{calendar}-{version}-profile.json" if folder and version and _NAME.match(calendar) else None
     if path is not None and path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -222,8 +223,6 @@ def _restrict(
 
 def _check_columns(frame: pd.DataFrame, cfg: DataConfig, origin: str) -> None:
     """Every ``data.columns`` name is an extra numeric column of the bars (a did-you-mean hint when not)."""
-    import difflib
-
     extras = [c for c in frame.columns if c not in sources.OHLCV]
     for name in cfg.columns:
         if name not in extras:

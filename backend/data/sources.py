@@ -27,6 +27,7 @@ the fix (empty file, header only, no time column, unparseable times, missing pri
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.core import calendars
 from backend.core.errors import DataError, InputError
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "samples" / "SPY_1m_2017_2019.parquet"
@@ -83,8 +85,6 @@ EXTRA_PREFIX = "extra:"  # internal key of an extra numeric column while the col
 
 def content_hash(frame: pd.DataFrame) -> str:
     """SHA-256 (16 hex) of the bars' timestamps (UTC ns), OHLCV and kept extra columns as float64: the data hash."""
-    import hashlib
-
     h = hashlib.sha256(frame.index.as_unit("ns").asi8.tobytes())
     for col in OHLCV:
         h.update(np.ascontiguousarray(frame[col].to_numpy(dtype=np.float64)).tobytes())
@@ -444,8 +444,6 @@ def synthetic_bars(
     at the previous close, so this bar's return is its ``body`` feature, known at its close).
     For tests and sanity checks only; runs on it are labelled synthetic.
     """
-    from backend.core import calendars
-
     table = calendars.session_table(
         calendar,
         pd.Timestamp(start, tz="UTC") - pd.Timedelta(days=1),

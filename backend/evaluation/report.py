@@ -20,6 +20,7 @@ import pandas as pd
 
 from backend.core.jsonio import load_json, write_atomic, write_text
 from backend.core.stages import fmt_num, fmt_pct
+from backend.core.status import Status
 
 WIDTH_IN, DPI = 12.4, 100  # 1240 px: the page's width in a 1300-px browser window
 BASELINES = ("buy_and_hold", "flat", "random", "momentum")
@@ -237,7 +238,7 @@ def _baselines_table(windows: list[dict[str, Any]]) -> str:
     head = ["window", "agent"] + [BASELINE_LABEL.get(b, b) for b in names]
     rows = []
     for w in windows:
-        if w.get("status") != "completed":
+        if w.get("status") != Status.COMPLETED:
             continue
         e, base, beats = w.get("evaluation") or {}, w.get("baselines") or {}, w.get("beats") or {}
         cells = [_e(w["id"]), f"{fmt_pct(e.get('total_return'))}<br><small>Sharpe {fmt_num(e.get('sharpe'))}</small>"]
@@ -249,7 +250,7 @@ def _baselines_table(windows: list[dict[str, Any]]) -> str:
             )
         rows.append(cells)
     count = {b: sum(1 for w in windows if (w.get("beats") or {}).get(b)) for b in names}
-    done = sum(1 for w in windows if w.get("status") == "completed")
+    done = sum(1 for w in windows if w.get("status") == Status.COMPLETED)
     rows.append(["<b>beaten in</b>", ""] + [f"<b>{count[b]}/{done} windows</b>" for b in names])
     return _table(head, rows)
 
@@ -302,7 +303,7 @@ def _diagnostics_table(windows: list[dict[str, Any]]) -> str:
     rows = []
     for w in windows:
         d, g = w.get("diagnostics") or {}, w.get("gates")
-        if w.get("status") != "completed":
+        if w.get("status") != Status.COMPLETED:
             continue
         if g:
             checks = ", ".join(
@@ -363,7 +364,7 @@ def _banners(summary: dict[str, Any], windows: list[dict[str, Any]]) -> str:
     if others:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in others)
         out.append(f'<div class="box note"><b>Warnings</b><ul>{items}</ul></div>')
-    failed = [w for w in windows if w.get("status") not in ("completed", "pending")]
+    failed = [w for w in windows if w.get("status") not in (Status.COMPLETED, Status.PENDING)]
     if failed:
         out.append(
             f'<div class="box note">{len(failed)} window(s) did not complete: '
@@ -374,7 +375,9 @@ def _banners(summary: dict[str, Any], windows: list[dict[str, Any]]) -> str:
 
 def _plots(run_dir: Path, summary: dict[str, Any], tz: str) -> tuple[str, str]:
     """(stitched curve HTML, per-window plots HTML); one completed window gives one plot, not two."""
-    done = [w for w in summary["windows"] if w["status"] == "completed" and (run_dir / w["id"] / "equity.csv").exists()]
+    done = [
+        w for w in summary["windows"] if w["status"] == Status.COMPLETED and (run_dir / w["id"] / "equity.csv").exists()
+    ]
     done.sort(key=lambda w: str(w["test_start"]))
     frames = {w["id"]: _read_equity(run_dir / w["id"] / "equity.csv") for w in done}
     label = f"{summary['symbol']} {summary['interval']}"
@@ -419,7 +422,7 @@ def build_report(run_dir: Path) -> Path:
     curve, per_window = _plots(run_dir, summary, tz)
     agg = summary.get("aggregate") or {}
     title = _title(summary, config)
-    done = sum(1 for w in windows if w["status"] == "completed")
+    done = sum(1 for w in windows if w["status"] == Status.COMPLETED)
     meta = [
         f"status <b>{_e(summary['status'])}</b>",
         f"{done} of {len(windows)} windows completed",

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from backend.core.jsonio import load_json, sanitize
+from backend.core.status import Status
 from backend.evaluation import statistics as st
 
 SCHEMA_VERSION = 1
@@ -73,7 +74,7 @@ class MemberReturns:
 
 def _window_ids(folder: Path, summary: dict[str, Any] | None) -> list[str]:
     if summary is not None and summary.get("windows"):
-        return [w["id"] for w in summary["windows"] if w.get("status") == "completed"]
+        return [w["id"] for w in summary["windows"] if w.get("status") == Status.COMPLETED]
     return sorted(p.parent.name for p in folder.glob("*/equity.csv"))
 
 
@@ -81,7 +82,7 @@ def _window_sharpes(summary: dict[str, Any] | None, ids: list[str]) -> dict[str,
     """A completed window whose Sharpe is undefined (no variance: the agent stayed flat) scores 0."""
     out = {}
     for w in (summary or {}).get("windows", []):
-        if w.get("status") == "completed" and w["id"] in ids:
+        if w.get("status") == Status.COMPLETED and w["id"] in ids:
             sharpe = (w.get("evaluation") or {}).get("sharpe")
             out[w["id"]] = 0.0 if sharpe is None else float(sharpe)
     return out
@@ -480,7 +481,7 @@ def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwar
     becomes ``{"status": "failed", "reason": "<type>: <message>"}`` and a Python warning.
     """
     try:
-        done = [r for r in rows if r.get("status") == "completed" and r.get("path")]
+        done = [r for r in rows if r.get("status") == Status.COMPLETED and r.get("path")]
         loaded = load_member_returns({str(r["name"]): Path(str(r["path"])) for r in done})
         members = [
             {"name": str(r["name"]), "config": config_name(r), "seed": r.get("seed")}
@@ -510,4 +511,4 @@ def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwar
         return doc
     except Exception as e:  # the sweep's boundary: its members' results must still be written
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        return {"schema_version": SCHEMA_VERSION, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
+        return {"schema_version": SCHEMA_VERSION, "status": Status.FAILED, "reason": f"{type(e).__name__}: {e}"}

@@ -14,6 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from backend.config.models import Config
+from backend.core.errors import TrainingError
 
 
 class SpacesOnly(gym.Env):
@@ -69,7 +70,6 @@ def build(cfg: Config, env: Any, seed: int, device: str) -> Any:
 
 def warm_start(model: Any, model_path: Path, device: str) -> None:
     """Start from another bundle's weights (tensors only; nothing is unpickled)."""
-    from backend.core.errors import TrainingError
     from backend.training import algorithms
 
     algorithms.load_weights(model, model_path, device, error=TrainingError)
