@@ -473,6 +473,14 @@ def config_name(row: Mapping[str, Any]) -> str:
     return re.sub(r"_s\d+$", "", str(row["name"]))
 
 
+def statistics_of_members(
+    members: list[dict[str, Any]], data: MemberReturns, seed: int = 0, **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`selection_statistics` of aligned member returns, against their buy-and-hold when there is one."""
+    baselines = {"buy_and_hold": data.buy_and_hold} if len(data.buy_and_hold) else {}
+    return selection_statistics(members, data.returns, baselines, data.window_sharpes, seed=seed, **kwargs)
+
+
 def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwargs: Any) -> dict[str, Any]:
     """:func:`selection_statistics` for sweep rows (``name``, ``path``, ``seed``, ``config_path``, ``status``).
 
@@ -488,14 +496,7 @@ def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwar
             for r in done
             if str(r["name"]) not in loaded.skipped
         ]
-        doc = selection_statistics(
-            members,
-            loaded.returns,
-            {"buy_and_hold": loaded.buy_and_hold} if len(loaded.buy_and_hold) else {},
-            loaded.window_sharpes,
-            seed=seed,
-            **kwargs,
-        )
+        doc = statistics_of_members(members, loaded, seed=seed, **kwargs)
         doc["warnings"] = [
             *[f"{r.get('name')}: status {r.get('status')}; left out" for r in rows if r not in done],
             *[f"{n}: not loaded: {why}" for n, why in loaded.skipped.items()],
