@@ -77,7 +77,8 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
     from backend.studies.tune.study import Search
 
     plan = strict_plan(s, inner)
-    entries, code = [], EXIT_OK
+    entries: list[dict[str, Any]] = []
+    code = EXIT_OK
     for p in plan:
         s_k = dataclasses.replace(s, windows=p.outers)
         name_k, out_k = f"{name}--{p.outer.id}", out / "strict" / p.outer.id
