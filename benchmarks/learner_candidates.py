@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy: a one-thread BLAS for the floor (as run.py)
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = ("sb3", "sb3_fast", "sb3_fast_fused", "sbx", "sbx_xnnpack")
 

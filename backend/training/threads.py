@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from backend.core.errors import TrainingError
 
@@ -21,7 +22,8 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
     with cuda ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` lets several workers share one),
     ``XLA_FLAGS`` gets ``--xla_cpu_multi_thread_eigen=false``, and the CPU client is
     initialised here with an intra-op pool of ``threads`` threads. Backend ``auto`` prepares JAX too
-    when sbx is installed (the choice is made later, when the agent is built). No XLA flag sizes that pool
+    when sbx is installed (the choice is made later, when the agent is built). JAX's persistent
+    compilation cache is switched on (:func:`enable_compilation_cache`). No XLA flag sizes that pool
     on jaxlib 0.10 (measured: two busy threads under every flag); XLA sizes it from the CPU
     affinity at initialisation. So the calling thread is restricted to ``threads`` cores while
     JAX initialises, then every thread of the process gets its full affinity back: the pool
@@ -48,6 +50,53 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip()
     _init_jax(threads)
+    enable_compilation_cache()
+
+
+def jax_cache_dir() -> Path | None:
+    """``$WF_CACHE_DIR/jax/<machine>``, else the user's cache dir; None when ``WF_JAX_CACHE=off``.
+
+    One folder per CPU model, jaxlib version and XLA_FLAGS: a folder shared between different machines
+    (a network home) never hands one machine's compiled code to another.
+    """
+    if os.environ.get("WF_JAX_CACHE", "").lower() in ("off", "0", "false", "no"):
+        return None
+    import hashlib
+    from importlib import metadata
+
+    import platformdirs
+
+    from backend.training.auto_backend import cpu_model
+
+    try:
+        jaxlib = metadata.version("jaxlib")
+    except metadata.PackageNotFoundError:  # pragma: no cover - sbx without jaxlib cannot run
+        jaxlib = "?"
+    machine = f"{cpu_model()}|{jaxlib}|{os.environ.get('XLA_FLAGS', '')}|{os.environ.get('JAX_PLATFORMS', '')}"
+    root = Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness"))
+    return root / "jax" / hashlib.sha256(machine.encode()).hexdigest()[:16]
+
+
+def enable_compilation_cache() -> Path | None:
+    """JAX's persistent compilation cache in :func:`jax_cache_dir`, for every compile (min time 0).
+
+    A worker's second task, and every other worker of the machine, load the compiled update instead of
+    compiling it again. The cached executable is the one XLA compiled, so results are the same bit for bit.
+    """
+    folder = jax_cache_dir()
+    if folder is None:
+        return None
+    import jax
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only cache: compile every time
+        return None
+    if jax.config.jax_compilation_cache_dir != str(folder):
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
 
 
 def _jax_initialised() -> bool:
