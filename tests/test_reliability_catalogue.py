@@ -329,3 +329,48 @@ def test_a_window_is_training_in_summary_json_while_it_trains(tmp_path, monkeypa
     assert seen == {"w01": "training", "w02": "training"}
     done = json.loads((out / "summary.json").read_text())
     assert [w["status"] for w in done["windows"]] == ["completed", "completed"]
+
+
+# ------------------------------------------------------------------ hostile bundles, through the CLI
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished one-window run (trained once for the module)."""
+    base = tmp_path_factory.mktemp("trained")
+    res = _run(base, base / "out")
+    assert res.exit_code == 0, res.output
+    return base
+
+
+def _wf_process(*args: str, timeout: float = 120):
+    """`wf ARGS` in a fresh process with a timeout, so that a hang fails the test instead of stalling it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "backend.cli", *map(str, args)]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+
+
+def test_wf_eval_of_a_model_zip_linked_to_dev_zero_is_exit_5_not_a_hang(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(trained / "out", out, symlinks=True)
+    (out / "w01" / "model.zip").unlink()
+    (out / "w01" / "model.zip").symlink_to("/dev/zero")
+    proc = _wf_process("eval", "--model-path", out / "w01" / "model.zip", "--config", trained / "c.json")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "symlink" in proc.stdout and "/dev/zero" in proc.stdout and "internal error" not in proc.stdout
+
+
+def test_resume_over_a_model_zip_linked_to_dev_zero_retrains_it(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(trained / "out", out, symlinks=True)
+    (out / "w01" / "model.zip").unlink()
+    (out / "w01" / "model.zip").symlink_to("/dev/zero")
+    cfg, win = trained / "c.json", trained / "w.json"
+    proc = _wf_process("run", "--config", cfg, "--windows", win, "--output-dir", out, "--resume", "--no-report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "retrained: its bundle cannot be trusted" in proc.stdout
+    assert not (out / "w01" / "model.zip").is_symlink()  # the link was replaced, /dev/zero never read to the end
