@@ -272,8 +272,8 @@ def _localise(idx: pd.DatetimeIndex, timezone: str, origin: str, found: str) -> 
     return out, note
 
 
-def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.Series], list[str]]:
-    keys = {c: _key(c) for c in frame.columns}
+def _price_columns(frame: pd.DataFrame, keys: dict[Any, str], origin: str, found: str) -> dict[str, Any]:
+    """open/high/low/close (and volume) -> the frame's column of that name or alias; the four prices required."""
     cols: dict[str, Any] = {}
     for name, aliases in PRICE_KEYS.items():
         col = next((c for a in aliases for c, k in keys.items() if k == a), None)
@@ -291,7 +291,11 @@ def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.
             f"{origin}: missing column(s) {', '.join(missing)} (columns found: {found}); "
             f"name the price columns open, high, low, close (any case) and volume{hint}"
         )
-    notes: list[str] = []
+    return cols
+
+
+def _numeric_prices(frame: pd.DataFrame, cols: dict[str, Any], origin: str, found: str) -> dict[str, pd.Series]:
+    """Each price column as float64; a value that is there but not a number is a DataError naming the first."""
     out: dict[str, pd.Series] = {}
     for name, col in cols.items():
         raw = frame[col]
@@ -303,6 +307,26 @@ def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.
                 f"(columns found: {found}); fix or drop those rows"
             )
         out[name] = num.astype(np.float64)
+    return out
+
+
+def _extra_numeric(frame: pd.DataFrame, others: list[Any], taken: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    """The other columns that hold numbers, by their stripped name (not one of the price names)."""
+    numeric = {}
+    for c in others:
+        num = (
+            pd.to_numeric(frame[c], errors="coerce") if not pd.api.types.is_numeric_dtype(frame[c].dtype) else frame[c]
+        )
+        if num.notna().any() and str(c).strip() not in taken:
+            numeric[str(c).strip()] = num.astype(np.float64)
+    return numeric
+
+
+def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.Series], list[str]]:
+    keys = {c: _key(c) for c in frame.columns}
+    cols = _price_columns(frame, keys, origin, found)
+    notes: list[str] = []
+    out = _numeric_prices(frame, cols, origin, found)
     if "volume" not in cols:
         notes.append(
             "no volume column: volume is missing on every bar (counted as 0); volume features (volume_z, "
@@ -316,13 +340,7 @@ def _prices(frame: pd.DataFrame, origin: str, found: str) -> tuple[dict[str, pd.
             "adjusted bars)"
         )
     others = [c for c in extra if c not in adj]
-    numeric = {}
-    for c in others:
-        num = (
-            pd.to_numeric(frame[c], errors="coerce") if not pd.api.types.is_numeric_dtype(frame[c].dtype) else frame[c]
-        )
-        if num.notna().any() and str(c).strip() not in out:
-            numeric[str(c).strip()] = num.astype(np.float64)
+    numeric = _extra_numeric(frame, others, out)
     if numeric:
         names = list(numeric)
         notes.append(

@@ -172,13 +172,10 @@ class Trade(NamedTuple):
     """'exit' (the policy went flat), 'flip' (it reversed) or 'flatten' (the episode ended)."""
 
 
-def _trade_arrays(
-    positions: np.ndarray,
-    held: np.ndarray,
-    returns: np.ndarray,
-    trade_costs: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Column arrays of :func:`trades` (vectorised; see the module docstring for the rule)."""
+def _trade_inputs(
+    positions: np.ndarray, held: np.ndarray, returns: np.ndarray, trade_costs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four per-bar arrays as float64, of one length, ending flat (whole episodes)."""
     p = np.asarray(positions, dtype=np.float64)
     h = np.asarray(held, dtype=np.float64)
     r = np.asarray(returns, dtype=np.float64)
@@ -189,23 +186,16 @@ def _trade_arrays(
             f"positions, held, returns and trade_costs need one value per bar; got lengths "
             f"{n}, {len(h)}, {len(r)}, {len(c)}"
         )
-    empty = {
-        "entry_bar": np.zeros(0, np.int64),
-        "exit_bar": np.zeros(0, np.int64),
-        "side": np.zeros(0, np.int64),
-        "entry_position": np.zeros(0),
-        "net_return": np.zeros(0),
-        "exit_reason": np.zeros(0, dtype="<U7"),
-    }
-    if n == 0:
-        return empty
-    if p[-1] != 0.0 or h[-1] != 0.0:
+    if n and (p[-1] != 0.0 or h[-1] != 0.0):
         raise ValueError(
             "the arrays end inside a trade (positions[-1] or held[-1] is not 0); pass whole episodes, "
             "as run_policy records them (every episode ends flat at its last bar)"
         )
-    sp = np.sign(p)
-    sh = np.sign(h)
+    return p, h, r, c
+
+
+def _check_held_signs(p: np.ndarray, h: np.ndarray, sp: np.ndarray, sh: np.ndarray) -> None:
+    """held[k] (the position chosen at bar k-1, after drift) has the sign of positions[k-1]."""
     prev = np.r_[0.0, sp[:-1]]
     bad = np.flatnonzero((sh != 0.0) & (sh != prev))
     if len(bad):
@@ -215,12 +205,39 @@ def _trade_arrays(
             f"held[{k}] = {h[k]!r} but {before}: held[k] is the position chosen at bar k-1 after drift, "
             "so it must have that sign; the arrays are misaligned"
         )
+
+
+def _no_trades() -> dict[str, np.ndarray]:
+    return {
+        "entry_bar": np.zeros(0, np.int64),
+        "exit_bar": np.zeros(0, np.int64),
+        "side": np.zeros(0, np.int64),
+        "entry_position": np.zeros(0),
+        "net_return": np.zeros(0),
+        "exit_reason": np.zeros(0, dtype="<U7"),
+    }
+
+
+def _trade_arrays(
+    positions: np.ndarray,
+    held: np.ndarray,
+    returns: np.ndarray,
+    trade_costs: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Column arrays of :func:`trades` (vectorised; see the module docstring for the rule)."""
+    p, h, r, c = _trade_inputs(positions, held, returns, trade_costs)
+    n = len(p)
+    if n == 0:
+        return _no_trades()
+    sp = np.sign(p)
+    sh = np.sign(h)
+    _check_held_signs(p, h, sp, sh)
     opened = sp != 0.0
     cont = opened & (sh == sp)  # holds on (or rebalances) the position it came in with
     first = np.flatnonzero(opened & ~cont)  # entry, or the opening leg of a flip
     last = np.flatnonzero(opened & ~np.r_[cont[1:], False])  # last step decided inside the trade
     if len(first) == 0:
-        return empty
+        return _no_trades()
     exit_bar = last + 1  # <= n - 1 since positions[-1] == 0
     flip = h[first] != 0.0
     # growth factor of the step decided at bar k, padded with 1 (a step after the arrays)
