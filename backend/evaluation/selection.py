@@ -70,7 +70,7 @@ def _partitions(n_bars: int, wanted: int) -> int:
     return smallest  # too few bars even for the smallest S: the refusal names that S and its bar count
 
 
-def _pbo(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
+def pbo_document(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
     """PBO over the configs' seed-mean series: pbo, n_partitions, n_trials, n_bars, bars_per_block, n_combinations,
     logits {values, counts}, probability_of_loss, degradation {slope, intercept, n_pairs, in_sample,
     out_of_sample}, chosen_counts, rank_counts."""
@@ -238,7 +238,7 @@ def selection_statistics(
 
     Output keys: ``schema_version``, ``status`` (``ok`` / ``refused``), ``reason``, ``seed``, ``n_bars``,
     ``members`` (name, config, seed, ``sharpe_per_bar``), ``configs``, ``best_config``, ``verdict``,
-    ``verdict_reasons`` (see :func:`_config_part`), ``pbo`` (see :func:`_pbo`), ``data_snooping``
+    ``verdict_reasons`` (see :func:`_config_part`), ``pbo`` (see :func:`pbo_document`), ``data_snooping``
     {baseline: see :func:`_snooping`}, ``probability_of_improvement`` {configs, p, ci_low, ci_high}
     (P(row > column)), ``confidence``, ``n_boot``, ``warnings``. Every statistic has ``status`` and ``reason``.
     """
@@ -249,7 +249,7 @@ def selection_statistics(
     returns = _finite_rows(returns[[m["name"] for m in known]], warns)
     configs = _configs_of(known)
     config_returns = pd.DataFrame({c: returns[names].mean(axis=1) for c, names in configs.items()})
-    pbo = _pbo(config_returns, n_partitions)
+    pbo = pbo_document(config_returns, n_partitions)
     snooping = _snooping_all(returns, baselines, reps, seed)
     scores = {c: _window_scores(window_sharpes, names) for c, names in configs.items()}
     iqm = {c: _config_iqm(s, n_boot, seed) for c, s in scores.items()}

@@ -13,7 +13,9 @@ import zlib
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from backend.evaluation.selection import pbo_document
 from backend.evaluation.statistics import deflated_sharpe_ratio, expected_max_sharpe
 
 
@@ -74,10 +76,6 @@ def deflated_sharpe(final: dict[str, Any] | None, n_trials: int, complete: list[
 
 def trials_pbo(complete: list[Any]) -> dict[str, Any]:
     """PBO (CSCV) over the completed trials' per-bar validation returns, as the sweep computes it."""
-    import pandas as pd
-
-    from backend.evaluation.selection import _pbo
-
     cols = {
         f"trial {tr.number}": decode_returns(tr.user_attrs["validation_returns"])
         for tr in complete
@@ -96,6 +94,6 @@ def trials_pbo(complete: list[Any]) -> dict[str, Any]:
             "reason": "the completed trials were validated on different bars",
             "trials": "trials",
         }
-    doc = _pbo(pd.DataFrame(cols), 16)
+    doc = pbo_document(pd.DataFrame(cols), 16)
     doc["trials"] = "completed trials (validation returns)"
     return doc
