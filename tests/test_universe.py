@@ -101,6 +101,8 @@ def test_wf_compare_on_a_universe_shows_symbol_rows_and_the_cross_symbol_row(uni
     assert "symbols differ" not in res.output and "data differ" not in res.output  # by design in a universe
     rows = json.loads(wf("compare", str(root / "out"), "--json").output)
     assert sorted(r["symbol"] for r in rows) == ["AAA", "BBB", "SPY"]
+    listed = wf("ls", str(root))
+    assert listed.exit_code == 0 and "universe  out" in listed.output and "u on SPY, AAA, BBB" in listed.output
 
 
 def test_resume_skips_finished_symbols_and_overwrite_replaces_the_universe(universe, tmp_path, monkeypatch):

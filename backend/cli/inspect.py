@@ -137,7 +137,9 @@ def find_runs(root: Path) -> list[dict[str, Any]]:
             except InputError as e:
                 found.append({"kind": "run", "path": str(here), "status": f"unreadable ({e})"})
             else:
-                found.append(_seeds_entry(here, s) if s.get("kind") == "multi_seed" else _run_entry(here, s))
+                kind = s.get("kind")
+                entry = {"multi_seed": _seeds_entry, "universe": _universe_entry}.get(str(kind), _run_entry)
+                found.append(entry(here, s))
             dirs[:] = []
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tensorboard")
@@ -177,6 +179,24 @@ def _seeds_entry(folder: Path, s: dict[str, Any]) -> dict[str, Any]:
         "oos_sharpe": first.get("config_sharpe_mean"),
         "oos_sharpe_sd": first.get("config_sharpe_sd"),
         "collapsed_windows": first.get("config_collapsed_windows"),
+    }
+
+
+def _universe_entry(folder: Path, s: dict[str, Any]) -> dict[str, Any]:
+    """A universe (wf run --symbols) in one line: its symbols and the mean of their stitched Sharpe."""
+    cross = s.get("cross_symbol") or {}
+    return {
+        "kind": "universe",
+        "path": str(folder),
+        "status": s.get("status"),
+        "date": str(s.get("started_at") or "")[:16].replace("T", " ") or None,
+        "config": f"{Path(str(s.get('config_path') or '')).stem} on {', '.join(s.get('symbols') or [])}",
+        "seeds": ",".join(str(x) for x in s.get("seeds") or []) or None,
+        "windows": str((cross.get("window_sharpe") or {}).get("n_scores", "—")) + " sym×win",
+        "steps": None,
+        "oos_sharpe": cross.get("oos_sharpe_mean"),
+        "oos_sharpe_sd": None,
+        "collapsed_windows": None,
     }
 
 
