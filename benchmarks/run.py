@@ -167,7 +167,7 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
         pipeline.RunOptions(
             config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
             windows=str(ROOT / "tmp" / "mini_window.json"),
-            sets=[f"training.total_timesteps={steps}", "sac.learning_starts=100"],
+            sets=[f"training.total_timesteps={steps}", f"sac.learning_starts={min(100, steps // 2)}"],
         )
     )
     cfg = s.cfg
@@ -218,7 +218,7 @@ def bench_training_overhead(steps: int, repeats: int) -> dict[str, float]:
         return (time.process_time() - t0) / steps
 
     warm = SAC("MlpPolicy", DummyVecEnv([NullEnv]), device="cpu", verbose=0, **sac_kwargs(cfg))  # one-time imports
-    warm.learn(total_timesteps=200)
+    warm.learn(total_timesteps=min(200, steps))
     pairs = [(harness(), bare()) for _ in range(repeats)]
     return {
         "training_overhead": statistics.median(h / b for h, b in pairs),
@@ -254,7 +254,7 @@ def bench_dry_run(repeats: int) -> float:
     return median_of(once, repeats)
 
 
-def bench_sweep(timesteps: int) -> dict[str, float]:
+def bench_sweep(timesteps: int, seeds: int = 4) -> dict[str, float]:
     def sweep(workers: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [
@@ -265,7 +265,7 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
                 "--configs",
                 str(ROOT / "tmp" / "mini_config_v1_default.json"),
                 "--seeds",
-                "4",
+                str(seeds),
                 "--windows",
                 str(ROOT / "tmp" / "mini_window.json"),
                 "--timesteps",
@@ -287,7 +287,7 @@ def bench_sweep(timesteps: int) -> dict[str, float]:
     return {"sweep_1_worker_seconds": one, "sweep_2_workers_seconds": two, "sweep_speedup_2_workers": one / two}
 
 
-def bench_replay(repeats: int) -> float:
+def bench_replay(repeats: int, train_steps: int = 300) -> float:
     """Deterministic replay throughput of a saved agent through the real replay path (agent only, 1x costs)."""
     import dataclasses
 
@@ -300,7 +300,7 @@ def bench_replay(repeats: int) -> float:
         pipeline.RunOptions(
             config=str(ROOT / "tmp" / "mini_config_v1_default.json"),
             windows=str(ROOT / "tmp" / "mini_window.json"),
-            sets=["training.total_timesteps=300", "sac.learning_starts=100"],
+            sets=[f"training.total_timesteps={train_steps}", f"sac.learning_starts={min(100, train_steps // 2)}"],
         )
     )
     feats = compute_features(s.market, s.cfg.env.features)
@@ -416,7 +416,11 @@ def bench_projection(steps: int) -> dict[str, float]:
         pipeline.RunOptions(
             config=str(ROOT / "configs" / "sac_intraday.json"),
             windows=str(ROOT / "tmp" / "mini_window.json"),
-            sets=[f"training.total_timesteps={steps + 200}", "sac.learning_starts=200", "training.tensorboard=false"],
+            sets=[
+                f"training.total_timesteps={steps + min(200, 4 * steps)}",
+                f"sac.learning_starts={min(200, 4 * steps)}",
+                "training.tensorboard=false",
+            ],
         )
     )
     feats = compute_features(s.market, s.cfg.env.features)
@@ -487,15 +491,17 @@ GROUPS = (
 
 # steps / repeats per mode: smoke = seconds, every group on its smallest inputs (the test suite runs it)
 SIZES = {
-    "smoke": {
+    "smoke": {  # seconds per group: tiny steps, one repeat (the figures mean nothing)
         "reps": 1,
         "env": 500,
         "peers": 200,
-        "training": (300, 1),
-        "sweep": 300,
-        "windows": 300,
-        "projection": 100,
-        "backends": (300, 1),
+        "training": (64, 1),
+        "sweep": 48,
+        "sweep_seeds": 2,
+        "replay_train": 64,
+        "windows": 48,
+        "projection": 16,
+        "backends": (32, 1, 16),
         "floor": (1, 3),
     },
     "quick": {
@@ -506,7 +512,7 @@ SIZES = {
         "sweep": 1_500,
         "windows": 2_000,
         "projection": 500,
-        "backends": (800, 1),
+        "backends": (800, 1, 300),
         "floor": (3, 50),
     },
     "full": {
@@ -517,7 +523,7 @@ SIZES = {
         "sweep": 5_000,
         "windows": 20_000,
         "projection": 2_000,
-        "backends": (3000, 2),
+        "backends": (3000, 2, 300),
         "floor": (5, 100),
     },
 }
@@ -586,9 +592,9 @@ def _backends_group(size: dict, figures: dict, floors: dict, smoke: bool) -> Non
     from benchmarks.backends import measure_backends
     from benchmarks.floor import fraction_of_floor
 
-    steps, repeats = size["backends"]
+    steps, repeats, warmup = size["backends"]
     archs = ((128, 128),) if smoke else ((64, 64), (128, 128), (256, 256))
-    for arch, row in measure_backends(archs=archs, steps=steps, repeats=repeats).items():
+    for arch, row in measure_backends(archs=archs, steps=steps, warmup=warmup, repeats=repeats).items():
         for backend in ("sb3", "sbx"):
             figures[f"{backend}_steps_per_second_{arch}"] = row[f"{backend}_steps_per_second"]
             if arch in floors:
@@ -630,9 +636,9 @@ def run_groups(groups: set[str], args: argparse.Namespace) -> tuple[dict, dict, 
     if "dry_run" in groups:
         figures["dry_run_seconds"] = bench_dry_run(size["reps"])
     if "sweep" in groups:
-        figures.update(bench_sweep(size["sweep"]))
+        figures.update(bench_sweep(size["sweep"], size.get("sweep_seeds", 4)))
     if "replay" in groups:
-        figures["replay_bars_per_second"] = bench_replay(size["reps"])
+        figures["replay_bars_per_second"] = bench_replay(size["reps"], size.get("replay_train", 300))
     if "load" in groups:
         figures["sample_load_seconds"] = bench_sample_load(size["reps"])
     if "windows" in groups:

@@ -121,6 +121,8 @@ def test_auto_trained_bundle_records_and_replays_with_its_backend(tiny_config, t
     record = meta["compatibility"]["backend_choice"]
     chosen = meta["compatibility"]["backend"]
     assert summary["backend"] == "auto" and record["requested"] == "auto" and record["chosen"] == chosen
+    assert [w["training"]["backend"] for w in summary["windows"]] == [chosen, chosen]
+    assert summary["windows"][1]["training"]["backend_choice"] == record
     assert set(record["steps_per_second"]) == {"sb3", "sbx"} and all(v > 0 for v in record["steps_per_second"].values())
     assert chosen == max(record["steps_per_second"], key=record["steps_per_second"].get)
     assert strict_json(out / "w01" / "metadata.json")["compatibility"]["backend"] == chosen  # measured once

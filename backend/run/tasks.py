@@ -37,6 +37,7 @@ from backend.core.errors import (
 )
 from backend.core.status import Status
 from backend.features.builtin import MarketArrays
+from backend.training.bundle import backend_record
 from backend.training.warm_start import WarmStart
 from backend.walkforward.windows import Window
 
@@ -194,6 +195,7 @@ def _train_and_replay(task: WindowTask, market: MarketArrays, root: Path, stop: 
         "steps_per_second": round(trained.steps_per_second, 1),
         "model_path": f"{w.id}/model.zip",
         "warm_start_from": task.warm_start.window_id if task.warm_start else None,
+        **backend_record(trained.model_path.parent),  # the backend that trained (auto: the choice, measured)
     }
     out.bundle_files = trained.files
     try:

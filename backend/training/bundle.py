@@ -151,6 +151,12 @@ def replay_config(cfg: Config, meta: dict[str, Any], bundle_dir: Path) -> Config
     return concrete(cfg, recorded)
 
 
+def backend_record(bundle_dir: Path) -> dict[str, Any]:
+    """``{"backend": ...}`` (and ``backend_choice`` for auto) of a bundle just written, for the run's summary."""
+    saved = read_metadata(bundle_dir).get("compatibility") or {}
+    return {k: saved[k] for k in ("backend", "backend_choice") if k in saved}
+
+
 def feature_identity_field(cfg: Config) -> dict[str, Any]:
     """``feature_identity`` (spec -> parameters, user-module source hash, ta-lib version) when the config uses
     features beyond the package's built-ins; absent otherwise, so older bundles stay comparable."""

@@ -79,7 +79,8 @@ class FastSAC(SAC):
         log_prob = log_prob.reshape(-1, 1)
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             ent_coef = th.exp(self.log_ent_coef.detach())
-            ent_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            target_entropy = float(self.target_entropy)  # a float once SB3 has set the model up
+            ent_loss = -(self.log_ent_coef * (log_prob + target_entropy).detach()).mean()
             stats["ent_coef_loss"].append(ent_loss.detach())
             self.ent_coef_optimizer.zero_grad()
             ent_loss.backward()
@@ -132,8 +133,8 @@ class FastSAC(SAC):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self._optimizers())
         self._prepare_optimizers()
-        self._critic_params = list(self.critic.parameters())
-        self._target_params = list(self.critic_target.parameters())
+        self._critic_params: list[th.Tensor] = list(self.critic.parameters())
+        self._target_params: list[th.Tensor] = list(self.critic_target.parameters())
         stats: dict[str, list[th.Tensor]] = {k: [] for k in ("ent_coef", "ent_coef_loss", "actor_loss", "critic_loss")}
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]

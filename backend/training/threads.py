@@ -92,7 +92,7 @@ def enable_compilation_cache() -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only cache: compile every time
         return None
-    if jax.config.jax_compilation_cache_dir != str(folder):
+    if getattr(jax.config, "jax_compilation_cache_dir", None) != str(folder):
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
