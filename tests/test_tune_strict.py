@@ -22,25 +22,29 @@ from tests.test_tune import inputs, load, tune  # noqa: F401 - the shared fixtur
 from tests.test_tune_lookback import _inner, _setup
 
 W01_TEST = ("2019-01-14", "2019-01-16")  # TINY_WINDOWS: w01 tests on 2019-01-14 and 2019-01-15
+W02_TEST = ("2019-01-28", "2019-01-30")  # w02 on 2019-01-28 and 2019-01-29
 
 
 @pytest.fixture(scope="module")
 def bars(tmp_path_factory) -> dict[str, Path]:
-    """The 15-minute sample as a bar file, and a copy whose w01 test bars (only those) are changed."""
+    """The 15-minute sample as a bar file, and copies whose w01 (w02) test bars, only those, are changed."""
     d = tmp_path_factory.mktemp("strict-bars")
     frame = load_bars(DataConfig(interval="15m")).frame.loc["2018-12-01":"2019-01-31"].reset_index(names="timestamp")
     clean = d / "clean.parquet"
     frame.to_parquet(clean)
-    f = frame.copy()
-    tz = "America/New_York"
-    inside = (f["timestamp"] >= pd.Timestamp(W01_TEST[0], tz=tz)) & (f["timestamp"] < pd.Timestamp(W01_TEST[1], tz=tz))
-    k = np.random.default_rng(3).uniform(0.98, 1.02, int(inside.sum()))
-    for col in ("open", "high", "low", "close"):
-        f.loc[inside, col] = f.loc[inside, col].to_numpy() * k
-    f.loc[inside, "volume"] = f.loc[inside, "volume"].to_numpy() * 3
-    changed = d / "w01_test_changed.parquet"
-    f.to_parquet(changed)
-    return {"clean": clean, "changed": changed}
+    tz, rng = "America/New_York", np.random.default_rng(3)
+
+    def changed(name: str, span: tuple[str, str]) -> Path:
+        f = frame.copy()
+        inside = (f["timestamp"] >= pd.Timestamp(span[0], tz=tz)) & (f["timestamp"] < pd.Timestamp(span[1], tz=tz))
+        k = rng.uniform(0.98, 1.02, int(inside.sum()))
+        for col in ("open", "high", "low", "close"):
+            f.loc[inside, col] = f.loc[inside, col].to_numpy() * k
+        f.loc[inside, "volume"] = f.loc[inside, "volume"].to_numpy() * 3
+        f.to_parquet(d / f"{name}.parquet")
+        return d / f"{name}.parquet"
+
+    return {"clean": clean, "changed": changed("w01_test_changed", W01_TEST), "w02": changed("w02", W02_TEST)}
 
 
 def run(inputs, out: Path, data: Path, *extra: object):  # noqa: F811 - inputs is the fixture
@@ -60,6 +64,7 @@ def strict_runs(inputs, bars, tmp_path_factory):  # noqa: F811
     d = tmp_path_factory.mktemp("strict")
     clean = run(inputs, d / "clean", bars["clean"], "--strict", "--no-report")
     changed = run(inputs, d / "changed", bars["changed"], "--strict", "--no-final")
+    run(inputs, d / "w02", bars["w02"], "--strict", "--no-final")
     return d, clean, changed
 
 
@@ -114,3 +119,14 @@ def test_dry_run_strict_shows_each_windows_study(inputs, tmp_path):  # noqa: F81
     assert res.exit_code == 0, res.output
     assert "last bar read" in res.output and "2019-01-25T15:45:00-05:00" in res.output
     assert not (tmp_path / "o" / "study.db").exists()
+
+
+def test_perturbing_the_last_windows_test_bars_leaves_every_study_bit_identical(strict_runs):
+    d, _, _ = strict_runs
+    for name in ("tiny--space--w01", "tiny--space--w02"):
+        assert trials(d / "clean", name) == trials(d / "w02", name)
+    a = json.loads((d / "clean" / "tune_summary.json").read_text())["windows"]
+    b = json.loads((d / "w02" / "tune_summary.json").read_text())["windows"]
+    assert [(e["chosen"]["trial"], e["chosen"]["params"]) for e in a] == [
+        (e["chosen"]["trial"], e["chosen"]["params"]) for e in b
+    ]
