@@ -190,6 +190,11 @@ def test_symbol_path_expands_and_a_missing_symbol_file_stops_before_training(tmp
     assert res.exit_code == 0 and "data: file BBB 30m" in res.output, res.output
     res = wf("audit", "--config", "u.json", "--windows", "w.json")
     assert res.exit_code == 2 and "pass --symbol SPY" in res.output
+    Path("foreign").mkdir()
+    Path("foreign/notes.txt").write_text("not the harness's")
+    res = wf("run", "--config", "u.json", "--windows", "w.json", "--output-dir", "foreign", "--overwrite")
+    assert res.exit_code == 2 and "not a run, seed or sweep folder of this harness" in res.output
+    assert [p.name for p in Path("foreign").iterdir()] == ["notes.txt"]  # nothing written, nothing deleted
 
 
 @pytest.mark.parametrize(

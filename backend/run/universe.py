@@ -117,9 +117,14 @@ class Universe:
         return {"windows": windows, "seconds": seconds, "status": self.status}
 
     def plan(self, stack: ExitStack) -> list[tuple[Any, list[Any]]]:
+        from backend.core import fsguard
         from backend.run.driver import RunDriver
 
         opts = self.opts
+        if opts.overwrite:
+            rf.check_clearable(self.out)  # a folder that is not ours: refused before it even gets a lock file
+        for symbol in self.symbols:  # a symbol folder that is a link out of the universe folder: refused
+            fsguard.check_no_escape(self.out, self.out / symbol, "the universe folder")
         rf.create(self.out)
         stack.enter_context(rf.FolderLock(self.out, "universe"))
         self._refuse_existing()
