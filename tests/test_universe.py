@@ -81,6 +81,11 @@ def test_three_symbols_give_per_symbol_run_folders_and_a_cross_symbol_summary(un
     assert ws["ci_low"] <= ws["iqm"] <= ws["ci_high"]
     assert cross["beat_buy_and_hold"] == beat and cross["n_symbols"] == 3
     assert "[STAGE ✅] Universe — 3 symbols" in res.output
+    # a symbol's folder is a complete run: its bundle replays from its own resolved files, metric for metric
+    res = wf("eval", "--model-path", str(out / "AAA" / "w01" / "model.zip"), "--output-dir", str(root / "replay"))
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "AAA" / "w01" / "evaluation.json").read_text())["evaluation"]
+    assert json.loads((root / "replay" / "evaluation.json").read_text())["evaluation"] == run
 
 
 def test_wf_compare_on_a_universe_shows_symbol_rows_and_the_cross_symbol_row(universe):
