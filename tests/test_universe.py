@@ -230,8 +230,13 @@ def test_context_series_content_is_part_of_the_data_hash(tmp_path, monkeypatch):
     """A changed context file changes the data hash, so --resume refuses instead of reusing the finished window."""
     monkeypatch.chdir(_workdir(tmp_path))
     cfg = json.loads(json.dumps(CONFIG))
-    cfg["data"] = {"source": "file", "path": "bars/SPY_30m.csv", "symbol": "SPY", "interval": "30m",
-                   "context": [{"symbol": "AAA", "source": "file", "path": "bars/AAA_30m.csv", "interval": "1d"}]}
+    cfg["data"] = {
+        "source": "file",
+        "path": "bars/SPY_30m.csv",
+        "symbol": "SPY",
+        "interval": "30m",
+        "context": [{"symbol": "AAA", "source": "file", "path": "bars/AAA_30m.csv", "interval": "1d"}],
+    }
     cfg["env"]["features"] = ["ret_1", "AAA:ret_1"]  # fmt: skip
     Path("c.json").write_text(json.dumps(cfg))
     from backend.run.window_setup import RunOptions, setup

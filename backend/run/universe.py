@@ -110,9 +110,7 @@ class Universe:
     @property
     def doc(self) -> dict[str, Any]:
         """What a sweep reads of a member: seconds (the symbols' sum) and every window, ids as SYMBOL/wid."""
-        windows = [
-            {**w, "id": f"{sym}/{w.get('id')}"} for sym, _, d in self.drivers for w in d.doc.get("windows", [])
-        ]
+        windows = [{**w, "id": f"{sym}/{w.get('id')}"} for sym, _, d in self.drivers for w in d.doc.get("windows", [])]
         seconds = sum(float(d.doc.get("seconds") or 0.0) for _, _, d in self.drivers)
         return {"windows": windows, "seconds": seconds, "status": self.status}
 
