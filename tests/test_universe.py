@@ -138,9 +138,23 @@ def test_resume_skips_finished_symbols_and_overwrite_replaces_the_universe(unive
 
 def test_symbols_compose_with_seeds_on_one_pool(tmp_path, monkeypatch):
     monkeypatch.chdir(_workdir(tmp_path))
+    from backend.run import executors
+
+    made, submitted = [], []
+    real = executors.make_executor
+
+    def counting(*args, **kwargs):
+        ex = real(*args, **kwargs)
+        made.append(ex)
+        submit = ex.submit
+        ex.submit = lambda task: submitted.append(task.run) or submit(task)
+        return ex
+
+    monkeypatch.setattr(executors, "make_executor", counting)
     res = wf("run", "--config", "u.json", "--windows", "w1.json", "--symbols", "SPY,AAA", "--seeds", "2",
              "--output-dir", "out", "--quiet", "--no-report")  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert len(made) == 1 and sorted(submitted) == ["AAA/s0", "AAA/s1", "SPY/s0", "SPY/s1"]  # one pool for all
     out = tmp_path / "out"
     for symbol in ("SPY", "AAA"):
         assert strict_json(out / symbol / "summary.json")["kind"] == "multi_seed"
