@@ -374,3 +374,123 @@ def test_resume_over_a_model_zip_linked_to_dev_zero_retrains_it(trained, tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "retrained: its bundle cannot be trusted" in proc.stdout
     assert not (out / "w01" / "model.zip").is_symlink()  # the link was replaced, /dev/zero never read to the end
+
+
+# ------------------------------------------------------------------ wf eval and wf tune stay inside their folders
+def test_wf_eval_with_replay_linked_elsewhere_writes_nothing_there(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(trained / "out", out, symlinks=True)
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    for name in ("evaluation.json", "equity.csv", "trades.csv"):
+        (elsewhere / name).write_text(f"someone's {name}")
+    before = _snapshot(elsewhere)
+    (out / "w01" / "replay").symlink_to(elsewhere)
+    res = wf("eval", "--model-path", out / "w01" / "model.zip", "--config", trained / "c.json", "--quiet")
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'w01' / 'replay'} is a symbolic link to {elsewhere.resolve()}" in res.output
+    assert "outside the bundle folder" in res.output and "internal error" not in res.output
+    assert _snapshot(elsewhere) == before
+    assert not [p for p in elsewhere.iterdir() if p.name.startswith(".tmp-")]
+
+
+TUNE_SPACE = {"sac.gamma": {"type": "categorical", "choices": [0.9, 0.99]}}
+
+
+def _tune(tmp_path: Path, out: Path, *extra: str):
+    cfg = json.loads(json.dumps(TINY_CONFIG))
+    cfg["training"]["tensorboard"] = False
+    (tmp_path / "tc.json").write_text(json.dumps(cfg))
+    (tmp_path / "w.json").write_text(json.dumps(TINY_WINDOWS[:1]))
+    (tmp_path / "space.json").write_text(json.dumps(TUNE_SPACE))
+    args = ["--config", tmp_path / "tc.json", "--windows", tmp_path / "w.json", "--space", tmp_path / "space.json"]
+    return wf("tune", *args, "--output-dir", out, "--trials", "1", "--quiet", "--no-report", *extra)
+
+
+def _another_run(trained: Path, tmp_path: Path) -> Path:
+    """Someone else's finished run folder (ours in form: --overwrite would clear it if reached through a link)."""
+    import shutil
+
+    other = tmp_path / "other_run"
+    shutil.copytree(trained / "out", other, symlinks=True)
+    return other
+
+
+def test_tune_trials_folder_linked_elsewhere_is_refused_before_the_study(trained, tmp_path, monkeypatch):
+    monkeypatch.delenv("WF_TUNE_STORAGE", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0").symlink_to(_another_run(trained, tmp_path))  # what trial 0 would replace
+    (elsewhere / "notes.txt").write_text("not the harness's")
+    before = _snapshot(tmp_path / "other_run") | _snapshot(elsewhere)
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "trials").symlink_to(elsewhere)
+    res = _tune(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'trials'} is a symbolic link to {elsewhere.resolve()}" in res.output
+    assert "outside the tune folder" in res.output and "internal error" not in res.output
+    assert _snapshot(tmp_path / "other_run") | _snapshot(elsewhere) == before
+    assert not (out / "study.db").exists() and not (out / "tune_summary.json").exists()  # refused before the study
+
+
+def test_a_tune_trial_folder_linked_to_another_run_is_refused_at_its_trial(trained, tmp_path, monkeypatch):
+    """The per-trial guard (a link made after the start-up check): trial 0 never clears the run it leads to."""
+    from backend.studies.tune import command
+
+    monkeypatch.delenv("WF_TUNE_STORAGE", raising=False)
+    monkeypatch.setattr(command, "check_tune_folder", lambda *a: None)  # only the guard before each trial is left
+    other = _another_run(trained, tmp_path)
+    before = _snapshot(other)
+    out = tmp_path / "tune"
+    (out / "trials").mkdir(parents=True)
+    (out / "trials" / "0").symlink_to(other)
+    res = _tune(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'trials' / '0'} is a symbolic link to {other.resolve()}" in res.output
+    assert _snapshot(other) == before
+
+
+def test_tune_over_a_foreign_final_folder_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """A trial runs with --overwrite on trials/<n>, the final run on final/: a folder there that is not ours is
+    refused — at start-up for final/ (before the search, not after it), deleting nothing."""
+    monkeypatch.delenv("WF_TUNE_STORAGE", raising=False)
+    out = tmp_path / "tune"
+    for rel, text in {"final/notes.txt": "mine", "final/.git/HEAD": "ref", "trials/0/thesis.txt": "years"}.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    before = _snapshot(out)
+    res = _tune(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'final'}: wf tune replaces this folder with its final run" in res.output
+    assert "not a run, seed or sweep folder" in res.output and "Nothing was deleted" in res.output
+    assert ".git/" in res.output and "internal error" not in res.output
+    assert _snapshot(out) == before  # no study.db, no tune_summary.json, nothing deleted
+
+
+def test_tune_over_a_foreign_trial_folder_deletes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("WF_TUNE_STORAGE", raising=False)
+    out = tmp_path / "tune"
+    (out / "trials" / "0" / ".ssh").mkdir(parents=True)
+    (out / "trials" / "0" / ".ssh" / "id_ed25519").write_text("key")
+    before = _snapshot(out / "trials")
+    res = _tune(tmp_path, out, "--no-final")
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'trials' / '0'}: wf tune replaces this folder with the run folder of trial 0" in res.output
+    assert "Nothing was deleted" in res.output and "internal error" not in res.output
+    assert _snapshot(out / "trials") == before
+
+
+def test_a_study_database_that_is_a_link_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("WF_TUNE_STORAGE", raising=False)
+    target = tmp_path / "someone.db"
+    target.write_bytes(b"")
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "study.db").symlink_to(target)
+    res = _tune(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'study.db'}: the study database of this tune folder is a symbolic link" in res.output
+    assert target.read_bytes() == b""

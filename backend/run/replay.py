@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import EvaluationError, InputError
 
 
@@ -49,6 +49,7 @@ def replay(
     if not model.exists():
         raise EvaluationError(f"{model}: model file not found; pass the model.zip of a trained window")
     bundle_dir = model.parent
+    out, root, what = _output_folder(bundle_dir, output_dir)  # checked before the data are even loaded
     config, windows = _run_files(bundle_dir.parent, config, windows)
     opts = pipeline.RunOptions(
         symbol=symbol,
@@ -64,15 +65,30 @@ def replay(
     s = pipeline.setup(opts)
     window = _pick_window(s, window_id, bundle_dir.name, windows)
     result, doc = _replay(s, bundle_dir, window, model)
-    out = Path(output_dir) if output_dir else bundle_dir / "replay"
     from backend.evaluation.replay import headline, write_replay_files
 
+    fsguard.make_dirs(root, out, what)  # again: a link made meanwhile
     write_replay_files(out, result, s.market, s.timezone, doc, s.cfg.env.initial_capital)
     stages.emit(True, f"Evaluation [{window.id}]", headline(result.evaluation))
     if not quiet:
         print(_table(doc))
     print(f"replay written to {out}")
     return 0
+
+
+def _output_folder(bundle_dir: Path, output_dir: str | None) -> tuple[Path, Path, str]:
+    """Where the replay goes, the folder it must stay in, and that folder's name in messages.
+
+    By default ``<bundle>/replay/``, inside the bundle folder: a ``replay`` that is a symbolic link leading
+    out of the bundle folder is refused (exit 2, naming it). An --output-dir is the user's folder (a link
+    there is followed once, as given). Its three files are replaced by rename, never written through a link.
+    """
+    if output_dir:
+        out = Path(output_dir)
+        return out, out, "the --output-dir folder"
+    out = bundle_dir / "replay"
+    fsguard.check_no_escape(bundle_dir, out, "the bundle folder")
+    return out, bundle_dir, "the bundle folder"
 
 
 def _run_files(run_dir: Path, config: str | None, windows: str | None) -> tuple[str, str]:

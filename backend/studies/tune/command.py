@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config.models import config_dict
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,7 +44,7 @@ from backend.studies.tune.storage import (
     open_study,
     shown_url,
 )
-from backend.studies.tune.study import Search
+from backend.studies.tune.study import Search, check_replaceable
 
 # ------------------------------------------------------------------------------------------ the command
 
@@ -71,6 +71,7 @@ def run_tune(t: TuneOptions) -> int:
         stages.emit(True, "Window Setup", f"{window_setup_detail(s)}; {validation_detail(inner, s.embargo)}")
         return EXIT_OK
     out = rf.check_output_dir(t.run.output_dir)
+    check_tune_folder(out, t, [w.id for w in s.windows])  # before the study, the lock or any trial is written
     rf.create(out)
     for w in s.loaded.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
@@ -90,6 +91,35 @@ def run_tune(t: TuneOptions) -> int:
         search = Search(t, s, space, inner, out, study, name, url, warnings)
         with sigterm_as_interrupt():
             return _drive(search)
+
+
+TUNE_FOLDER = "the tune folder"
+STUDY_DB_FILES = ("study.db", "study.db-journal", "study.db-wal", "study.db-shm")
+
+
+def check_tune_folder(out: Path, t: TuneOptions, window_ids: list[str]) -> None:
+    """Nothing the study writes or replaces may lead out of ``out`` or belong to someone else (exit 2).
+
+    Checked before anything is written: the folders ``trials/``, ``final/``, ``strict/`` (and, with
+    --strict, ``strict/<id>/``, ``strict/<id>/trials/``, ``final/<id>/``) and every existing trial folder
+    may not be symbolic links leaving ``out``; the default sqlite storage files may not be links at all;
+    a final-run folder that the final run would replace must be empty or a run folder of this harness.
+    Each trial folder is checked again just before its trial (:meth:`Search.check_trial_folder`).
+    """
+    ids = window_ids if t.strict else []
+    folders = [out / "trials", out / "final", out / "strict"]
+    folders += [p for i in ids for p in (out / "strict" / i, out / "strict" / i / "trials", out / "final" / i)]
+    for path in folders:
+        fsguard.check_no_escape(out, path, TUNE_FOLDER)
+    for trials in (out / "trials", *(out / "strict" / i / "trials" for i in ids)):
+        for child in sorted(trials.iterdir()) if trials.is_dir() else []:
+            fsguard.check_no_escape(out, child, TUNE_FOLDER)
+    if t.storage is None:
+        for name in STUDY_DB_FILES:
+            fsguard.refuse_link(out / name, "the study database of this tune folder")
+    if t.final:
+        for final in [out / "final" / i for i in ids] if t.strict else [out / "final"]:
+            check_replaceable(final, "its final run")
 
 
 def _check_owner(out: Path, name: str) -> None:
@@ -151,7 +181,8 @@ def _drive(search: Search) -> int:
         "config_path": "best_config.json",
     }
     if not t.final:
-        write_json(search.out / "best_config.json", config_dict(search.space.config(search.base, best_doc["params"])))
+        best_cfg = config_dict(search.space.config(search.base, best_doc["params"]))
+        write_json(search.out / "best_config.json", best_cfg, search.out)
         path = search.write(search.document("searched", stopped=stopped, best=best_doc))
         stages.emit(True, "Summary", f"{path} (search only: --no-final; rerun without it to use the test spans)")
         return EXIT_OK
@@ -220,7 +251,7 @@ def _annotate_final(search: Search, final: dict[str, Any], best: Any, stats: dic
         "test_bars_seen_by_trials": seen_test_bars(search.s, search.inner),
         "tune_summary": "../tune_summary.json",
     }
-    write_json(search.out / "final" / "summary.json", final)
+    write_json(search.out / "final" / "summary.json", final, search.out)
 
 
 def _interrupted(search: Search, where: str) -> int:

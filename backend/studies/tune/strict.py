@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config.models import LoadedConfig, config_dict, config_hash
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
 from backend.core.jsonio import load_json, write_json
 from backend.run import folder as rf
@@ -82,10 +82,10 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
     for p in plan:
         s_k = dataclasses.replace(s, windows=p.outers)
         name_k, out_k = f"{name}--{p.outer.id}", out / "strict" / p.outer.id
-        out_k.mkdir(parents=True, exist_ok=True)
+        fsguard.make_dirs(out, out_k, "the tune folder")
         study = open_study(url, name_k, pruner)
         warnings = _check_study(study, t, _study_inputs(t, s_k, space, p.inner), name_k)
-        search = Search(t, s_k, space, p.inner, out_k, study, name_k, url, warnings)
+        search = Search(t, s_k, space, p.inner, out_k, study, name_k, url, warnings, root=out)
         stages.emit(
             True,
             f"Study {p.outer.id}",
@@ -121,7 +121,7 @@ def _entry(s: Setup, p: StrictStudy, search: Any, best: Any, name_k: str) -> dic
     if best is not None:
         params = search.space.decode(dict(best.params))
         cfg = search.space.config(search.base, params)
-        write_json(search.out / "best_config.json", config_dict(cfg))
+        write_json(search.out / "best_config.json", config_dict(cfg), search.root)
         chosen = {
             "trial": best.number,
             "value": best.value,
@@ -199,4 +199,4 @@ def _write(out: Path, t: Any, s: Setup, name: str, url: str, entries: list, stat
             file=sys.stderr if t.run.quiet else sys.stdout,
             flush=True,
         )
-    return write_json(out / "tune_summary.json", doc)
+    return write_json(out / "tune_summary.json", doc, out)

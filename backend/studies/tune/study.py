@@ -36,10 +36,11 @@ from typing import Any, NoReturn
 import numpy as np
 
 from backend.config.models import Config, LoadedConfig, config_dict, config_hash
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import (
     EXIT_PARTIAL,
     ArtifactError,
+    FolderError,
     InputError,
 )
 from backend.core.jsonio import load_json, write_json
@@ -97,10 +98,20 @@ class Search:
     executor: Any = None
     started: float = field(default_factory=time.perf_counter)
     started_at: str = field(default_factory=rf.now)
+    root: Path | None = None  # the tune folder (``out`` itself, or its parent's parent with --strict)
 
     @property
     def base(self) -> dict[str, Any]:
         return config_dict(self.s.cfg)
+
+    def check_trial_folder(self, folder: Path) -> None:
+        """Before a trial's run folder is made: no link out of the tune folder, and nothing foreign replaced.
+
+        A trial runs with --overwrite on ``trials/<n>/``; a folder there that is not a run folder of this harness
+        (or a link leading out of the tune folder) is refused (exit 2) and nothing in it is deleted.
+        """
+        fsguard.check_no_escape(self.root or self.out, folder, "the tune folder")
+        check_replaceable(folder, f"the run folder of trial {folder.name}")
 
     # -- the loop
     def search(self) -> str:
@@ -128,6 +139,7 @@ class Search:
 
         n = trial.number
         folder = self.out / "trials" / str(n)
+        self.check_trial_folder(folder)
         trial.set_user_attr("host", socket.gethostname())
         values = {p.key: p.suggest(trial) for p in self.space.params}
         try:
@@ -245,7 +257,7 @@ class Search:
     def final_run(self, best: Any) -> tuple[int, dict[str, Any] | None]:
         """Retrain the best config on the full train spans and replay it on the tests: DIR/final/."""
         cfg = self.space.config(self.base, self.space.decode(dict(best.params)))
-        best_path = write_json(self.out / "best_config.json", config_dict(cfg))
+        best_path = write_json(self.out / "best_config.json", config_dict(cfg), self.root or self.out)
         final_dir = self.out / "final"
         try:
             previous = rf.read_previous(final_dir) if final_dir.exists() else None
@@ -376,7 +388,16 @@ class Search:
         }
 
     def write(self, doc: dict[str, Any]) -> Path:
-        return write_json(self.out / "tune_summary.json", doc)
+        return write_json(self.out / "tune_summary.json", doc, self.root or self.out)
+
+
+def check_replaceable(folder: Path, what: str) -> None:
+    """``folder`` is about to be replaced by a run of ``wf tune`` (``what``): empty or ours, else exit 2."""
+    try:
+        rf.check_clearable(folder)
+    except FolderError as e:
+        detail = str(e).split(": ", 1)[-1]
+        raise FolderError(f"{folder}: wf tune replaces this folder with {what}, but it is {detail}") from None
 
 
 def _split_entry(outer: Window, inner: Window, s: Setup) -> dict[str, Any]:
