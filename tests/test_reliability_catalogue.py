@@ -494,3 +494,31 @@ def test_a_study_database_that_is_a_link_is_refused(tmp_path, monkeypatch):
     assert res.exit_code == 2, res.output
     assert f"{out / 'study.db'}: the study database of this tune folder is a symbolic link" in res.output
     assert target.read_bytes() == b""
+
+
+def test_wf_sanity_never_overwrites_a_run_folder_reached_through_a_link(trained, tmp_path):
+    other = _another_run(trained, tmp_path)
+    before = _snapshot(other)
+    out = tmp_path / "sanity"
+    out.mkdir()
+    (out / "edge").symlink_to(other)
+    res = wf("sanity", "--output-dir", out, "--timesteps", "600", "--quiet")
+    assert res.exit_code == 2, res.output
+    assert f"{out / 'edge'} is a symbolic link to {other.resolve()}" in res.output
+    assert _snapshot(other) == before
+
+
+def test_the_calendar_cache_is_never_written_through_a_link_leaving_it(tmp_path, monkeypatch):
+    from backend.core import calendars
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "calendars").symlink_to(elsewhere)
+    monkeypatch.setenv("WF_CACHE_DIR", str(tmp_path / "cache"))
+    table = calendars._exchange_table("XNYS", 2019, 2019)  # computed, but not cached through the link
+    assert len(table.open) == 252
+    calendars._exchange_profile.cache_clear()
+    assert calendars._exchange_profile("XNYS")["calendar"] == "XNYS"
+    calendars._exchange_profile.cache_clear()
+    assert list(elsewhere.iterdir()) == []

@@ -17,7 +17,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.jsonio import load_json, write_json
 
 PSR_LEVEL = 0.95
@@ -47,6 +47,8 @@ CONFIG: dict[str, Any] = {
 def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac") -> int:
     from backend.run import driver as pipeline
 
+    for name in ("edge", "random_walk"):  # both runs overwrite their folder: never one reached through a link
+        fsguard.check_no_escape(out, out / name, "the sanity folder")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "windows.json", WINDOWS)
     results = {}

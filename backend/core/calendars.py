@@ -176,7 +176,7 @@ def _exchange_table(calendar: str, y0: int, y1: int) -> SessionTable:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, open=opens, close=closes, label=labels.astype(np.int64))
 
-            write_atomic(path, save)
+            write_atomic(path, save, root=path.parent.parent)  # never through a link leaving the cache
         except Exception:
             pass
     return SessionTable(opens, closes, labels)
@@ -284,7 +284,7 @@ def _exchange_profile(calendar: str) -> dict[str, Any]:
     }
     if path is not None:
         try:
-            write_json(path, profile)
+            write_json(path, profile, path.parent.parent)
         except Exception:
             pass
     return profile

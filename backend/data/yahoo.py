@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from backend.core import fsguard
 from backend.core.errors import DataError, InputError
 from backend.data import cache
 
@@ -92,7 +93,7 @@ def _network_reachable(timeout: float = 5.0) -> bool:
 def _yf_history(symbol: str, start: date, end: date, interval: str, cache_dir: Path) -> pd.DataFrame:
     import yfinance as yf
 
-    (cache_dir / "yfinance-tz").mkdir(parents=True, exist_ok=True)
+    fsguard.make_dirs(cache_dir, cache_dir / "yfinance-tz", "the cache folder")
     yf.set_tz_cache_location(str(cache_dir / "yfinance-tz"))
     ticker = yf.Ticker(symbol)
     return ticker.history(
@@ -217,6 +218,7 @@ def load(
 
 
 def _fetch_with_retries(symbol: str, start: date, end: date, interval: str, cache_dir: Path) -> pd.DataFrame | None:
+    fsguard.check_no_escape(cache_dir, cache_dir / "yfinance-tz", "the cache folder")  # exit 2, not a failed request
     last: BaseException | None = None
     for attempt in range(RETRIES):
         try:
