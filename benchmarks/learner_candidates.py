@@ -5,7 +5,7 @@
 Candidates (each in a fresh process configured as a harness worker, SAC, batch 256, the null env of
 benchmarks/backends.py):
 
-* ``sb3``            stable_baselines3.SAC as it is
+* ``sb3``            stable_baselines3.SAC as it is (the library class, not the harness's FastSAC)
 * ``sb3_fast``       backend.training.fast_sac.FastSAC (same math, lean update, foreach Adam)
 * ``sb3_fast_fused`` FastSAC with torch's fused CPU Adam kernel instead of foreach
 * ``sbx``            sbx.SAC with the harness's XLA flags (one-thread Eigen)
@@ -78,6 +78,10 @@ def _model(candidate: str, arch: list[int], total: int):
                 for group in opt.param_groups:
                     group["fused"], group["foreach"] = True, False
         return model
+    if candidate == "sb3":  # the library's own SAC (build_model would give FastSAC)
+        kwargs, _ = algorithms.model_kwargs(cfg)
+        cls = algorithms.model_class("sac", "sb3", library=True)
+        return cls("MlpPolicy", NullEnv(), seed=0, device="cpu", verbose=0, **kwargs)
     return algorithms.build_model(cfg, NullEnv(), seed=0)
 
 

@@ -254,7 +254,7 @@ def bench_dry_run(repeats: int) -> float:
     return median_of(once, repeats)
 
 
-def bench_sweep(timesteps: int, seeds: int = 4) -> dict[str, float]:
+def bench_sweep(timesteps: int, seeds: int = 4, backend: str | None = None) -> dict[str, float]:
     def sweep(workers: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [
@@ -274,6 +274,7 @@ def bench_sweep(timesteps: int, seeds: int = 4) -> dict[str, float]:
                 f"sac.learning_starts={min(1000, timesteps // 3)}",  # short smoke sizes must still learn
                 "--workers",
                 str(workers),
+                *(["--set", f"agent.backend={backend}"] if backend else []),
                 "--output-dir",
                 tmp,
                 "--quiet",
@@ -325,12 +326,15 @@ def task_seconds(summary: dict) -> float:
     return sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup")
 
 
-def _wf_run(windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local") -> dict[str, float]:
+def _wf_run(
+    windows: Path, workers: int, timesteps: int, config: Path, executor: str = "local", backend: str | None = None
+) -> dict[str, float]:
     """One `wf run` in a subprocess: wall seconds and the busy seconds of its window tasks."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "backend.cli", "run", "--config", str(config), "--windows", str(windows)]
         cmd += ["--timesteps", str(timesteps), "--workers", str(workers), "--executor", executor]
         cmd += ["--set", f"sac.learning_starts={min(1000, timesteps // 3)}"]  # short smoke sizes must still learn
+        cmd += ["--set", f"agent.backend={backend}"] if backend else []
         cmd += ["--output-dir", str(Path(tmp) / "run"), "--quiet", "--no-report"]
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
@@ -356,22 +360,29 @@ def four_windows(folder: Path) -> Path:
     return path
 
 
-def bench_windows(timesteps: int) -> dict[str, float]:
+def bench_windows(timesteps: int, backend: str | None = None, three_windows: bool = True) -> dict[str, float | None]:
     """`wf run --workers 2` vs `--workers 1`: the 3-window mini run and four equal windows, side by side.
 
     Three equal windows on two workers cannot beat a speedup of 1.5 (two rounds of work); four can reach 2.
+    ``three_windows=False`` (the smoke) runs only the four (the same code path; its 3-window figures are None).
     """
     config = ROOT / "tmp" / "mini_config_v1_default.json"
     three = ROOT / "tmp" / "mini_windows_multi.json"
+    one3: dict[str, float | None] = {"wall": None}
+    two3: dict[str, float | None] = {"wall": None}
     with tempfile.TemporaryDirectory() as tmp:
         four = four_windows(Path(tmp))
-        one3, two3 = _wf_run(three, 1, timesteps, config), _wf_run(three, 2, timesteps, config)
-        one4, two4 = _wf_run(four, 1, timesteps, config), _wf_run(four, 2, timesteps, config)
+        if three_windows:
+            one3 = dict(_wf_run(three, 1, timesteps, config, backend=backend))
+            two3 = dict(_wf_run(three, 2, timesteps, config, backend=backend))
+        one4 = _wf_run(four, 1, timesteps, config, backend=backend)
+        two4 = _wf_run(four, 2, timesteps, config, backend=backend)
+    w1, w2 = one3["wall"], two3["wall"]
     return {
-        "window_run_3w_1_worker_seconds": one3["wall"],
-        "window_run_3w_2_workers_seconds": two3["wall"],
-        "window_parallel_speedup_2_workers": one3["wall"] / two3["wall"],
-        "window_parallel_time_ratio_2_workers": two3["wall"] / one3["wall"],
+        "window_run_3w_1_worker_seconds": w1,
+        "window_run_3w_2_workers_seconds": w2,
+        "window_parallel_speedup_2_workers": w1 / w2 if w1 and w2 else None,
+        "window_parallel_time_ratio_2_workers": w2 / w1 if w1 and w2 else None,
         "window_parallel_speedup_bound_3_windows": 1.5,
         "window_parallel_speedup_2_workers_4_windows": one4["wall"] / two4["wall"],
         "window_parallel_idle_share_4_windows": 1.0 - two4["busy"] / (2 * two4["wall"]),
@@ -469,7 +480,7 @@ def verdict(name: str, value: float | None) -> str:
     if name not in TARGETS:
         return ""
     if value is None:
-        return "n/a (optional dependency missing)"
+        return "n/a (optional dependency missing, or not run in this mode)"
     op, target = TARGETS[name]
     ok = value >= target if op == ">=" else value <= target
     return f"{'PASS' if ok else 'MISS'} (target {op} {target:,})"
@@ -498,11 +509,14 @@ SIZES = {
         "training": (64, 1),
         "sweep": 48,
         "sweep_seeds": 2,
+        "subprocess_backend": "sb3",  # the wf subprocesses of sweep/windows: no JAX start-up (backends covers sbx)
+        "three_windows": False,
         "replay_train": 64,
         "windows": 48,
         "projection": 16,
         "backends": (32, 1, 16),
         "floor": (1, 3),
+        "floor_nets": ((128, 128),),
     },
     "quick": {
         "reps": 3,
@@ -584,7 +598,7 @@ def _floor_group(size: dict) -> dict:
         f"{a}x{b}": floor_report(
             obs_dim=OBS_SIZE, act_dim=1, net_arch=(a, b), batch=BATCH, repeats=repeats, inner=inner
         )
-        for a, b in ((64, 64), (128, 128), (256, 256))
+        for a, b in size.get("floor_nets", ((64, 64), (128, 128), (256, 256)))
     }
 
 
@@ -624,33 +638,51 @@ def _mini_sweep_vs_floor(figures: dict, floors: dict, given: float | None) -> di
     }
 
 
+GROUP_SECONDS: dict[str, float] = {}  # wall seconds of each group of the last run_groups (in the --out JSON)
+
+
+def _timed(name: str, fn, *args):
+    t0 = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        GROUP_SECONDS[name] = round(time.perf_counter() - t0, 1)
+
+
 def run_groups(groups: set[str], args: argparse.Namespace) -> tuple[dict, dict, str | None]:
     """(figures, floors, projection table) of the selected groups, in the order of GROUPS."""
     size = SIZES[_mode(args)]
+    GROUP_SECONDS.clear()
     figures: dict[str, float | None] = {}
-    floors = _floor_group(size) if "floor" in groups else {}
+    floors = _timed("floor", _floor_group, size) if "floor" in groups else {}
     if groups & {"env", "peers"}:
-        _env_groups(groups, size, figures)
+        _timed("env,peers", _env_groups, groups, size, figures)
     if "training" in groups:
-        figures.update(bench_training_overhead(*size["training"]))
+        figures.update(_timed("training", bench_training_overhead, *size["training"]))
     if "dry_run" in groups:
-        figures["dry_run_seconds"] = bench_dry_run(size["reps"])
+        figures["dry_run_seconds"] = _timed("dry_run", bench_dry_run, size["reps"])
     if "sweep" in groups:
-        figures.update(bench_sweep(size["sweep"], size.get("sweep_seeds", 4)))
+        sweep_args = (size["sweep"], size.get("sweep_seeds", 4), size.get("subprocess_backend"))
+        figures.update(_timed("sweep", bench_sweep, *sweep_args))
     if "replay" in groups:
-        figures["replay_bars_per_second"] = bench_replay(size["reps"], size.get("replay_train", 300))
+        figures["replay_bars_per_second"] = _timed("replay", bench_replay, size["reps"], size.get("replay_train", 300))
     if "load" in groups:
-        figures["sample_load_seconds"] = bench_sample_load(size["reps"])
+        figures["sample_load_seconds"] = _timed("load", bench_sample_load, size["reps"])
     if "windows" in groups:
-        figures.update(bench_windows(args.window_steps or size["windows"]))
+        window_args = (
+            args.window_steps or size["windows"],
+            size.get("subprocess_backend"),
+            size.get("three_windows", True),
+        )
+        figures.update(_timed("windows", bench_windows, *window_args))
     table = None
     if "projection" in groups:
-        figures.update(bench_projection(size["projection"]))
+        figures.update(_timed("projection", bench_projection, size["projection"]))
         table = projection_table(figures["production_steps_per_second_1_core"])
     if "backends" in groups:
-        _backends_group(size, figures, floors, args.smoke)
+        _timed("backends", _backends_group, size, figures, floors, args.smoke)
     for backend in args.sweep or []:
-        figures.update(bench_mini_sweep(backend))
+        figures.update(_timed(f"mini_sweep_{backend}", bench_mini_sweep, backend))
     figures.update(_mini_sweep_vs_floor(figures, floors, args.sweep_seconds))
     return figures, floors, table
 
@@ -693,6 +725,7 @@ def main(argv: list[str] | None = None) -> dict:
             if k.startswith("mini_sweep_vs_floor_")
         },
         "harness_overhead": figures.get("training_overhead"),
+        "group_seconds": dict(GROUP_SECONDS),
         "projection": table,
         "targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()},
         "mode": _mode(args),

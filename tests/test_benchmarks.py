@@ -80,3 +80,31 @@ def test_smoke_rejects_an_unknown_group(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "unknown group" in proc.stderr
+
+
+def _smoke(tmp_path: Path, groups: str, timeout: int = 600) -> dict:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--only", groups, "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_smoke_of_the_training_groups(tmp_path: Path) -> None:
+    """training, replay, projection and backends at tiny steps: every learner group runs to its figures."""
+    doc = _smoke(tmp_path, "floor,training,replay,projection,backends")
+    figures = doc["figures"]
+    assert figures["training_overhead"] > 0 and figures["replay_bars_per_second"] > 0
+    assert figures["production_steps_per_second_1_core"] > 0
+    assert figures["sb3_steps_per_second_128x128"] > 0 and figures["sbx_steps_per_second_128x128"] > 0
+    assert set(doc["learner_fraction_of_floor"]) == {"sb3_128x128", "sbx_128x128"}
+    assert doc["harness_overhead"] == figures["training_overhead"]
+
+
+@pytest.mark.slow
+def test_smoke_of_the_sweep_and_window_groups(tmp_path: Path) -> None:
+    """sweep and windows start `wf sweep` / `wf run` subprocesses (about a minute on 2 cores)."""
+    figures = _smoke(tmp_path, "sweep,windows")["figures"]
+    assert figures["sweep_speedup_2_workers"] > 0
+    assert figures["window_parallel_speedup_2_workers_4_windows"] > 0  # the smoke runs the four windows only
+    assert 0 <= figures["window_parallel_idle_share_4_windows"] <= 1

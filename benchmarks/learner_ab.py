@@ -1,0 +1,100 @@
+"""SB3 SAC.train vs FastSAC.train, interleaved in one process: a load-robust ratio of update speed (issue 25).
+
+    python benchmarks/learner_ab.py --rounds 20 --updates 50
+
+Both models have the same network ([128,128] by default), batch 256, the harness's 163-float observation,
+and the same filled replay buffer; they alternate ``--updates`` gradient steps at a time (order flipped
+every round), so load from other jobs hits both alike. Printed: updates/s of each (total updates / total
+time), the ratio, and the per-round ratio's median and range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _models(arch: list[int], batch: int, obs: int):
+    import numpy as np
+    import torch as th
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import configure
+
+    from backend.training.auto_backend import _null_env
+    from backend.training.fast_sac import FastSAC
+
+    th.set_num_threads(1)
+    out = {}
+    rng = np.random.default_rng(0)
+    rows = [
+        (
+            rng.normal(size=(1, obs)).astype(np.float32),
+            rng.normal(size=(1, obs)).astype(np.float32),
+            rng.uniform(-1, 1, (1, 1)).astype(np.float32),
+            rng.normal(size=1).astype(np.float32),
+        )
+        for _ in range(4 * batch)
+    ]
+    for name, cls in (("sb3", SAC), ("sb3_fast", FastSAC)):
+        kwargs = dict(batch_size=batch, learning_starts=0, buffer_size=4 * batch, seed=0, device="cpu")
+        m = cls("MlpPolicy", _null_env(obs, 1), policy_kwargs={"net_arch": arch}, **kwargs)
+        m.set_logger(configure(None, []))
+        for o, n, a, r in rows:
+            m.replay_buffer.add(o, n, a, r, np.array([False]), [{}])
+        m.train(gradient_steps=10, batch_size=batch)  # warm
+        out[name] = m
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--updates", type=int, default=50)
+    ap.add_argument("--arch", type=str, default="128,128")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    from benchmarks.backends import OBS_SIZE
+    from benchmarks.floor import machine
+
+    host = machine()
+    models = _models([int(a) for a in args.arch.split(",")], args.batch, OBS_SIZE)
+    total = {k: 0.0 for k in models}
+    ratios = []
+    for r in range(args.rounds):
+        times = {}
+        for name in ("sb3", "sb3_fast") if r % 2 == 0 else ("sb3_fast", "sb3"):
+            t0 = time.perf_counter()
+            models[name].train(gradient_steps=args.updates, batch_size=args.batch)
+            times[name] = time.perf_counter() - t0
+            total[name] += times[name]
+        ratios.append(times["sb3"] / times["sb3_fast"])
+    n = args.rounds * args.updates
+    doc = {
+        "sb3_updates_per_second": round(n / total["sb3"], 1),
+        "sb3_fast_updates_per_second": round(n / total["sb3_fast"], 1),
+        "fast_vs_sb3": round(total["sb3"] / total["sb3_fast"], 3),
+        "round_ratio_median": round(statistics.median(ratios), 3),
+        "round_ratio_min": round(min(ratios), 3),
+        "round_ratio_max": round(max(ratios), 3),
+        "arch": args.arch,
+        "batch": args.batch,
+        "machine": host,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps({k: v for k, v in doc.items() if k != "machine"}))
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
