@@ -150,7 +150,8 @@ def build_model(
     if cfg.agent.backend == AUTO:  # the faster backend for this machine and config (measured once, cached)
         from backend.training.auto_backend import resolve
 
-        cfg = resolve(cfg, int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
+        shape, act = env.observation_space.shape, env.action_space.shape
+        cfg = resolve(cfg, int(np.prod(shape)), int(np.prod(act)), build=build_model)
     algorithm, backend = cfg.agent.algorithm, cfg.agent.backend
     cls = model_class(algorithm, backend)
     kwargs, _ = model_kwargs(cfg)

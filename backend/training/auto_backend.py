@@ -153,8 +153,14 @@ def _locked(path: Path):
 Measure = Callable[[Any, int, int, tuple[str, ...]], dict[str, float]]
 
 
-def choice(cfg: Config, obs_dim: int, act_dim: int = 1, measure: Measure | None = None) -> dict[str, Any]:
-    """The backend choice record for ``cfg`` (cached in this process and on disk; measured on a miss)."""
+def choice(
+    cfg: Config, obs_dim: int, act_dim: int = 1, measure: Measure | None = None, build: Callable | None = None
+) -> dict[str, Any]:
+    """The backend choice record for ``cfg`` (cached in this process and on disk; measured on a miss).
+
+    ``measure`` defaults to :func:`measure_backends` with ``build`` (``algorithms.build_model``, passed in by
+    the caller so that this module does not import it back).
+    """
     key = choice_key(cfg, obs_dim, act_dim)
     digest = _key_hash(key)
     if digest in _CHOSEN:
@@ -171,7 +177,12 @@ def choice(cfg: Config, obs_dim: int, act_dim: int = 1, measure: Measure | None 
         entry = _read(path, key)
         cached = entry is not None
         if entry is None:
-            sps = (measure or measure_backends)(cfg, obs_dim, act_dim, candidates)
+            if measure is None:
+                if build is None:
+                    raise RuntimeError("auto_backend.choice: nothing cached and no build function to measure with")
+                sps = measure_backends(cfg, obs_dim, act_dim, candidates, build)
+            else:
+                sps = measure(cfg, obs_dim, act_dim, candidates)
             entry = {
                 "key": key,
                 "chosen": max(sps, key=sps.__getitem__),
@@ -206,11 +217,11 @@ def concrete(cfg: Config, backend: str) -> Config:
     return cfg.model_copy(update={"agent": agent})
 
 
-def resolve(cfg: Config, obs_dim: int, act_dim: int = 1) -> Config:
+def resolve(cfg: Config, obs_dim: int, act_dim: int = 1, build: Callable | None = None) -> Config:
     """``cfg`` itself unless its backend is ``auto``; then ``cfg`` on the chosen backend."""
     if cfg.agent.backend != AUTO:
         return cfg
-    return concrete(cfg, choice(cfg, obs_dim, act_dim)["chosen"])
+    return concrete(cfg, choice(cfg, obs_dim, act_dim, build=build)["chosen"])
 
 
 # ------------------------------------------------------------------------------------------ measurement
@@ -237,11 +248,14 @@ def _null_env(obs_dim: int, act_dim: int, episode: int = 78):
     return NullEnv()
 
 
-def measure_backends(cfg: Config, obs_dim: int, act_dim: int, candidates: tuple[str, ...]) -> dict[str, float]:
-    """Steps per second of each candidate (median of ROUNDS alternating rounds) on a null env of the spaces."""
-    import statistics
+def measure_backends(
+    cfg: Config, obs_dim: int, act_dim: int, candidates: tuple[str, ...], build_model: Callable
+) -> dict[str, float]:
+    """Steps per second of each candidate (median of ROUNDS alternating rounds) on a null env of the spaces.
 
-    from backend.training.algorithms import build_model
+    ``build_model`` is ``algorithms.build_model`` (passed in: that module imports this one).
+    """
+    import statistics
 
     start = max(cfg.sac.batch_size, 64)
     total = start + WARMUP_STEPS + ROUNDS * TIMED_STEPS
