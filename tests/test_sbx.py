@@ -46,3 +46,25 @@ def test_sanity_passes_with_sbx(tmp_path):
     res = wf("sanity", "--backend", "sbx", "--output-dir", tmp_path, "--quiet")
     assert res.exit_code == 0, res.output
     assert "[STAGE ✅] Sanity (edge)" in res.output and "[STAGE ✅] Sanity (random walk)" in res.output
+
+
+def test_workers_share_a_jax_compilation_cache_per_machine(monkeypatch):
+    """configure_worker points JAX's persistent cache at $WF_CACHE_DIR/jax/<machine>; a compile writes into it."""
+    import os
+
+    import jax
+    import jax.numpy as jnp
+
+    from backend.training import threads
+
+    threads.configure_worker("sbx", 1)
+    folder = threads.jax_cache_dir()
+    assert folder is not None and folder.parent == __import__("pathlib").Path(os.environ["WF_CACHE_DIR"]) / "jax"
+    assert jax.config.jax_compilation_cache_dir == str(folder)
+    before = set(folder.iterdir())
+    jax.jit(lambda x: jnp.tanh(x) * 3.25 + 0.125)(jnp.arange(7.0)).block_until_ready()  # a fresh computation
+    assert set(folder.iterdir()) - before, "the compile was not written to the cache"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+    assert threads.jax_cache_dir() != folder  # other flags, other folder
+    monkeypatch.setenv("WF_JAX_CACHE", "off")
+    assert threads.jax_cache_dir() is None

@@ -96,6 +96,12 @@ def enable_compilation_cache() -> Path | None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        try:  # JAX opens its cache once; a changed folder (another WF_CACHE_DIR) needs a fresh one
+            from jax._src import compilation_cache
+
+            compilation_cache.reset_cache()
+        except (ImportError, AttributeError):  # pragma: no cover - a JAX without the helper
+            pass
     return folder
 
 
