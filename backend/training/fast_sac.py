@@ -44,6 +44,11 @@ SQUASH_EPS = 1e-6  # SquashedDiagGaussianDistribution's epsilon
 class FastSAC(SAC):
     """``stable_baselines3.SAC`` with a lean ``train`` (same math; see the module docstring)."""
 
+    def _excluded_save_params(self) -> list[str]:
+        """The per-update views of the critic's tensors are not state: saving them would put live tensors in
+        model.zip's data (and make two identical trainings' bundles differ byte for byte)."""
+        return [*super()._excluded_save_params(), "_critic_params", "_target_params"]
+
     def _optimizers(self) -> list[th.optim.Optimizer]:
         out = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
