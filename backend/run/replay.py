@@ -40,9 +40,8 @@ def replay(
     stochastic: bool,
     output_dir: str | None,
 ) -> int:
-    """Check the bundle, set up its data and window, replay it, write and print the result."""
-    from backend.run import driver as pipeline
-
+    """Check the bundle (before any data or torch is loaded), set up its data and window, replay it, write and
+    print the result."""
     if output_dir is not None and not output_dir.strip():
         raise InputError("--output-dir is empty; give a folder, or leave it out to write replay/ beside the model")
     model = Path(model_path)
@@ -51,6 +50,11 @@ def replay(
     bundle_dir = model.parent
     out, root, what = _output_folder(bundle_dir, output_dir)  # checked before the data are even loaded
     config, windows = _run_files(bundle_dir.parent, config, windows)
+    from backend.training import bundle
+
+    bundle.preflight(bundle_dir, _summary_hashes(bundle_dir.parent, bundle_dir.name))  # a hostile bundle: exit 5 now
+    from backend.run import driver as pipeline
+
     opts = pipeline.RunOptions(
         symbol=symbol,
         windows=windows,

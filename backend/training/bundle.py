@@ -18,6 +18,7 @@ docs/integrity.md):
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +75,85 @@ def check_member(bundle_dir: Path, name: str, size: Any = None) -> Path:
     return path
 
 
-def check_zip(path: Path) -> None:
-    """model.zip's directory, read before anything is inflated: plain relative names, bounded sizes."""
+MAX_ENTRIES = 64  # model.zip: SB3 writes 8-9 entries (SBX one more); more is not a bundle this harness wrote
+MAX_NPZ_ENTRIES = 8  # obs_stats.npz: feature_mean, feature_var, clip_obs, count
+MAX_CRITICS, MAX_HEAD = 10, 64  # upper bounds for the size formula: critics (with targets), outputs per critic/actor
+
+
+def _mlp_params(n_in: int, arch: list[int], n_out: int) -> int:
+    sizes = [n_in, *arch, n_out]
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+
+def member_bound(meta: dict[str, Any]) -> int:
+    """Most bytes one model.zip member may inflate to, from the network the bundle's metadata records.
+
+    ``P = mlp(obs, net_arch, 64) + 2 * 10 * mlp(obs + 1, net_arch, 64)`` parameters (an actor and up to ten
+    critics with their targets, generous heads); a member holds at most the weights plus two Adam moments:
+    ``bound = 3 * 4 * P + 1 MiB`` (and at most :data:`MAX_UNZIPPED_BYTES`). A SAC [8] net on 19 inputs gets
+    about 1.2 MiB; a [256, 256] net on 100 inputs about 29 MiB. Metadata without a usable net_arch /
+    observation_shape gets the bound of a [1024, 1024] net on 1,000 inputs.
+    """
+    comp = meta.get("compatibility") if isinstance(meta.get("compatibility"), dict) else {}
+    arch, shape = comp.get("net_arch"), comp.get("observation_shape")
+    ok_arch = isinstance(arch, list) and 0 < len(arch) <= 16
+    ok_arch = ok_arch and all(isinstance(a, int) and 0 < a <= 65536 for a in arch)
+    ok_shape = isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and 0 < shape[0] <= 1 << 20
+    arch = arch if ok_arch else [1024, 1024]
+    obs = shape[0] if ok_shape else 1000
+    params = _mlp_params(obs, arch, MAX_HEAD) + 2 * MAX_CRITICS * _mlp_params(obs + 1, arch, MAX_HEAD)
+    return min(12 * params + (1 << 20), MAX_UNZIPPED_BYTES)
+
+
+def _zip_entry_count(path: Path) -> int:
+    """Entries a zip declares in its end-of-central-directory record (zip64 too), read without parsing it all."""
+    import struct
+
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - (1 << 16) - 22))
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            raise EvaluationError(f"{path}: not a readable zip archive (no end record); retrain the window")
+        count = struct.unpack("<H", tail[at + 10 : at + 12])[0]
+        loc = tail[at - 20 : at] if at >= 20 else b""
+        if count == 0xFFFF and loc[:4] == b"PK\x06\x07":
+            fh.seek(struct.unpack("<Q", loc[8:16])[0])
+            record = fh.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count = struct.unpack("<Q", record[32:40])[0]
+    return count
+
+
+def _zip_infos(path: Path, max_entries: int) -> list[Any]:
     import zipfile
 
+    count = _zip_entry_count(path)
+    if count > max_entries:
+        raise EvaluationError(
+            f"{path}: {count} entries, over the cap of {max_entries} (the harness writes fewer than 10); "
+            "refusing the bundle"
+        )
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise EvaluationError(f"{path}: not a readable zip archive ({e}); retrain the window") from e
-    total = 0
+    if len(infos) > max_entries:
+        raise EvaluationError(f"{path}: {len(infos)} entries, over the cap of {max_entries}; refusing the bundle")
+    return infos
+
+
+def check_zip(path: Path, bound: int = MAX_UNZIPPED_BYTES, max_entries: int = MAX_ENTRIES) -> None:
+    """A zip's directory, read before anything is inflated: entry count, plain relative names, bounded sizes.
+
+    ``bound``: the most one member may inflate to (:func:`member_bound` for model.zip).
+    """
+    total, infos = 0, _zip_infos(path, max_entries)
+    if max_entries == MAX_ENTRIES and not any(i.filename.endswith((".pth", ".msgpack")) for i in infos):
+        raise EvaluationError(f"{path}: holds no weights (.pth or .msgpack entries); retrain the window")
     for info in infos:
         name = info.filename
         if name.startswith(("/", "\\")) or ".." in Path(name).parts or (len(name) > 1 and name[1] == ":"):
@@ -95,10 +165,24 @@ def check_zip(path: Path) -> None:
                 f"{path}: member {name!r} inflates {info.compress_size} -> {info.file_size} bytes "
                 f"(ratio {ratio:.0f} > {MAX_RATIO}); refusing the bundle (zip bomb)"
             )
+        if info.file_size > bound:
+            raise EvaluationError(
+                f"{path}: member {name!r} declares {info.file_size} bytes unpacked, more than the {bound} bytes the "
+                "network in the bundle's metadata can hold (docs/errors.md, bundle size bound); refusing the bundle"
+            )
     if total > MAX_UNZIPPED_BYTES:
         raise EvaluationError(
             f"{path}: members total {total} bytes unpacked, over the cap of {MAX_UNZIPPED_BYTES}; refusing the bundle"
         )
+
+
+def stats_bound(meta: dict[str, Any]) -> tuple[int | None, int]:
+    """obs_stats.npz: the feature count the metadata records (None if absent) and the most bytes one entry
+    may hold: ``8 * n_features + 4 KiB`` (an .npy header and float64 values)."""
+    comp = meta.get("compatibility") if isinstance(meta.get("compatibility"), dict) else {}
+    names = comp.get("feature_names")
+    n = len(names) if isinstance(names, list) else None
+    return n, 8 * (n if n is not None else 10_000) + 4096
 
 
 def compatibility_fields(cfg: Config, n_features: int, state_size: int) -> dict[str, Any]:
@@ -212,14 +296,16 @@ def verify_files(bundle_dir: Path, meta: dict[str, Any], expected: dict[str, str
         if Path(name).name != name:
             raise EvaluationError(f"{meta_path}: file entry {name!r} is not a plain file name; refusing the bundle")
         path = check_member(bundle_dir, name, (meta.get("sizes") or {}).get(name))
+        if name == MODEL_FILE:
+            check_zip(path, member_bound(meta))
+        elif name == STATS_FILE:
+            check_zip(path, stats_bound(meta)[1], MAX_NPZ_ENTRIES)
         got = sha256_file(path)
         if got != want:
             raise EvaluationError(
                 f"{path}: SHA-256 {got[:12]}… does not match the metadata ({str(want)[:12]}…); the file was changed "
                 "or truncated and will not be loaded; retrain the window or restore the original file"
             )
-        if name == MODEL_FILE:
-            check_zip(path)
 
 
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], bundle_dir: Path) -> None:
@@ -303,12 +389,34 @@ def write_statistics(path: Path, mean: np.ndarray, var: np.ndarray, clip_obs: fl
             )
 
 
-def read_statistics(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+def read_statistics(path: Path, n_features: int | None = None) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    """feature_mean / feature_var (float64, ``(n_features,)`` when given) and clip_obs; anything else is exit 5."""
+    check_zip(path, 8 * (n_features if n_features is not None else 10_000) + 4096, MAX_NPZ_ENTRIES)
     try:
         with np.load(path, allow_pickle=False) as z:
-            return (z["feature_mean"].copy(), z["feature_var"].copy()), float(z["clip_obs"])
-    except (OSError, ValueError, KeyError) as e:
+            mean, var, clip = z["feature_mean"].copy(), z["feature_var"].copy(), z["clip_obs"]
+    except (OSError, ValueError, KeyError, EOFError) as e:
         raise EvaluationError(f"{path}: cannot read the normalisation statistics ({e}); retrain the window") from e
+    want = (n_features,) if n_features is not None else mean.shape
+    for key, arr in (("feature_mean", mean), ("feature_var", var)):
+        if arr.dtype != np.float64 or arr.ndim != 1 or arr.shape != want:
+            raise EvaluationError(
+                f"{path}: {key} is {arr.dtype} {arr.shape}, expected float64 {want} (one value per feature); "
+                "refusing the bundle — retrain the window"
+            )
+    if clip.shape != () or clip.dtype.kind not in "fiu":
+        raise EvaluationError(f"{path}: clip_obs is {clip.dtype} {clip.shape}, expected one number; retrain the window")
+    return (mean, var), float(clip)
+
+
+def preflight(bundle_dir: Path, expected_hashes: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything about a bundle that needs neither data nor torch: metadata, files, hashes, zip directories,
+    the statistics file's shapes. Run before the data are loaded, so a hostile bundle is refused at once."""
+    meta = read_metadata(bundle_dir)
+    verify_files(bundle_dir, meta, expected_hashes)
+    if (meta.get("compatibility") or {}).get("normalize_obs"):
+        read_statistics(bundle_dir / STATS_FILE, stats_bound(meta)[0])
+    return meta
 
 
 def load_agent(
@@ -333,7 +441,7 @@ def load_agent(
     check_time_order(meta, window, market.timestamps, cfg.data.timezone, bundle_dir)
     norm, clip_obs = None, 10.0
     if meta["compatibility"].get("normalize_obs"):
-        norm, clip_obs = read_statistics(bundle_dir / STATS_FILE)
+        norm, clip_obs = read_statistics(bundle_dir / STATS_FILE, stats_bound(meta)[0])
     try:
         agent = agents.load_for_replay(cfg, bundle_dir / MODEL_FILE, features.shape[1])
     except EvaluationError:
