@@ -353,3 +353,87 @@ def test_clean_harness_passes_with_dsr_forced_exit_per_share_fees_and_long_only(
         res = env_audit(c, w)
         assert res.exit_code == 0, res.output
         assert "each episode compared with its session alone" in res.output
+
+
+ONE_BAR = "2019-01-03T12:15:00-05:00"  # the leaks below act at this bar of this session only
+
+
+def at_one_bar(monkeypatch):
+    """The env remembers its bars' timestamps; returns ``is_one_bar(env)``: the env is at ONE_BAR now."""
+    import pandas as pd
+
+    original = IntradayTradingEnv.__init__
+    ns = pd.Timestamp(ONE_BAR).value
+
+    def init(self, market, *args, **kwargs):
+        original(self, market, *args, **kwargs)
+        self._stamps = market.timestamps
+
+    monkeypatch.setattr(IntradayTradingEnv, "__init__", init)
+    return lambda env: int(env._stamps[env.current_bar]) == ns
+
+
+def one_bar_finding(res, what, variant):
+    lines = [line for line in res.output.splitlines() if line.startswith("look-ahead [w01] env:")]
+    return res.exit_code == 3 and any(what in x and ONE_BAR in x and variant in x for x in lines), res.output
+
+
+def test_canary_reward_peeks_only_on_a_flip_from_long_to_short_at_one_bar(files, monkeypatch):
+    """The step into ONE_BAR from a long position into a short one (and no other action) reads the next close:
+    only the covering sequences (every (previous, current) target pair at every bar) flip there."""
+    is_one_bar = at_one_bar(monkeypatch)
+    original = IntradayTradingEnv.step
+
+    def peeking(self, action):
+        obs, reward, done, trunc, info = original(self, action)
+        if info["held"] > 0 and info["position"] < 0 and is_one_bar(self) and not done:
+            t = self.current_bar
+            reward += 1e-9 * (self._close[t + 1] - self._close[t])
+        return obs, reward, done, trunc, info
+
+    monkeypatch.setattr(IntradayTradingEnv, "step", peeking)
+    ok, out = one_bar_finding(env_audit(*files), "reward of the step into the bar", "")
+    assert ok, out
+    # negative control: the two seeded sequences alone never flip from long to short into that bar
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, covering=False))
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output
+
+
+def test_covering_sequences_hold_every_target_pair_at_every_bar():
+    from backend.checks.env_audit_variants import covering_targets
+
+    for short, values in ((True, (-1.0, 0.0, 1.0)), (False, (0.5, 0.0, 1.0))):
+        seqs = covering_targets(30, short)
+        assert len(seqs) == 9
+        for t in range(1, 30):
+            assert {(s[t - 1], s[t]) for s in seqs} == {(p, c) for p in values for c in values}
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        pytest.param(lambda env: env.span[0] >= 1000, id="span-position"),
+        pytest.param(lambda env: len(env._close) > 2000, id="market-size"),
+    ],
+)
+def test_canary_leak_switched_on_by_the_real_market_or_span_only(files, monkeypatch, switch):
+    """A leak that acts only where the env sees the real market (its size) or the span at its real position: the
+    local slice of the per-bar check never switches it on, nor does the tour (the same in both plays); the
+    in-place variant (the span's env on the whole market, the future perturbed in place) does."""
+    is_one_bar = at_one_bar(monkeypatch)
+    original = IntradayTradingEnv._get_obs
+
+    def peeking(self):
+        obs = original(self)
+        if switch(self) and is_one_bar(self):
+            t = self.current_bar
+            obs[-2] += self._close[t + 1] / self._close[t] - 1.0
+        return obs
+
+    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    ok, out = one_bar_finding(env_audit(*files), "observation: state variable 'unrealized_pnl'", "in place")
+    assert ok, out
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, in_place=False))
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output  # negative control: without the in-place variant it passes

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.checks.env_audit_variants import InPlace, covering_targets
 from backend.features.builtin import MarketArrays
 
 ENV_HISTORY = 512  # bars of history before each session in its local slice (feature warm-up)
@@ -40,7 +41,7 @@ class EnvFinding:
     span: str  # "train" | "test"
     bar: int  # global bar index
     what: str  # the slot or step quantity that differs
-    variant: str  # "perturbed" | "reshaped" | "truncated" (the future after ``cut``) | "toured" (env_tours) | ""
+    variant: str  # "perturbed" | "reshaped" | "truncated" | "in place" (the future after ``cut``) | "toured" | ""
     cut: int  # global bar index
 
 
@@ -51,6 +52,8 @@ class EnvAuditOptions:
     reshape: bool = True  # future bars dropped, their start times moved, volumes redrawn (every slot compared at t)
     truncate: bool = True
     tours: bool = True  # the spans toured as the trainer and the replay do (env_tours.py)
+    covering: bool = True  # the nine sequences with every (previous, current) target pair at every bar
+    in_place: bool = True  # the span's env on the whole market, real indices, the future perturbed in place
 
 
 @dataclass
@@ -199,9 +202,9 @@ def session_targets(seed: int, session: int, n: int) -> list[list[float]]:
     return [first, second]
 
 
-def tour(env: Any, actions: list[np.ndarray], stop: int | None = None) -> Tour:
-    """Play the env's only episode with ``actions``; with ``stop``, stop after the step from bar index ``stop``."""
-    obs, _ = env.reset(seed=0, options={"episode": 0})  # seeded: every tour starts afresh (DSR averages too)
+def tour(env: Any, actions: list[np.ndarray], stop: int | None = None, episode: int = 0) -> Tour:
+    """Play the env's ``episode`` with ``actions``; with ``stop``, stop after the step from bar index ``stop``."""
+    obs, _ = env.reset(seed=0, options={"episode": episode})  # seeded: every tour starts afresh (DSR averages too)
     obs_rows, steps, chosen = [obs], [(0.0, 0.0, 0.0, 1.0, 0.0)], []
     done, i = False, 0
     while not done:
@@ -250,10 +253,10 @@ class SessionCheck:
             return None
         n = int(ref_env.episode_bounds[1][0] - ref_env.episode_bounds[0][0]) + 1
         scale = ref_env.config.max_position
-        actions = [
-            [ref_env.action_for_target(x * scale) for x in seq]
-            for seq in session_targets(self.ctx.opts.seed, self.a, n)
-        ]
+        targets = session_targets(self.ctx.opts.seed, self.a, n)
+        if self.ctx.opts.covering:
+            targets += covering_targets(n, bool(ref_env.config.allow_short))
+        actions = [[ref_env.action_for_target(x * scale) for x in seq] for seq in targets]
         try:
             ref = [tour(ref_env, seq) for seq in actions]
         except Exception as e:  # the full env works: this slice ends at the next session's end
@@ -270,6 +273,7 @@ class SessionCheck:
         self.ctx.stats.sessions += 1
         self.ctx.stats.bars += n
         opts, rng = self.ctx.opts, self.ctx.rng
+        in_place = InPlace(self, actions) if opts.in_place else None
         for i in range(n):
             t, self._i = first + i, i
             variants = []
@@ -284,6 +288,9 @@ class SessionCheck:
                 found = self.variant(ref, market, actions, i, kind, dropped)
                 if found:
                     return found
+            found = in_place.at(i) if in_place else None
+            if found:
+                return found
         return None
 
     def variant(
@@ -347,6 +354,7 @@ class EnvAuditContext:
     opts: EnvAuditOptions
     rng: np.random.Generator
     stats: EnvAuditStats
+    features: np.ndarray | None = None  # the harness's feature rows of the whole market (the in-place variant)
 
     @property
     def lookback(self) -> int:
@@ -382,7 +390,7 @@ def audit_env(
     for w in windows:
         started = time.perf_counter()
         norm = feature_stats(features, w) if cfg.training.normalize_obs else None
-        ctx = EnvAuditContext(cfg, market, list(cfg.env.features), w, norm, CLIP_OBS, opts, rng, stats)
+        ctx = EnvAuditContext(cfg, market, list(cfg.env.features), w, norm, CLIP_OBS, opts, rng, stats, features)
         found = None
         for span, (s, e) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
             sessions = span_sessions(market, s, e)
@@ -455,6 +463,7 @@ HOW = {
     "perturbed": "change",
     "reshaped": "change in number, start times, prices and volumes (bars dropped, times moved)",
     "truncated": "are missing (the session truncated)",
+    "in place": "and the feature rows after it change in place (the span's env on the whole market, real indices)",
 }
 
 
