@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backend.config.agent import AgentConfig
 from backend.core.errors import InputError
 from backend.core.intervals import INTERVALS
-from backend.core.jsonio import load_json
+from backend.core.jsonio import MAX_KEYS, load_json
 
 PACKAGE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sac_intraday.json"
 DEFAULT_CONFIG = PACKAGE_CONFIG  # kept for scripts; runs use default_config_path()
@@ -369,6 +369,18 @@ class Config(Strict):
 # ---------------------------------------------------------------------------------------
 # Errors with key paths and "did you mean"
 
+MAX_LISTED = 10  # problems listed in one message ("and N more" after them); did-you-mean only for those
+
+
+def _check_key_counts(raw: dict[str, Any], source: str) -> None:
+    """A section (or the top level) with more than MAX_KEYS keys is refused before validation."""
+    for name, section in [("(top level)", raw), *raw.items()]:
+        if isinstance(section, dict) and len(section) > MAX_KEYS:
+            raise InputError(
+                f"{source}: section {name!r} has {len(section)} keys, over the cap of {MAX_KEYS}; "
+                "remove the unknown keys (docs/config.md lists the valid ones)"
+            )
+
 
 def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     model: Any = Config
@@ -413,11 +425,14 @@ def validate(raw: dict[str, Any], source: str = "config", flags: dict[str, str] 
         raise InputError(
             f"{source}: the config must be a JSON object with sections data, env, sac, training, evaluation"
         )
+    _check_key_counts(raw, source)
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(_format_error(err, flags) for err in e.errors())
-        raise InputError(f"{source}: {problems}") from e
+        errors = e.errors()
+        problems = "; ".join(_format_error(err, flags) for err in errors[:MAX_LISTED])
+        more = f"; and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
+        raise InputError(f"{source}: {problems}{more}") from e
 
 
 # ---------------------------------------------------------------------------------------
@@ -599,7 +614,7 @@ def load_config(
     ``flags``: dotted key → the flag that set it, as typed (``--timesteps 0``), for error messages.
     """
     source = str(path) if path is not None else str(default_config_path())
-    raw = load_json(source, "config file")
+    raw = load_json(source, "config file", max_keys=MAX_KEYS)
     warnings: list[str] = []
     unmapped: list[str] = []
     legacy = is_legacy(raw)

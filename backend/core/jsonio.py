@@ -22,6 +22,7 @@ from backend.core.errors import ArtifactError, InputError
 
 TMP_PREFIX = ".tmp-"
 MAX_JSON_BYTES = 64 << 20  # config, window, summary and metadata files are far smaller; refuse before reading more
+MAX_KEYS = 1000  # a config or window file's object with more keys is refused (load_json(max_keys=...))
 MAX_JSON_DEPTH = 200  # nesting deeper than this is refused before parsing (no RecursionError)
 
 
@@ -39,11 +40,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"the literal {name} is not valid JSON; write null or a finite number")
 
 
-def load_json(path: str | Path, what: str = "JSON file") -> Any:
-    """Parse ``path`` strictly; any problem becomes an :class:`InputError` naming the file."""
+def load_json(path: str | Path, what: str = "JSON file", max_keys: int | None = None) -> Any:
+    """Parse ``path`` strictly; any problem becomes an :class:`InputError` naming the file.
+
+    ``max_keys``: an object with more keys is refused (checked as each object is parsed, before validation).
+    """
     path = Path(path)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if max_keys is not None and len(items) > max_keys:
+            first = ", ".join(repr(k) for k, _ in items[:3])
+            raise ValueError(
+                f"{what} has an object with {len(items)} keys (first: {first}, ...), over the cap of {max_keys}; "
+                "a config section has a few dozen keys at most — remove the extra keys"
+            )
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from backend.core.errors import InputError
-from backend.core.jsonio import load_json
+from backend.core.jsonio import MAX_KEYS, load_json
 from backend.walkforward.auto import auto_windows
 from backend.walkforward.resolution import resolve, trim_train
 from backend.walkforward.spec import (
@@ -40,6 +40,7 @@ from backend.walkforward.spec import (
 )
 
 # fields of windows.resolved.json that are informational (the file can be read back as input)
+MAX_WINDOWS = 10_000  # a window file with more is refused before parsing its spans
 RESOLVED_INFO = {"train_bars", "test_bars", "train_sessions", "test_sessions", "as_given"}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # a folder name: up to 200 characters
 # names the run folder uses itself (compared case-insensitively: some file systems ignore case)
@@ -150,6 +151,10 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
     items, embargo, tz = _parse_header(raw, origin, default_tz) if isinstance(raw, dict) else (raw, 0, default_tz)
     if not isinstance(items, list) or not items:
         raise InputError(f"{origin}: expected a non-empty list of windows")
+    if len(items) > MAX_WINDOWS:
+        raise InputError(
+            f"{origin}: {len(items)} windows, over the cap of {MAX_WINDOWS}; split the study into several runs"
+        )
     specs: list[WindowSpec] = []
     seen: set[str] = set()
     for k, item in enumerate(items):
@@ -163,7 +168,7 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
 
 
 def load_windows(path: str | Path, default_tz: str = "America/New_York") -> tuple[list[WindowSpec], int, str]:
-    return parse_windows(load_json(path, "window file"), str(path), default_tz)
+    return parse_windows(load_json(path, "window file", max_keys=MAX_KEYS), str(path), default_tz)
 
 
 __all__ = [
