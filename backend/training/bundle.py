@@ -152,8 +152,6 @@ def check_zip(path: Path, bound: int = MAX_UNZIPPED_BYTES, max_entries: int = MA
     ``bound``: the most one member may inflate to (:func:`member_bound` for model.zip).
     """
     total, infos = 0, _zip_infos(path, max_entries)
-    if max_entries == MAX_ENTRIES and not any(i.filename.endswith((".pth", ".msgpack")) for i in infos):
-        raise EvaluationError(f"{path}: holds no weights (.pth or .msgpack entries); retrain the window")
     for info in infos:
         name = info.filename
         if name.startswith(("/", "\\")) or ".." in Path(name).parts or (len(name) > 1 and name[1] == ":"):
@@ -174,6 +172,8 @@ def check_zip(path: Path, bound: int = MAX_UNZIPPED_BYTES, max_entries: int = MA
         raise EvaluationError(
             f"{path}: members total {total} bytes unpacked, over the cap of {MAX_UNZIPPED_BYTES}; refusing the bundle"
         )
+    if max_entries == MAX_ENTRIES and not any(i.filename.endswith((".pth", ".msgpack")) for i in infos):
+        raise EvaluationError(f"{path}: holds no weights (.pth or .msgpack entries); retrain the window")
 
 
 def stats_bound(meta: dict[str, Any]) -> tuple[int | None, int]:
