@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backend.config.agent import AgentConfig
 from backend.core.errors import InputError
 from backend.core.intervals import INTERVALS
-from backend.core.jsonio import MAX_KEYS, load_json
+from backend.core.jsonio import MAX_CONFIG_BYTES, MAX_KEYS, load_json
 
 PACKAGE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sac_intraday.json"
 DEFAULT_CONFIG = PACKAGE_CONFIG  # kept for scripts; runs use default_config_path()
@@ -614,7 +614,7 @@ def load_config(
     ``flags``: dotted key → the flag that set it, as typed (``--timesteps 0``), for error messages.
     """
     source = str(path) if path is not None else str(default_config_path())
-    raw = load_json(source, "config file", max_keys=MAX_KEYS)
+    raw = load_json(source, "config file", max_keys=MAX_KEYS, max_bytes=MAX_CONFIG_BYTES)
     warnings: list[str] = []
     unmapped: list[str] = []
     legacy = is_legacy(raw)

@@ -22,6 +22,7 @@ from backend.core.errors import ArtifactError, InputError
 
 TMP_PREFIX = ".tmp-"
 MAX_JSON_BYTES = 64 << 20  # config, window, summary and metadata files are far smaller; refuse before reading more
+MAX_CONFIG_BYTES = 4 << 20  # a config or window file (10,000 windows take ~1.5 MB); refused unread above this
 MAX_KEYS = 1000  # a config or window file's object with more keys is refused (load_json(max_keys=...))
 MAX_JSON_DEPTH = 200  # nesting deeper than this is refused before parsing (no RecursionError)
 
@@ -40,10 +41,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"the literal {name} is not valid JSON; write null or a finite number")
 
 
-def load_json(path: str | Path, what: str = "JSON file", max_keys: int | None = None) -> Any:
+def load_json(
+    path: str | Path, what: str = "JSON file", max_keys: int | None = None, max_bytes: int | None = None
+) -> Any:
     """Parse ``path`` strictly; any problem becomes an :class:`InputError` naming the file.
 
-    ``max_keys``: an object with more keys is refused (checked as each object is parsed, before validation).
+    ``max_keys``: an object with more keys is refused (checked as each object is parsed, before validation);
+    ``max_bytes``: the file's size cap (default :data:`MAX_JSON_BYTES`), checked before reading.
     """
     path = Path(path)
 
@@ -61,7 +65,7 @@ def load_json(path: str | Path, what: str = "JSON file", max_keys: int | None = 
             out[key] = value
         return out
 
-    text = read_text_bounded(path, what)
+    text = read_text_bounded(path, what, max_bytes)
     check_depth(text, path, what)
     try:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
@@ -111,6 +115,8 @@ def check_depth(text: str, path: str | Path, what: str, limit: int = MAX_JSON_DE
     """Refuse nesting deeper than ``limit`` before parsing (brackets inside strings are skipped)."""
     import re
 
+    if text.count("[") + text.count("{") <= limit:  # cannot nest deeper (the common case: no scan of the strings)
+        return
     depth = 0
     for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
         tok = m.group()

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from backend.core.errors import InputError
-from backend.core.jsonio import MAX_KEYS, load_json
+from backend.core.jsonio import MAX_CONFIG_BYTES, MAX_KEYS, load_json
 from backend.walkforward.auto import auto_windows
 from backend.walkforward.resolution import resolve, trim_train
 from backend.walkforward.spec import (
@@ -168,7 +168,8 @@ def parse_windows(raw: Any, origin: str, default_tz: str = "America/New_York") -
 
 
 def load_windows(path: str | Path, default_tz: str = "America/New_York") -> tuple[list[WindowSpec], int, str]:
-    return parse_windows(load_json(path, "window file", max_keys=MAX_KEYS), str(path), default_tz)
+    raw = load_json(path, "window file", max_keys=MAX_KEYS, max_bytes=MAX_CONFIG_BYTES)
+    return parse_windows(raw, str(path), default_tz)
 
 
 __all__ = [
