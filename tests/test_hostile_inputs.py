@@ -155,3 +155,14 @@ def test_window_file_with_too_many_windows_is_refused(tmp_path):
     path.write_text(json.dumps([one] * (MAX_WINDOWS + 1)))
     with pytest.raises(InputError, match=rf"w.json: {MAX_WINDOWS + 1} windows, over the cap of {MAX_WINDOWS}"):
         load_windows(path)
+
+
+def test_config_file_over_the_byte_cap_is_refused_unread(tmp_path):
+    from backend.config.models import load_config
+    from backend.core.errors import InputError
+    from backend.core.jsonio import MAX_CONFIG_BYTES
+
+    path = tmp_path / "huge.json"
+    path.write_text('{"sac": {}, "pad": "' + "x" * MAX_CONFIG_BYTES + '"}')
+    with pytest.raises(InputError, match=rf"huge.json: config file is \d+ bytes, over the limit of {MAX_CONFIG_BYTES}"):
+        load_config(path)
