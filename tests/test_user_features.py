@@ -192,3 +192,45 @@ def test_a_worker_without_the_file_runs_the_shipped_source(example):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=example, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_a_user_feature_reading_further_back_than_declared_fails_the_audit(example):
+    """A feature that reads 200 bars back while declaring 2 is no look-ahead, but it breaks the tune accounting
+    and history-start independence: the audit's warm-up check (every test bar, the real compute_features on the
+    declared warm-up only) names it."""
+    module = example / "my_features.py"
+    module.write_text(
+        module.read_text()
+        + '\n\n@register_feature("deep_mean", "planted: declares 2 bars, reads 200", warmup=2)\n'
+        + "def deep_mean(m):\n"
+        + "    c = np.asarray(m.close, dtype=np.float64)\n"
+        + "    out = np.full(len(c), np.nan)\n"
+        + "    for t in range(len(c)):\n"
+        + "        out[t] = c[t] / c[max(0, t - 200) : t + 1].mean() - 1.0\n"
+        + "    return out\n"
+    )
+    cfg = json.loads((example / "features_config.json").read_text())
+    cfg["env"]["features"] = ["ret_1", "deep_mean"]
+    (example / "c.json").write_text(json.dumps(cfg))
+    res = wf("audit", "--config", "c.json", "--windows", "w.json", "--steps", "200", "--quiet", "--cuts", "0",
+             "--no-env-check")  # fmt: skip
+    assert res.exit_code == 3, res.output
+    assert "look-ahead [w01] warm-up:" in res.output, res.output
+    assert "feature 'deep_mean' at 2019-01-14T09:30" in res.output and "further back than it declares" in res.output
+
+
+def test_the_warm_up_check_passes_honest_declarations_and_names_a_short_one(market_5m, clean_registry):
+    from backend.checks.warmup_audit import first_undeclared_read
+    from backend.features.builtin import compute_features
+
+    names = ["ret_1", "vol_20", "vwap_dev", "time_of_day"]
+    m = market_5m.take(0, 3000)
+    full = compute_features(m, names)
+    assert first_undeclared_read(m, names, full, range(2500, 2600)) is None
+    saved = builtin.FEATURE_WARMUP["vol_20"]
+    builtin.FEATURE_WARMUP["vol_20"] = 10  # negative control: declared too short
+    try:
+        found = first_undeclared_read(m, names, full, range(2500, 2600))
+    finally:
+        builtin.FEATURE_WARMUP["vol_20"] = saved
+    assert found is not None and found.feature == "vol_20" and found.bar == 2500

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from backend.checks.env_audit import EnvAuditOptions, EnvFinding, audit_env, describe, perturb_after
+from backend.checks.warmup_audit import first_undeclared_read
 from backend.core import fsguard
 from backend.features.builtin import MarketArrays
 from backend.run.window_setup import Setup
@@ -303,6 +304,22 @@ class Auditor:
                     )
                 )
                 return
+        self.audit_warmups(w, names, full)
+
+    def audit_warmups(self, w: Window, names: list[str], full: np.ndarray) -> None:
+        """Every built-in and user feature at every test bar, from its declared warm-up only (checks/warmup_audit)."""
+        found = first_undeclared_read(self.s.market, names, full, range(w.test_start, w.test_end))
+        if found is not None:
+            self.findings.append(
+                Finding(
+                    w.id,
+                    "warm-up",
+                    found.bar,
+                    f"feature '{found.feature}' at {self.stamp(found.bar)} differs when computed from its declared "
+                    f"warm-up ({found.declared}) only: it reads further back than it declares; declare its true "
+                    "warm-up in register_feature(..., warmup=)",
+                )
+            )
 
     # -- 3. structure
     def audit_structure(self, w: Window) -> None:
