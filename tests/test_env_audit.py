@@ -358,19 +358,21 @@ def test_clean_harness_passes_with_dsr_forced_exit_per_share_fees_and_long_only(
 ONE_BAR = "2019-01-03T12:15:00-05:00"  # the leaks below act at this bar of this session only
 
 
-def at_one_bar(monkeypatch):
-    """The env remembers its bars' timestamps; returns ``is_one_bar(env)``: the env is at ONE_BAR now."""
-    import pandas as pd
-
+def plant_stamps(set_=setattr):
+    """The env remembers its bars' timestamps (``_stamps``), so that a leak can act at ONE_BAR only."""
     original = IntradayTradingEnv.__init__
-    ns = pd.Timestamp(ONE_BAR).value
 
     def init(self, market, *args, **kwargs):
         original(self, market, *args, **kwargs)
         self._stamps = market.timestamps
 
-    monkeypatch.setattr(IntradayTradingEnv, "__init__", init)
-    return lambda env: int(env._stamps[env.current_bar]) == ns
+    set_(IntradayTradingEnv, "__init__", init)
+
+
+def is_one_bar(env) -> bool:
+    import pandas as pd
+
+    return int(env._stamps[env.current_bar]) == pd.Timestamp(ONE_BAR).value
 
 
 def one_bar_finding(res, what, variant):
@@ -381,7 +383,7 @@ def one_bar_finding(res, what, variant):
 def test_canary_reward_peeks_only_on_a_flip_from_long_to_short_at_one_bar(files, monkeypatch):
     """The step into ONE_BAR from a long position into a short one (and no other action) reads the next close:
     only the covering sequences (every (previous, current) target pair at every bar) flip there."""
-    is_one_bar = at_one_bar(monkeypatch)
+    plant_stamps(monkeypatch.setattr)
     original = IntradayTradingEnv.step
 
     def peeking(self, action):
@@ -410,30 +412,69 @@ def test_covering_sequences_hold_every_target_pair_at_every_bar():
             assert {(s[t - 1], s[t]) for s in seqs} == {(p, c) for p in values for c in values}
 
 
-@pytest.mark.parametrize(
-    "switch",
-    [
-        pytest.param(lambda env: env.span[0] >= 1000, id="span-position"),
-        pytest.param(lambda env: len(env._close) > 2000, id="market-size"),
-    ],
-)
-def test_canary_leak_switched_on_by_the_real_market_or_span_only(files, monkeypatch, switch):
-    """A leak that acts only where the env sees the real market (its size) or the span at its real position: the
-    local slice of the per-bar check never switches it on, nor does the tour (the same in both plays); the
-    in-place variant (the span's env on the whole market, the future perturbed in place) does."""
-    is_one_bar = at_one_bar(monkeypatch)
+SWITCHES = {"span-position": lambda env: env.span[0] >= 1000, "market-size": lambda env: len(env._close) > 2000}
+
+
+def plant_switched_leak(switch, set_=setattr):
+    """At ONE_BAR, where ``SWITCHES[switch]`` holds, the observation reads the next bar's return."""
+    plant_stamps(set_)
     original = IntradayTradingEnv._get_obs
 
     def peeking(self):
         obs = original(self)
-        if switch(self) and is_one_bar(self):
+        if SWITCHES[switch](self) and is_one_bar(self):
             t = self.current_bar
             obs[-2] += self._close[t + 1] / self._close[t] - 1.0
         return obs
 
-    monkeypatch.setattr(IntradayTradingEnv, "_get_obs", peeking)
+    set_(IntradayTradingEnv, "_get_obs", peeking)
+
+
+def with_options(monkeypatch, **kw):
+    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, **kw))
+
+
+@pytest.mark.parametrize("switch", list(SWITCHES))
+def test_canary_leak_switched_on_by_the_real_market_or_span_only(files, monkeypatch, switch):
+    """A leak that acts only where the env sees the real market (its size) or the span at its real position: the
+    local slice of the per-bar check never switches it on, nor does the tour (the same in both plays); the
+    in-place variant (the span's env on the whole market, the future perturbed in place) does. Planted in this
+    process and in the in-place variant's fresh processes alike (``worker_init``)."""
+    plant_switched_leak(switch, monkeypatch.setattr)
+    with_options(monkeypatch, worker_init=functools.partial(plant_switched_leak, switch))
     ok, out = one_bar_finding(env_audit(*files), "observation: state variable 'unrealized_pnl'", "in place")
     assert ok, out
-    monkeypatch.setattr(audit_module, "EnvAuditOptions", functools.partial(EnvAuditOptions, in_place=False))
+    with_options(monkeypatch, worker_init=functools.partial(plant_switched_leak, switch), in_place=False)
     res = env_audit(*files)
     assert res.exit_code == 0, res.output  # negative control: without the in-place variant it passes
+
+
+SEEN: dict = {}  # the planted cache: module-level memory shared by every env instance of a process
+
+
+def plant_cache_leak(set_=setattr):
+    """Every observation adds the next bar's return as first seen for that bar (memory across instances)."""
+    original = IntradayTradingEnv._get_obs
+
+    def peeking(self):
+        obs = original(self)
+        t, n = self.current_bar, len(self._close)
+        key = (self._close[t - 1] if t else 0.0, self._close[t], self._time_left[t])
+        obs[-2] += SEEN.setdefault(key, self._close[min(t + 1, n - 1)] / self._close[t] - 1.0)
+        return obs
+
+    set_(IntradayTradingEnv, "_get_obs", peeking)
+
+
+def test_canary_leak_through_memory_shared_across_env_instances(files, monkeypatch):
+    """The reference fills the cache with the original next returns, so every variant in this process reads the
+    same; the in-place variant's fresh processes (one for the references, one for the perturbed cuts) do not."""
+    SEEN.clear()
+    plant_cache_leak(monkeypatch.setattr)
+    with_options(monkeypatch, worker_init=plant_cache_leak)
+    res = env_audit(*files)
+    assert res.exit_code == 3 and "change in place" in res.output, res.output
+    SEEN.clear()
+    with_options(monkeypatch, worker_init=plant_cache_leak, isolate=False)
+    res = env_audit(*files)
+    assert res.exit_code == 0, res.output  # negative control: in this process the cache hides it

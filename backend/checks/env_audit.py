@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.checks.env_audit_variants import InPlace, covering_targets
+from backend.checks.env_audit_variants import InPlaceJob, InPlaceRunner, covering_targets
 from backend.features.builtin import MarketArrays
 
 ENV_HISTORY = 512  # bars of history before each session in its local slice (feature warm-up)
@@ -54,6 +54,8 @@ class EnvAuditOptions:
     tours: bool = True  # the spans toured as the trainer and the replay do (env_tours.py)
     covering: bool = True  # the nine sequences with every (previous, current) target pair at every bar
     in_place: bool = True  # the span's env on the whole market, real indices, the future perturbed in place
+    isolate: bool = True  # the in-place variant in one fresh process (state kept across instances sees no original)
+    worker_init: Any = None  # called once in that process before it runs (tests plant leaks there)
 
 
 @dataclass
@@ -227,7 +229,7 @@ class SessionCheck:
     def __init__(self, ctx: EnvAuditContext, span: str, a: int, b: int, hi: int) -> None:
         """Session bars [a, b) of ``span``; the slice runs on to ``hi`` (the next session's end), so that an env
         reading past its session reads bars that the perturbation changes too."""
-        self.ctx, self.span, self.a, self.b = ctx, span, a, b
+        self.ctx, self.span, self.a, self.b, self.hi, self.job = ctx, span, a, b, hi, None
         self.lo = max(0, a - ENV_HISTORY)
         self.local = ctx.market.take(self.lo, hi)
         self._i = 0
@@ -273,7 +275,6 @@ class SessionCheck:
         self.ctx.stats.sessions += 1
         self.ctx.stats.bars += n
         opts, rng = self.ctx.opts, self.ctx.rng
-        in_place = InPlace(self, actions) if opts.in_place else None
         for i in range(n):
             t, self._i = first + i, i
             variants = []
@@ -288,9 +289,8 @@ class SessionCheck:
                 found = self.variant(ref, market, actions, i, kind, dropped)
                 if found:
                     return found
-            found = in_place.at(i) if in_place else None
-            if found:
-                return found
+        if opts.in_place:
+            self.job = (self.span, self.a, self.b, self.hi, actions)
         return None
 
     def variant(
@@ -387,27 +387,40 @@ def audit_env(
     opts = opts or EnvAuditOptions()
     stats, findings = EnvAuditStats(), []
     rng = np.random.default_rng(opts.seed)
-    for w in windows:
-        started = time.perf_counter()
-        norm = feature_stats(features, w) if cfg.training.normalize_obs else None
-        ctx = EnvAuditContext(cfg, market, list(cfg.env.features), w, norm, CLIP_OBS, opts, rng, stats, features)
-        found = None
-        for span, (s, e) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
-            sessions = span_sessions(market, s, e)
-            for k, (a, b) in enumerate(sessions):
-                hi = sessions[k + 1][1] if k + 1 < len(sessions) else min(len(market), b + (b - a))
-                found = SessionCheck(ctx, span, a, b, hi).run()
-                if found:
-                    break
-            if found:
-                findings.append(found)
-                break
-        if found is None and opts.tours:
-            found = tour_finding(ctx, features)
+    runner = InPlaceRunner(opts)
+    try:
+        for n, w in enumerate(windows):
+            started = time.perf_counter()
+            norm = feature_stats(features, w) if cfg.training.normalize_obs else None
+            ctx = EnvAuditContext(cfg, market, list(cfg.env.features), w, norm, CLIP_OBS, opts, rng, stats, features)
+            job = InPlaceJob(cfg, market, features, w, norm, CLIP_OBS, opts, [opts.seed, n])
+            found = span_finding(ctx, job)
+            if found is None and job.sessions:
+                found = runner.run(job)
+            if found is None and opts.tours:
+                found = tour_finding(ctx, features)
             if found is not None:
                 findings.append(found)
-        stats.seconds[w.id] = time.perf_counter() - started
+            stats.seconds[w.id] = time.perf_counter() - started
+    finally:
+        runner.close()
     return findings, stats
+
+
+def span_finding(ctx: EnvAuditContext, job: InPlaceJob) -> EnvFinding | None:
+    """Every session of both spans checked on its local slice; their in-place references collected in ``job``."""
+    w, market = ctx.window, ctx.market
+    for span, (s, e) in (("train", (w.train_start, w.train_end)), ("test", (w.test_start, w.test_end))):
+        sessions = span_sessions(market, s, e)
+        for k, (a, b) in enumerate(sessions):
+            hi = sessions[k + 1][1] if k + 1 < len(sessions) else min(len(market), b + (b - a))
+            check = SessionCheck(ctx, span, a, b, hi)
+            found = check.run()
+            if found:
+                return found
+            if check.job is not None:
+                job.sessions.append(check.job)
+    return None
 
 
 def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | None:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,20 +40,28 @@ def _perturbed_features(features: np.ndarray, first: int, rng: np.random.Generat
     return out
 
 
-class InPlace:
-    """The in-place variant of one session: the span's env over the whole market, the future perturbed in place."""
+def in_place_reference(check: Any, actions: list) -> tuple[list, int] | None:
+    """The session's tours in place on the original market (this process): (tours, episode) or None."""
+    from backend.checks.env_audit import tour
 
-    def __init__(self, check: Any, actions: list) -> None:
-        from backend.checks.env_audit import perturb_after, tour
+    ctx = check.ctx
+    env0 = ctx.factory(check.span, ctx.market, ctx.features, ctx.window)
+    firsts = [int(x) for x in env0.episode_bounds[0]]
+    if check.a not in firsts:
+        return None  # the session holds no episode of the span's env (the local check skipped it too)
+    k = firsts.index(check.a)
+    return [tour(env0, seq, episode=k) for seq in actions], k
+
+
+class InPlace:
+    """The in-place variant of one session: the span's env over the whole market, the future perturbed in place,
+    compared with ``ref`` (the tours in place on the original market, from :func:`in_place_reference`)."""
+
+    def __init__(self, check: Any, actions: list, ref: list, k: int) -> None:
+        from backend.checks.env_audit import perturb_after
 
         ctx = check.ctx
-        self.check, self.actions, self.ref = check, actions, None
-        env0 = ctx.factory(check.span, ctx.market, ctx.features, ctx.window)
-        firsts = [int(x) for x in env0.episode_bounds[0]]
-        if check.a not in firsts:
-            return  # the session holds no episode of the span's env (the local check skipped it too)
-        self.k = firsts.index(check.a)
-        self.ref = [tour(env0, seq, episode=self.k) for seq in actions]
+        self.check, self.actions, self.ref, self.k = check, actions, ref, k
         self.pert = perturb_after(ctx.market, check.a - 1, ctx.rng)  # fresh arrays: restored in place below
         if self.pert is ctx.market:
             self.pert = dataclasses.replace(ctx.market, **{k: getattr(ctx.market, k).copy() for k in OHLCV})
@@ -80,8 +89,6 @@ class InPlace:
         """Bar i of the session cut: every bar <= i compared in full with the in-place reference."""
         from backend.checks.env_audit import tour
 
-        if self.ref is None:
-            return None
         check, ctx = self.check, self.check.ctx
         market = self.restore(check.a + i)
         try:
@@ -94,3 +101,88 @@ class InPlace:
         except Exception as e:  # the reference ran: an env that fails only on another future reads it
             return check.finding(i, f"env ({type(e).__name__}: {e})", "in place")
         return None
+
+
+@dataclass
+class InPlaceJob:
+    """One window's in-place sessions, shipped to fresh processes: (span, a, b, hi, actions) each."""
+
+    cfg: Any
+    market: Any
+    features: np.ndarray
+    window: Any
+    norm: tuple | None
+    clip_obs: float
+    opts: Any
+    seed: list
+    sessions: list = field(default_factory=list)
+
+
+_WORKER_READY: list = []  # this worker ran opts.worker_init (once per process)
+
+
+def _context(job: InPlaceJob) -> Any:
+    from backend.checks.env_audit import EnvAuditContext, EnvAuditStats
+
+    if job.opts.worker_init is not None and not _WORKER_READY:
+        job.opts.worker_init()
+        _WORKER_READY.append(True)
+    rng = np.random.default_rng(job.seed)
+    names = list(job.cfg.env.features)
+    return EnvAuditContext(
+        job.cfg, job.market, names, job.window, job.norm, job.clip_obs, job.opts, rng, EnvAuditStats(), job.features
+    )
+
+
+def references(job: InPlaceJob) -> list:
+    """Every session's in-place tours on the original market, or None (runs in the reference worker)."""
+    from backend.checks.env_audit import SessionCheck
+
+    ctx = _context(job)
+    return [in_place_reference(SessionCheck(ctx, span, a, b, hi), acts) for span, a, b, hi, acts in job.sessions]
+
+
+def perturbed(job: InPlaceJob, refs: list) -> Any:
+    """Every bar of every session cut in place, against ``refs``; the first finding or None (the other worker)."""
+    from backend.checks.env_audit import SessionCheck
+
+    ctx = _context(job)
+    for (span, a, b, hi, actions), got in zip(job.sessions, refs, strict=True):
+        if got is None:
+            continue
+        check = SessionCheck(ctx, span, a, b, hi)
+        variant = InPlace(check, actions, *got)
+        for i in range(len(got[0][0].obs)):
+            check._i = i
+            found = variant.at(i)
+            if found:
+                return found
+    return None
+
+
+class InPlaceRunner:
+    """Runs the in-place variant in two fresh processes (spawned, kept for the audit): one plays the references on
+    the original market, the other every perturbed cut; in this one with ``opts.isolate`` off.
+
+    Neither shares memory with the other or with this process: state an env keeps across instances (a module-level
+    cache filled on the original bars by the reference) is not there when the perturbed futures are played."""
+
+    def __init__(self, opts: Any) -> None:
+        self.opts, self.pools = opts, []
+
+    def run(self, job: InPlaceJob) -> Any:
+        if not self.opts.isolate:  # worker_init is for fresh processes only
+            job = dataclasses.replace(job, opts=dataclasses.replace(job.opts, worker_init=None))
+            return perturbed(job, references(job))
+        if not self.pools:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            spawn = multiprocessing.get_context("spawn")
+            self.pools = [ProcessPoolExecutor(1, mp_context=spawn) for _ in range(2)]
+        refs = self.pools[0].submit(references, job).result()
+        return self.pools[1].submit(perturbed, job, refs).result()
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.shutdown()
