@@ -40,11 +40,31 @@ def _stats(n: int = 4, **override) -> bytes:
     return buf.getvalue()
 
 
+def torch_like(obj: object, protocol: int = 2) -> bytes:
+    """What torch.save writes, without torch: a zip holding archive/data.pkl (enough for the pickle scan)."""
+    import pickle
+
+    buf = io.BytesIO()
+    _zip_into(buf, {"archive/data.pkl": pickle.dumps(obj, protocol=protocol), "archive/version": b"3"})
+    return buf.getvalue()
+
+
+def _zip_into(target, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
 def make_bundle(folder: Path, model: dict[str, bytes] | None = None, stats: bytes | None = None) -> Path:
     """A bundle folder (w01/) with model.zip, obs_stats.npz and a metadata.json whose hashes match them."""
     w = folder / "w01"
     w.mkdir(parents=True)
-    _zip(w / bundle.MODEL_FILE, model or {"policy.pth": b"x" * 100, "data": b"{}"})
+    _zip(w / bundle.MODEL_FILE, model or {"policy.pth": torch_like({"w": [0.0] * 8}), "data": b"{}"})
     (w / bundle.STATS_FILE).write_bytes(stats if stats is not None else _stats())
     files = {n: hashlib.sha256((w / n).read_bytes()).hexdigest() for n in (bundle.MODEL_FILE, bundle.STATS_FILE)}
     meta = {"schema_version": 2, "files": files, "compatibility": COMPAT, "window": {}}
@@ -166,3 +186,34 @@ def test_config_file_over_the_byte_cap_is_refused_unread(tmp_path):
     path.write_text('{"sac": {}, "pad": "' + "x" * MAX_CONFIG_BYTES + '"}')
     with pytest.raises(InputError, match=rf"huge.json: config file is \d+ bytes, over the limit of {MAX_CONFIG_BYTES}"):
         load_config(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # GLOBAL and STACK_GLOBAL opcodes
+def test_a_pickle_that_runs_code_is_refused_before_torch(tmp_path, tiny_config, tiny_windows, protocol):
+    model = make_bundle(tmp_path, {"policy.pth": torch_like({"w": _Payload()}, protocol), "data": b"{}"})
+    res = evaluate(model, tiny_config, tiny_windows)
+    assert res.exit_code == EXIT_EVALUATION, res.output
+    assert "member 'policy.pth': its pickle names posix.system" in res.output
+
+
+def test_a_pth_member_that_is_not_a_torch_archive_is_refused(tmp_path, tiny_config, tiny_windows):
+    model = make_bundle(tmp_path, {"policy.pth": b"x" * 100, "data": b"{}"})
+    res = evaluate(model, tiny_config, tiny_windows)
+    assert res.exit_code == EXIT_EVALUATION, res.output
+    assert "not a readable torch weights archive" in res.output or "not a torch weights archive" in res.output
+
+
+def test_real_sb3_weights_pass_the_pickle_scan(tmp_path):
+    """No false refusal: what torch.save writes for SB3's state dicts (policy, optimiser, variables) passes."""
+    import torch as th
+
+    from backend.training.pth_scan import scan_member
+
+    net = th.nn.Sequential(th.nn.Linear(4, 8), th.nn.ReLU(), th.nn.Linear(8, 2))
+    opt = th.optim.Adam(net.parameters())
+    net(th.zeros(3, 4)).sum().backward()
+    opt.step()
+    for obj in (net.state_dict(), opt.state_dict(), {"log_ent_coef": th.zeros(1, requires_grad=True)}):
+        buf = io.BytesIO()
+        th.save(obj, buf)
+        scan_member(tmp_path / "model.zip", "x.pth", buf.getvalue())

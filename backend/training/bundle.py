@@ -27,6 +27,7 @@ import numpy as np
 from backend.config.algorithms import AUTO, BACKENDS
 from backend.config.models import Config
 from backend.core.errors import EvaluationError, InputError
+from backend.training.pth_scan import scan_model_zip
 
 MODEL_FILE = "model.zip"
 STATS_FILE = "obs_stats.npz"
@@ -298,6 +299,7 @@ def verify_files(bundle_dir: Path, meta: dict[str, Any], expected: dict[str, str
         path = check_member(bundle_dir, name, (meta.get("sizes") or {}).get(name))
         if name == MODEL_FILE:
             check_zip(path, member_bound(meta))
+            scan_model_zip(path)
         elif name == STATS_FILE:
             check_zip(path, stats_bound(meta)[1], MAX_NPZ_ENTRIES)
         got = sha256_file(path)
