@@ -69,6 +69,10 @@ def test_worked_example_dry_runs_trains_replays_and_passes_the_audit(example):
     b = json.loads((example / "replay" / "evaluation.json").read_text())["evaluation"]
     assert a == b  # the replay reproduces the run's metrics exactly
     assert (example / "run" / "w01" / "equity.csv").read_bytes() == (example / "replay" / "equity.csv").read_bytes()
+    # without --config: the run's config.resolved.json names the module file that was loaded (absolute)
+    res = wf("eval", "--model-path", "run/w01/model.zip", "--output-dir", "replay_bare")
+    assert res.exit_code == 0, res.output
+    assert json.loads((example / "replay_bare" / "evaluation.json").read_text())["evaluation"] == a
     # from a history starting a month later (2019-01-02 instead of 2018-12-03): the same replay, value for value
     res = wf("eval", "--model-path", "run/w01/model.zip", "--config", "features_config.json",
              "--set", "data.start=2019-01-02", "--output-dir", "late")  # fmt: skip

@@ -27,6 +27,21 @@ def _module_name(entry: str, path: Path | None) -> str:
     return "wf_user_features." + "".join(c if c.isalnum() else "_" for c in stem)
 
 
+def _file_of(entry: str, base_dir: Path | None) -> Path | None:
+    candidates = [Path(entry)] if Path(entry).is_absolute() else [(base_dir or Path.cwd()) / entry, Path(entry)]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def absolute_entries(entries: list[str], base_dir: Path | None = None) -> list[str]:
+    """File entries as absolute paths (module names unchanged), so that config.resolved.json names the file that
+    was loaded wherever it is read from (``wf eval --model-path`` without ``--config``)."""
+    out = []
+    for entry in entries:
+        path = _file_of(entry, base_dir)
+        out.append(str(path.resolve()) if path is not None else entry)
+    return out
+
+
 def read_sources(entries: list[str], base_dir: Path | None = None) -> tuple[tuple[str, str], ...]:
     """(module name, source) of each entry; InputError naming the entry and the fix."""
     out: list[tuple[str, str]] = []

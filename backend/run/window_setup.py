@@ -23,6 +23,7 @@ from backend.features.builtin import MarketArrays, check_feature_names
 from backend.features.context import extras_fingerprint
 from backend.features.context import prepare as prepare_market
 from backend.features.specs import nonbuiltin_identity
+from backend.features.user import absolute_entries
 from backend.features.user import install_entries as install_feature_modules
 from backend.walkforward.windows import (
     Window,
@@ -185,6 +186,7 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
     loaded = _one_symbol(loaded if loaded is not None else load_run_config(opts))
     cfg = loaded.config
     base_dir = Path(opts.config).resolve().parent if opts.config else None
+    cfg.env.feature_modules = absolute_entries(cfg.env.feature_modules, base_dir)  # as loaded, wherever read from
     install_feature_modules(cfg.env.feature_modules, base_dir)
     context_symbols = [c.symbol.upper() for c in cfg.data.context]
     check_feature_names(cfg.env.features, columns=list(cfg.data.columns), context=context_symbols)
