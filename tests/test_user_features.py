@@ -69,10 +69,6 @@ def test_worked_example_dry_runs_trains_replays_and_passes_the_audit(example):
     b = json.loads((example / "replay" / "evaluation.json").read_text())["evaluation"]
     assert a == b  # the replay reproduces the run's metrics exactly
     assert (example / "run" / "w01" / "equity.csv").read_bytes() == (example / "replay" / "equity.csv").read_bytes()
-    # without --config: the run's config.resolved.json names the module file that was loaded (absolute)
-    res = wf("eval", "--model-path", "run/w01/model.zip", "--output-dir", "replay_bare")
-    assert res.exit_code == 0, res.output
-    assert json.loads((example / "replay_bare" / "evaluation.json").read_text())["evaluation"] == a
     # from a history starting a month later (2019-01-02 instead of 2018-12-03): the same replay, value for value
     res = wf("eval", "--model-path", "run/w01/model.zip", "--config", "features_config.json",
              "--set", "data.start=2019-01-02", "--output-dir", "late")  # fmt: skip
@@ -238,3 +234,21 @@ def test_the_warm_up_check_passes_honest_declarations_and_names_a_short_one(mark
     finally:
         builtin.FEATURE_WARMUP["vol_20"] = saved
     assert found is not None and found.feature == "vol_20" and found.bar == 2500
+
+
+def test_a_bundle_replays_without_config_from_another_folder(example, monkeypatch):
+    """config.resolved.json names the module file that was loaded (absolute), so wf eval --model-path alone works
+    from any working directory (the module's path was relative to the config's folder)."""
+    cfg = json.loads((example / "features_config.json").read_text())
+    cfg["data"]["path"] = str(example / "spy_imb.csv")
+    cfg["data"]["context"][0]["path"] = str(example / "qqq.csv")
+    (example / "c_abs.json").write_text(json.dumps(cfg))
+    res = wf("run", "--config", "c_abs.json", "--windows", "w.json", "--output-dir", "run", "--quiet", "--no-report")
+    assert res.exit_code == 0, res.output
+    elsewhere = example / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = wf("eval", "--model-path", str(example / "run" / "w01" / "model.zip"), "--output-dir", "replay")
+    assert res.exit_code == 0, res.output
+    a = json.loads((example / "run" / "w01" / "evaluation.json").read_text())["evaluation"]
+    assert json.loads((elsewhere / "replay" / "evaluation.json").read_text())["evaluation"] == a
