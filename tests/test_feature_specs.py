@@ -139,3 +139,17 @@ def test_declared_warmup_of_talib_specs_feeds_the_tune_accounting():
 
     assert warmup_bars(["ret_15"], session_bars=78) == 15
     assert warmup_bars(["ret_1", "talib:RSI(timeperiod=14)"], session_bars=78) == 77 + 64
+
+
+def test_a_history_shorter_than_the_declared_warm_up_is_warned(tmp_path):
+    from tests.helpers import wf
+
+    w = tmp_path / "w.json"
+    w.write_text('[{"id": "w01", "train_start": "2018-01-02", "train_end": "2018-01-19", '
+                 '"test_start": "2018-01-22", "test_end": "2018-01-24"}]')  # fmt: skip
+    args = ["run", "--symbol", "SPY", "--source", "sample", "--windows", str(w), "--dry-run"]
+    res = wf(*args, "--set", "data.start=2018-01-02")
+    assert res.exit_code == 0, res.output
+    assert "window w01: the loaded history holds 0 bar(s) before its train start" in res.output
+    res = wf(*args)  # the sample's history reaches back to 2017: no note
+    assert res.exit_code == 0 and "before its train start" not in res.output, res.output

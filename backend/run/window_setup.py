@@ -237,6 +237,9 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
             specs = [trim_train(s, market.timestamps, embargo) for s in specs]
     windows = resolve(specs, market.timestamps, market.session_id, embargo, origin, bars=bars)
     check_episodes(windows, market, cfg.env.forced_exit_minutes, origin)
+    short = warmup_warning(windows, market, list(cfg.env.features))
+    if short:
+        loaded.warnings.append(short)
     benchmark = None
     if cfg.data.benchmark_symbol:
         from backend.data.benchmark import load_benchmark
@@ -259,6 +262,25 @@ def fold_context_hash(bars: Bars, context_hash: str) -> None:
     bars.provenance["bars_hash"] = own
     bars.provenance["context_hash"] = context_hash
     bars.provenance["content_hash"] = hashlib.sha256(f"{own}+{context_hash}".encode()).hexdigest()[:16]
+
+
+def warmup_warning(windows: list[Window], market: MarketArrays, names: list[str]) -> str | None:
+    """A note when the loaded history holds fewer bars before the first train start than the features' declared
+    warm-up: the first train bars' features are then computed from a shorter history than they need."""
+    if not windows:
+        return None
+    from backend.features.builtin import warmup_bars
+
+    starts, stops = market.session_bounds()
+    need = warmup_bars(names, int((stops - starts).max()) if len(starts) else 0)
+    first = min(windows, key=lambda w: w.train_start)
+    if first.train_start >= need:
+        return None
+    return (
+        f"window {first.id}: the loaded history holds {first.train_start} bar(s) before its train start, the features "
+        f"declare a warm-up of {need}; its first train bars' features are computed from a shorter history (load "
+        "earlier data, e.g. an earlier data.start, for features independent of where the history starts)"
+    )
 
 
 def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: float | None, origin: str) -> None:
