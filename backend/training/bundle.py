@@ -95,14 +95,16 @@ def member_bound(meta: dict[str, Any]) -> int:
     about 1.2 MiB; a [256, 256] net on 100 inputs about 29 MiB. Metadata without a usable net_arch /
     observation_shape gets the bound of a [1024, 1024] net on 1,000 inputs.
     """
-    comp = meta.get("compatibility") if isinstance(meta.get("compatibility"), dict) else {}
+    raw = meta.get("compatibility")
+    comp: dict[str, Any] = raw if isinstance(raw, dict) else {}
     arch, shape = comp.get("net_arch"), comp.get("observation_shape")
-    ok_arch = isinstance(arch, list) and 0 < len(arch) <= 16
-    ok_arch = ok_arch and all(isinstance(a, int) and 0 < a <= 65536 for a in arch)
+    ok_arch = (
+        isinstance(arch, list) and 0 < len(arch) <= 16 and all(isinstance(a, int) and 0 < a <= 65536 for a in arch)
+    )
     ok_shape = isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and 0 < shape[0] <= 1 << 20
-    arch = arch if ok_arch else [1024, 1024]
-    obs = shape[0] if ok_shape else 1000
-    params = _mlp_params(obs, arch, MAX_HEAD) + 2 * MAX_CRITICS * _mlp_params(obs + 1, arch, MAX_HEAD)
+    layers: list[int] = list(arch) if ok_arch and isinstance(arch, list) else [1024, 1024]
+    obs = int(shape[0]) if ok_shape and isinstance(shape, list) else 1000
+    params = _mlp_params(obs, layers, MAX_HEAD) + 2 * MAX_CRITICS * _mlp_params(obs + 1, layers, MAX_HEAD)
     return min(12 * params + (1 << 20), MAX_UNZIPPED_BYTES)
 
 
@@ -180,7 +182,8 @@ def check_zip(path: Path, bound: int = MAX_UNZIPPED_BYTES, max_entries: int = MA
 def stats_bound(meta: dict[str, Any]) -> tuple[int | None, int]:
     """obs_stats.npz: the feature count the metadata records (None if absent) and the most bytes one entry
     may hold: ``8 * n_features + 4 KiB`` (an .npy header and float64 values)."""
-    comp = meta.get("compatibility") if isinstance(meta.get("compatibility"), dict) else {}
+    raw = meta.get("compatibility")
+    comp: dict[str, Any] = raw if isinstance(raw, dict) else {}
     names = comp.get("feature_names")
     n = len(names) if isinstance(names, list) else None
     return n, 8 * (n if n is not None else 10_000) + 4096
