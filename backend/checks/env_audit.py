@@ -2,7 +2,8 @@
 
 For every window, both spans (train: the trainer's own env factory; test: the replay's own env factory) and
 every session in them, the real feature code and the real env are run on a local slice of the bars (the session
-and ``ENV_HISTORY`` bars before it) with a fixed, seeded action sequence (entries, flips, exits, holds):
+and ``ENV_HISTORY`` bars before it) with eleven fixed action sequences: two seeded ones (partial sizes too) and
+nine that hold every (previous, current) target pair at every bar (env_audit_variants.covering_targets):
 
 - **reference**: the original bars;
 - **perturbed after t**, for every bar t of the session: OHLCV after t replaced by a random walk, features
@@ -12,6 +13,8 @@ and ``ENV_HISTORY`` bars before it) with a fixed, seeded action sequence (entrie
 - **truncated after t**: the rest of the session missing (the slice ends at t), features recomputed, the env
   rebuilt (its episode now ends at t, where it flattens). Everything before t must be bit-identical, and at t
   the feature slots and ``time_left`` (which come from the bars <= t and the calendar only).
+- **in place** (env_audit_variants.py): the span's env on the whole market with the real window, the market and
+  feature rows after t perturbed in place, compared in full at every bar <= t; run in fresh processes.
 
 The normalisation is the window's own (fitted once on its original train span) and held fixed: it is fitted on
 the whole train span by design, and is not what this check is about. Comparisons are exact (bit patterns).
