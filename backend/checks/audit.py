@@ -128,8 +128,8 @@ class Auditor:
         by_id = {w.id: w for w in self.s.windows}
         sources = pipeline.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
         chain, k = [target.id], target.id
-        while sources.get(k) is not None:
-            k = sources[k]
+        while (nxt := sources.get(k)) is not None:
+            k = nxt
             if k in chain:
                 break
             chain.append(k)

@@ -394,7 +394,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _format_error(err: dict[str, Any], flags: dict[str, str] | None = None) -> str:
+def _format_error(err: Any, flags: dict[str, str] | None = None) -> str:
     loc = tuple(err["loc"])
     path = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":

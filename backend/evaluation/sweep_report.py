@@ -275,7 +275,7 @@ def _verdict_html(sel: dict[str, Any]) -> str:
 def _configs_table(sel: dict[str, Any], members: list[dict[str, Any]]) -> str:
     """One row per config: the member rows' per-config columns (sweep.json, studies.compare) and the selection's."""
     bases = list((sel.get("data_snooping") or {}).keys())
-    first = {}
+    first: dict[str, dict[str, Any]] = {}
     for r in members:
         first.setdefault(config_name(r), r)
     head = ["config (changes from base)", "seeds", "OOS Sharpe mean ± sd", "95 % CI of the mean"]

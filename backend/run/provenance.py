@@ -42,7 +42,7 @@ def git_commit(repo: Path | None = None) -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

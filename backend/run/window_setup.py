@@ -228,6 +228,7 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
     if specs is None and not auto:  # dry-run without windows: describe the data only
         return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
     if specs is None:
+        assert opts.train_days is not None and opts.test_days is not None  # checked above
         days = list(bars.session_dates())
         specs = auto_windows(
             days, start or days[0], end or days[-1], opts.train_days, opts.test_days, opts.step_days, opts.mode, tz
@@ -378,8 +379,8 @@ def dry_run_table(s: Setup) -> str:
             f"config: earlier-harness format ({s.loaded.path}); "
             + (f"not implemented: {', '.join(s.loaded.unmapped)}" if s.loaded.unmapped else "every key mapped")
         )
-    for w in s.loaded.warnings:
-        lines.append(f"warning: {w}")
+    for note in s.loaded.warnings:
+        lines.append(f"warning: {note}")
     header = f"{'id':<8}{'train':<25}{'sessions':>9}{'bars':>8}   {'test':<25}{'sessions':>9}{'bars':>8}"
     if s.windows:
         lines.append(header)

@@ -39,13 +39,17 @@ def _own_kwargs(cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         return {"top_quantiles_to_drop_per_net": t.top_quantiles_to_drop_per_net}, policy
     if alg == "crossq":
         c = agent.crossq
-        policy = {"batch_norm": c.batch_norm, "renorm_warmup_steps": c.renorm_warmup_steps, "n_critics": c.n_critics}
+        crossq: dict[str, Any] = {
+            "batch_norm": c.batch_norm,
+            "renorm_warmup_steps": c.renorm_warmup_steps,
+            "n_critics": c.n_critics,
+        }
         if backend == "sb3":
-            policy["batch_norm_momentum"] = c.batch_norm_momentum
+            crossq["batch_norm_momentum"] = c.batch_norm_momentum
         else:  # flax convention: the weight of the running statistics; one flag per network
-            policy["batch_norm_momentum"] = 1.0 - c.batch_norm_momentum
-            policy["batch_norm_actor"] = c.batch_norm
-        return {"policy_delay": c.policy_delay}, policy
+            crossq["batch_norm_momentum"] = 1.0 - c.batch_norm_momentum
+            crossq["batch_norm_actor"] = c.batch_norm
+        return {"policy_delay": c.policy_delay}, crossq
     if alg == "td3":
         d = agent.td3
         algo = {
