@@ -31,7 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from backend.checks.env_audit_variants import InPlaceJob, InPlaceRunner, covering_targets
+from backend.checks.env_audit_variants import (
+    InPlace,
+    InPlaceJob,
+    InPlaceRunner,
+    Tour,
+    covering_targets,
+    in_place_reference,
+    perturb_after,
+    tour,
+)
 from backend.features.builtin import MarketArrays
 
 ENV_HISTORY = 512  # bars of history before each session in its local slice (feature warm-up)
@@ -71,49 +80,8 @@ class EnvAuditStats:
     seconds: dict[str, float] = field(default_factory=dict)  # window id -> seconds
 
 
-@dataclass
-class Tour:
-    """What one episode showed, bar by bar (index i = the episode's i-th bar)."""
-
-    obs: np.ndarray  # (n, D) float32: the observation at each bar
-    steps: np.ndarray  # (n, 5) float64: reward, net return, held position, equity of the step into bar i (row 0: 0)
-    chosen: np.ndarray  # (n, 2) float64: the position chosen at bar i and its trade cost (last row: NaN)
-
-
 STEP_NAMES = ("reward", "net return", "held position", "equity", "cost")
 CHOSEN_NAMES = ("position chosen", "trade cost")
-
-
-def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
-    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept).
-
-    Extra file columns after ``cut`` are redrawn too, and every context series' bars that ended after bar
-    ``cut``'s end are perturbed the same way (``cut`` = -1: all of them)."""
-    n = len(market) - cut - 1
-    if n <= 0:
-        return market
-    base = market.close[max(cut, 0)]
-    close = base * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * np.exp(rng.normal(0, 0.002, n))
-    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n))
-    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n))
-    arrays: dict[str, Any] = {}
-    for name, new in (
-        ("open", open_),
-        ("high", high),
-        ("low", low),
-        ("close", close),
-        ("volume", rng.uniform(1e3, 1e6, n)),
-    ):
-        arr = getattr(market, name).copy()
-        arr[cut + 1 :] = new
-        arrays[name] = arr
-    if market.columns:
-        arrays["columns"] = {k: _redrawn(v, cut, rng) for k, v in market.columns.items()}
-    if market.context:
-        known = int(market.bar_end_ns()[cut]) if cut >= 0 else -(2**62)
-        arrays["context"] = {k: _perturbed_context(c, known, rng) for k, c in market.context.items()}
-    return dataclasses.replace(market, **arrays)
 
 
 def reshape_after(market: MarketArrays, cut: int, ep_last: int, rng: np.random.Generator) -> tuple[MarketArrays, int]:
@@ -153,22 +121,6 @@ def reshape_after(market: MarketArrays, cut: int, ep_last: int, rng: np.random.G
     return dataclasses.replace(market, **arrays), (k if cut < ep_last else 0)  # bars dropped from cut's session
 
 
-def _redrawn(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:
-    out = np.array(values, dtype=np.float64, copy=True)
-    finite = out[np.isfinite(out)]
-    scale = float(finite.std()) if len(finite) else 1.0
-    out[cut + 1 :] = (float(finite.mean()) if len(finite) else 0.0) + (scale or 1.0) * rng.normal(
-        0, 1, len(out) - cut - 1
-    )
-    return out
-
-
-def _perturbed_context(series: Any, known_ns: int, rng: np.random.Generator) -> Any:
-    """A context series whose bars that ended after ``known_ns`` are perturbed (what was not known then)."""
-    k = int(np.searchsorted(series.end_ns, known_ns, side="right"))
-    return dataclasses.replace(series, market=perturb_after(series.market, k - 1, rng))
-
-
 def slot_name(i: int, names: list[str], lookback: int) -> str:
     """Observation slot ``i`` by name: feature k at lag j (rows are oldest first), or the state variable."""
     from backend.envs.intraday_env import STATE_NAMES
@@ -205,25 +157,6 @@ def session_targets(seed: int, session: int, n: int) -> list[list[float]]:
     signs = rng.choice([-1.0, 1.0], n)
     second = [-x if x != 0.0 else float(sgn) for x, sgn in zip(first, signs, strict=True)]
     return [first, second]
-
-
-def tour(env: Any, actions: list[np.ndarray], stop: int | None = None, episode: int = 0) -> Tour:
-    """Play the env's ``episode`` with ``actions``; with ``stop``, stop after the step from bar index ``stop``."""
-    obs, _ = env.reset(seed=0, options={"episode": episode})  # seeded: every tour starts afresh (DSR averages too)
-    obs_rows, steps, chosen = [obs], [(0.0, 0.0, 0.0, 1.0, 0.0)], []
-    done, i = False, 0
-    while not done:
-        obs, reward, done, _, info = env.step(actions[i])
-        chosen.append((info["position"], info["trade_cost"]))
-        i += 1
-        if stop is not None and i > stop:
-            break
-        obs_rows.append(obs)
-        steps.append((float(reward), info["net_return"], env.position, env.equity, info["cost"]))
-    chosen = chosen[: len(obs_rows)]
-    while len(chosen) < len(obs_rows):
-        chosen.append((np.nan, np.nan))
-    return Tour(np.array(obs_rows), np.array(steps, np.float64), np.array(chosen, np.float64))
 
 
 class SessionCheck:
@@ -390,7 +323,7 @@ def audit_env(
     opts = opts or EnvAuditOptions()
     stats, findings = EnvAuditStats(), []
     rng = np.random.default_rng(opts.seed)
-    runner = InPlaceRunner(opts)
+    runner = InPlaceRunner(opts, references, perturbed)
     try:
         for n, w in enumerate(windows):
             started = time.perf_counter()
@@ -493,3 +426,39 @@ def describe(f: EnvFinding, stamp: Any) -> str:
         f"the {f.span} env's {f.what} at {stamp(f.bar)} differs when the bars after {stamp(f.cut)} {HOW[f.variant]}: "
         "the env reads the future there"
     )
+
+
+_WORKER_READY: list = []  # this worker ran opts.worker_init (once per process)
+
+
+def _context(job: InPlaceJob) -> Any:
+    if job.opts.worker_init is not None and not _WORKER_READY:
+        job.opts.worker_init()
+        _WORKER_READY.append(True)
+    rng = np.random.default_rng(job.seed)
+    names = list(job.cfg.env.features)
+    return EnvAuditContext(
+        job.cfg, job.market, names, job.window, job.norm, job.clip_obs, job.opts, rng, EnvAuditStats(), job.features
+    )
+
+
+def references(job: InPlaceJob) -> list:
+    """Every session's in-place tours on the original market, or None (runs in the reference worker)."""
+    ctx = _context(job)
+    return [in_place_reference(SessionCheck(ctx, span, a, b, hi), acts) for span, a, b, hi, acts in job.sessions]
+
+
+def perturbed(job: InPlaceJob, refs: list) -> Any:
+    """Every bar of every session cut in place, against ``refs``; the first finding or None (the other worker)."""
+    ctx = _context(job)
+    for (span, a, b, hi, actions), got in zip(job.sessions, refs, strict=True):
+        if got is None:
+            continue
+        check = SessionCheck(ctx, span, a, b, hi)
+        variant = InPlace(check, actions, *got)
+        for i in range(len(got[0][0].obs)):
+            check._i = i
+            found = variant.at(i)
+            if found:
+                return found
+    return None

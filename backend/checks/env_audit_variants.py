@@ -1,4 +1,5 @@
-"""The env audit's action coverage and its "in place" variant (`wf audit`, :mod:`backend.checks.env_audit`).
+"""The env audit's building blocks (`wf audit`, :mod:`backend.checks.env_audit`): the futures it draws
+(``perturb_after``), how it plays a session (``tour``), its action coverage and its "in place" variant.
 
 - **covering sequences**: nine target sequences over {-1, 0, +1} x ``max_position`` (long only: {0.5, 0, 1}) such
   that at every bar t the pairs (target at t-1, target at t) over the nine enumerate all nine (previous, current)
@@ -21,7 +22,85 @@ from typing import Any
 
 import numpy as np
 
+from backend.features.builtin import MarketArrays
+
 OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class Tour:
+    """What one episode showed, bar by bar (index i = the episode's i-th bar)."""
+
+    obs: np.ndarray  # (n, D) float32: the observation at each bar
+    steps: np.ndarray  # (n, 5) float64: reward, net return, held position, equity of the step into bar i (row 0: 0)
+    chosen: np.ndarray  # (n, 2) float64: the position chosen at bar i and its trade cost (last row: NaN)
+
+
+def perturb_after(market: MarketArrays, cut: int, rng: np.random.Generator) -> MarketArrays:
+    """Bars after ``cut`` replaced by a positive random walk (timestamps and sessions kept).
+
+    Extra file columns after ``cut`` are redrawn too, and every context series' bars that ended after bar
+    ``cut``'s end are perturbed the same way (``cut`` = -1: all of them)."""
+    n = len(market) - cut - 1
+    if n <= 0:
+        return market
+    base = market.close[max(cut, 0)]
+    close = base * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * np.exp(rng.normal(0, 0.002, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n))
+    arrays: dict[str, Any] = {}
+    for name, new in (
+        ("open", open_),
+        ("high", high),
+        ("low", low),
+        ("close", close),
+        ("volume", rng.uniform(1e3, 1e6, n)),
+    ):
+        arr = getattr(market, name).copy()
+        arr[cut + 1 :] = new
+        arrays[name] = arr
+    if market.columns:
+        arrays["columns"] = {k: _redrawn(v, cut, rng) for k, v in market.columns.items()}
+    if market.context:
+        known = int(market.bar_end_ns()[cut]) if cut >= 0 else -(2**62)
+        arrays["context"] = {k: _perturbed_context(c, known, rng) for k, c in market.context.items()}
+    return dataclasses.replace(market, **arrays)
+
+
+def _redrawn(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.array(values, dtype=np.float64, copy=True)
+    finite = out[np.isfinite(out)]
+    scale = float(finite.std()) if len(finite) else 1.0
+    out[cut + 1 :] = (float(finite.mean()) if len(finite) else 0.0) + (scale or 1.0) * rng.normal(
+        0, 1, len(out) - cut - 1
+    )
+    return out
+
+
+def _perturbed_context(series: Any, known_ns: int, rng: np.random.Generator) -> Any:
+    """A context series whose bars that ended after ``known_ns`` are perturbed (what was not known then)."""
+    k = int(np.searchsorted(series.end_ns, known_ns, side="right"))
+    return dataclasses.replace(series, market=perturb_after(series.market, k - 1, rng))
+
+
+def tour(env: Any, actions: list[np.ndarray], stop: int | None = None, episode: int = 0) -> Tour:
+    """Play the env's ``episode`` with ``actions``; with ``stop``, stop after the step from bar index ``stop``."""
+    obs, _ = env.reset(seed=0, options={"episode": episode})  # seeded: every tour starts afresh (DSR averages too)
+    obs_rows, steps, chosen = [obs], [(0.0, 0.0, 0.0, 1.0, 0.0)], []
+    done, i = False, 0
+    while not done:
+        obs, reward, done, _, info = env.step(actions[i])
+        chosen.append((info["position"], info["trade_cost"]))
+        i += 1
+        if stop is not None and i > stop:
+            break
+        obs_rows.append(obs)
+        steps.append((float(reward), info["net_return"], env.position, env.equity, info["cost"]))
+    chosen = chosen[: len(obs_rows)]
+    while len(chosen) < len(obs_rows):
+        chosen.append((np.nan, np.nan))
+    return Tour(np.array(obs_rows), np.array(steps, np.float64), np.array(chosen, np.float64))
 
 
 def covering_targets(n: int, allow_short: bool) -> list[list[float]]:
@@ -42,8 +121,6 @@ def _perturbed_features(features: np.ndarray, first: int, rng: np.random.Generat
 
 def in_place_reference(check: Any, actions: list) -> tuple[list, int] | None:
     """The session's tours in place on the original market (this process): (tours, episode) or None."""
-    from backend.checks.env_audit import tour
-
     ctx = check.ctx
     env0 = ctx.factory(check.span, ctx.market, ctx.features, ctx.window)
     firsts = [int(x) for x in env0.episode_bounds[0]]
@@ -58,8 +135,6 @@ class InPlace:
     compared with ``ref`` (the tours in place on the original market, from :func:`in_place_reference`)."""
 
     def __init__(self, check: Any, actions: list, ref: list, k: int) -> None:
-        from backend.checks.env_audit import perturb_after
-
         ctx = check.ctx
         self.check, self.actions, self.ref, self.k = check, actions, ref, k
         self.pert = perturb_after(ctx.market, check.a - 1, ctx.rng)  # fresh arrays: restored in place below
@@ -69,8 +144,6 @@ class InPlace:
 
     def restore(self, g: int) -> Any:
         """Bar ``g``'s original values put back (bars <= g original now); the market as of this cut."""
-        from backend.checks.env_audit import _perturbed_context
-
         market = self.check.ctx.market
         for name in OHLCV:
             getattr(self.pert, name)[g] = getattr(market, name)[g]
@@ -87,8 +160,6 @@ class InPlace:
 
     def at(self, i: int) -> Any:
         """Bar i of the session cut: every bar <= i compared in full with the in-place reference."""
-        from backend.checks.env_audit import tour
-
         check, ctx = self.check, self.check.ctx
         market = self.restore(check.a + i)
         try:
@@ -118,48 +189,6 @@ class InPlaceJob:
     sessions: list = field(default_factory=list)
 
 
-_WORKER_READY: list = []  # this worker ran opts.worker_init (once per process)
-
-
-def _context(job: InPlaceJob) -> Any:
-    from backend.checks.env_audit import EnvAuditContext, EnvAuditStats
-
-    if job.opts.worker_init is not None and not _WORKER_READY:
-        job.opts.worker_init()
-        _WORKER_READY.append(True)
-    rng = np.random.default_rng(job.seed)
-    names = list(job.cfg.env.features)
-    return EnvAuditContext(
-        job.cfg, job.market, names, job.window, job.norm, job.clip_obs, job.opts, rng, EnvAuditStats(), job.features
-    )
-
-
-def references(job: InPlaceJob) -> list:
-    """Every session's in-place tours on the original market, or None (runs in the reference worker)."""
-    from backend.checks.env_audit import SessionCheck
-
-    ctx = _context(job)
-    return [in_place_reference(SessionCheck(ctx, span, a, b, hi), acts) for span, a, b, hi, acts in job.sessions]
-
-
-def perturbed(job: InPlaceJob, refs: list) -> Any:
-    """Every bar of every session cut in place, against ``refs``; the first finding or None (the other worker)."""
-    from backend.checks.env_audit import SessionCheck
-
-    ctx = _context(job)
-    for (span, a, b, hi, actions), got in zip(job.sessions, refs, strict=True):
-        if got is None:
-            continue
-        check = SessionCheck(ctx, span, a, b, hi)
-        variant = InPlace(check, actions, *got)
-        for i in range(len(got[0][0].obs)):
-            check._i = i
-            found = variant.at(i)
-            if found:
-                return found
-    return None
-
-
 class InPlaceRunner:
     """Runs the in-place variant in two fresh processes (spawned, kept for the audit): one plays the references on
     the original market, the other every perturbed cut; in this one with ``opts.isolate`` off.
@@ -167,21 +196,22 @@ class InPlaceRunner:
     Neither shares memory with the other or with this process: state an env keeps across instances (a module-level
     cache filled on the original bars by the reference) is not there when the perturbed futures are played."""
 
-    def __init__(self, opts: Any) -> None:
-        self.opts, self.pools = opts, []
+    def __init__(self, opts: Any, references: Any, perturbed: Any) -> None:
+        """``references(job)`` and ``perturbed(job, refs)``: the workers' entry points (env_audit.py)."""
+        self.opts, self.pools, self.references, self.perturbed = opts, [], references, perturbed
 
     def run(self, job: InPlaceJob) -> Any:
         if not self.opts.isolate:  # worker_init is for fresh processes only
             job = dataclasses.replace(job, opts=dataclasses.replace(job.opts, worker_init=None))
-            return perturbed(job, references(job))
+            return self.perturbed(job, self.references(job))
         if not self.pools:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             spawn = multiprocessing.get_context("spawn")
             self.pools = [ProcessPoolExecutor(1, mp_context=spawn) for _ in range(2)]
-        refs = self.pools[0].submit(references, job).result()
-        return self.pools[1].submit(perturbed, job, refs).result()
+        refs = self.pools[0].submit(self.references, job).result()
+        return self.pools[1].submit(self.perturbed, job, refs).result()
 
     def close(self) -> None:
         for pool in self.pools:
