@@ -58,6 +58,7 @@ def test_clean_harness_passes_every_bar_perturbed_and_truncated(files):
     assert res.exit_code == 0, res.output
     assert "the env identical at every bar with the future perturbed or truncated" in res.output
     assert "compared bit for bit with the future perturbed, reshaped and truncated after every bar" in res.output
+    assert "perturbed in place on the whole market" in res.output and "every position transition" in res.output
 
 
 def test_canary_observation_peeks_at_the_next_return_at_one_interior_bar(files, monkeypatch):

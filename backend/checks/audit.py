@@ -357,7 +357,9 @@ class Auditor:
         per = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items())
         self.notes.append(
             f"env: {stats.bars} bars of {stats.sessions} sessions (train and test spans) compared bit for bit with "
-            f"the future perturbed, reshaped and truncated after every bar; both spans toured as the trainer and the "
+            f"the future perturbed, reshaped and truncated after every bar (and perturbed in place on the whole "
+            f"market, in fresh processes), under action sequences that make every position transition at every bar; "
+            f"both spans toured as the trainer and the "
             f"replay play them ({stats.tour_episodes} episodes, {stats.tour_steps} steps, each episode compared with "
             f"its session alone); {stats.skipped_sessions} session(s) too short for an episode; {total:.1f} s ({per})"
         )
