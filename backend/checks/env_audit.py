@@ -165,7 +165,8 @@ class SessionCheck:
     def __init__(self, ctx: EnvAuditContext, span: str, a: int, b: int, hi: int) -> None:
         """Session bars [a, b) of ``span``; the slice runs on to ``hi`` (the next session's end), so that an env
         reading past its session reads bars that the perturbation changes too."""
-        self.ctx, self.span, self.a, self.b, self.hi, self.job = ctx, span, a, b, hi, None
+        self.ctx, self.span, self.a, self.b, self.hi = ctx, span, a, b, hi
+        self.job: tuple[str, int, int, int, list[list[np.ndarray]]] | None = None
         self.lo = max(0, a - ENV_HISTORY)
         self.local = ctx.market.take(self.lo, hi)
         self._i = 0

@@ -198,7 +198,8 @@ class InPlaceRunner:
 
     def __init__(self, opts: Any, references: Any, perturbed: Any) -> None:
         """``references(job)`` and ``perturbed(job, refs)``: the workers' entry points (env_audit.py)."""
-        self.opts, self.pools, self.references, self.perturbed = opts, [], references, perturbed
+        self.opts, self.references, self.perturbed = opts, references, perturbed
+        self.pools: list[Any] = []
 
     def run(self, job: InPlaceJob) -> Any:
         if not self.opts.isolate:  # worker_init is for fresh processes only
