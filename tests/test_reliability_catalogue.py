@@ -522,3 +522,64 @@ def test_the_calendar_cache_is_never_written_through_a_link_leaving_it(tmp_path,
     assert calendars._exchange_profile("XNYS")["calendar"] == "XNYS"
     calendars._exchange_profile.cache_clear()
     assert list(elsewhere.iterdir()) == []
+
+
+# ------------------------------------------------------------------ --overwrite keeps what the harness never wrote
+def _foreign_folders(tmp_path: Path) -> dict[str, Path]:
+    """The review's folders that merely look like ours (issue 21, fourth review)."""
+    f = tmp_path / "F"
+    (f / "tensorboard" / "exp1").mkdir(parents=True)
+    (f / "summary.json").write_text(json.dumps({"runs": ["exp1"], "tool": "other-tracker"}))
+    (f / "tensorboard" / "exp1" / "events.out.tfevents.1").write_bytes(b"someone's curves")
+    (f / "report.html").write_text("their report")
+    g = tmp_path / "G"
+    (g / "logs").mkdir(parents=True)
+    (g / "summary.json").write_text("Summary of my thesis")
+    (g / "logs" / "a.log").write_text("log")
+    p = tmp_path / "P"
+    for sub, summary, other in (("draft", "text", "paper.tex"), ("k8s", json.dumps({"kind": "Deployment"}), "values.yaml")):
+        (p / sub).mkdir(parents=True)
+        (p / sub / "summary.json").write_text(summary)
+        (p / sub / other).write_text("precious")
+    return {"F": f, "G": g, "P": p}
+
+
+@pytest.mark.parametrize("name", ["F", "G", "P"])
+@pytest.mark.parametrize("seeds", [False, True])
+def test_overwrite_of_a_folder_with_a_foreign_summary_is_refused(tmp_path, name, seeds):
+    folder = _foreign_folders(tmp_path)[name]
+    before = _snapshot(folder)
+    res = _run(tmp_path, folder, "--overwrite", *(["--seeds", "2"] if seeds else []))
+    assert res.exit_code == 2, res.output
+    assert "not a run, seed or sweep folder" in res.output and "Nothing was deleted" in res.output
+    assert _snapshot(folder) == before
+
+
+def test_overwrite_keeps_foreign_entries_inside_a_real_run_folder(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(trained / "out", out)
+    (out / "w01" / "my_notes.txt").write_text("mine")
+    (out / "analysis").mkdir()
+    (out / "analysis" / "metadata.json").write_text("{}")
+    (out / "tensorboard" / "mine.txt").write_text("mine too")
+    for _ in range(2):  # overwritten twice: still a run of ours each time
+        res = _run(tmp_path, out, "--overwrite")
+        assert res.exit_code == 0, res.output
+        assert "kept entries the harness does not write" in res.output
+    assert (out / "w01" / "my_notes.txt").read_text() == "mine"
+    assert (out / "analysis" / "metadata.json").read_text() == "{}"
+    assert (out / "tensorboard" / "mine.txt").read_text() == "mine too"
+    assert json.loads((out / "summary.json").read_text())["windows"][0]["status"] == "completed"
+    assert (out / "w01" / "model.zip").exists()
+
+
+@pytest.mark.parametrize("link", ["w01", "tensorboard"])
+def test_a_link_loop_in_the_run_folder_is_exit_2_naming_it(tmp_path, link):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / link).symlink_to(link)
+    res = _run(tmp_path, out)
+    assert res.exit_code == 2, res.output
+    assert f"{out / link} is a symbolic link loop" in res.output and "internal error" not in res.output

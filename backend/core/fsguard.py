@@ -11,6 +11,7 @@ Removing a link removes the link itself, never its target. Files are replaced by
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -38,9 +39,23 @@ def escaping_link(root: str | Path, path: str | Path) -> tuple[Path, Path] | Non
         if part == os.curdir:
             continue
         cur = cur / part
+        if os.path.islink(cur):
+            _refuse_loop(cur)
         if os.path.islink(cur) and not inside(base, cur):
             return cur, Path(os.path.realpath(cur))
     return None
+
+
+def _refuse_loop(link: Path) -> None:
+    """A link that resolves to itself (``w01 -> w01``, ELOOP) is refused (exit 2) naming it."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise FolderError(
+                f"{link} is a symbolic link loop (to {os.readlink(link)}); the harness cannot write through it. "
+                "Remove the link (or replace it with a real folder) and run again"
+            ) from None
 
 
 def check_no_escape(

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
+import re
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from typing import Any
 from backend.core import fsguard
 from backend.core.errors import EvaluationError, FolderError, InputError
 from backend.core.jsonio import load_json, write_atomic, write_json
+from backend.core.status import Status
 
 LOCK_FILE = ".wf.lock"
 LOCK_INFO = ".wf.lock.json"
@@ -118,59 +120,82 @@ def create(out: Path) -> None:
 HARNESS_FILES = frozenset(
     {
         "summary.json", "config.resolved.json", "windows.resolved.json", "command.txt", "environment.json",
-        "report.html", "aggregate.png", "tensorboard", "sweep.json", "sweep.csv", "study.json", LOCK_FILE, LOCK_INFO,
+        "report.html", "aggregate.png", "sweep.json", "sweep.csv", "study.json", LOCK_FILE, LOCK_INFO,
     }
 )  # fmt: skip
 
 
 def _is_harness_folder(out: Path) -> bool:
-    """A folder this harness wrote: its summary.json (run / multi-seed) or sweep.json is one of ours."""
-    for name in ("summary.json", "sweep.json"):
-        path = out / name
-        if path.is_symlink() or not path.is_file():
-            continue
-        try:
-            doc = load_json(path, "summary")
-        except InputError:
-            return True  # a corrupt summary of ours is exactly what --overwrite is for; the entries are checked
-        if isinstance(doc, dict) and ("windows" in doc or "members" in doc or doc.get("kind") or "runs" in doc):
-            return True
-    return False
+    """A folder this harness wrote, recognised by its own distinctive summary.json or sweep.json.
+
+    A run summary has a ``config_hash``, a ``status`` that is a :class:`Status` and a ``windows`` list of
+    objects with an ``id``; a multi-seed / universe summary has ``kind`` ``multi_seed`` / ``universe``, a
+    ``status`` and a ``runs`` list; a sweep.json has a ``schema_version`` and a ``members`` list of objects.
+    An unparseable or foreign file is not ours: --overwrite then refuses the folder (exit 2).
+    """
+    return _summary_is_ours(out / "summary.json") or _sweep_is_ours(out / "sweep.json")
 
 
-def _harness_entry(child: Path, window_ids: set[str]) -> bool:
-    name = child.name
+def _read_doc(path: Path) -> Any:
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return load_json(path, "summary")
+    except InputError:
+        return None
+
+
+def _summary_is_ours(path: Path) -> bool:
+    doc = _read_doc(path)
+    if not isinstance(doc, dict) or doc.get("status") not in set(Status):
+        return False
+    if doc.get("kind") in ("multi_seed", "universe"):
+        return isinstance(doc.get("runs"), list)
+    windows = doc.get("windows")
     return (
-        name in HARNESS_FILES
-        or name.startswith(".tmp-")
-        or name in window_ids
-        or _looks_like_window_dir(child)
-        or (child.is_dir() and not child.is_symlink() and _is_harness_folder(child))  # seed / sweep member folders
+        isinstance(doc.get("config_hash"), str)
+        and isinstance(windows, list)
+        and all(isinstance(w, dict) and "id" in w for w in windows)
     )
 
 
-# What a window folder holds; a folder of a harness run holding only these is a (stale) window folder of ours.
+def _sweep_is_ours(path: Path) -> bool:
+    doc = _read_doc(path)
+    members = doc.get("members") if isinstance(doc, dict) else None
+    return (
+        isinstance(doc, dict)
+        and "schema_version" in doc
+        and isinstance(members, list)
+        and all(isinstance(m, dict) for m in members)
+    )
+
+
+# What a window folder holds; only these (and temporary files) are removed from a window folder.
 WINDOW_FILES = frozenset(
     {
         "model.zip", "obs_stats.npz", "vecnormalize.pkl", "metadata.json", "evaluation.json", "equity.csv",
         "trades.csv", "worker.pid", "training.log",
     }
 )  # fmt: skip
+WINDOW_NAME = re.compile(r"^w\d+$")
+TB_EVENTS = "events.out.tfevents."
+
+
+def _is_real_dir(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink()
 
 
 def _looks_like_window_dir(child: Path) -> bool:
-    if child.is_symlink() or not child.is_dir():
+    """A stale window folder of ours: named like a window (w01) and holding a bundle file of ours."""
+    if not _is_real_dir(child) or not WINDOW_NAME.match(child.name):
         return False
-    names = [c.name for c in child.iterdir()]
-    return bool(names) and all(n in WINDOW_FILES or n.startswith(".tmp-") for n in names)
+    return any(c.name in WINDOW_FILES for c in child.iterdir())
 
 
 def _window_ids(out: Path) -> set[str]:
-    try:
-        doc = load_json(out / "summary.json", "summary")
-        return {str(w.get("id")) for w in doc.get("windows", []) if isinstance(w, dict)}
-    except (InputError, AttributeError, TypeError):
-        return set()
+    doc = _read_doc(out / "summary.json")
+    windows = doc.get("windows") if isinstance(doc, dict) else None
+    return {str(w.get("id")) for w in windows if isinstance(w, dict)} if isinstance(windows, list) else set()
 
 
 def check_clearable(out: Path) -> list[Path]:
@@ -185,35 +210,84 @@ def check_clearable(out: Path) -> list[Path]:
     entries = sorted(c for c in out.iterdir() if c.name not in (LOCK_FILE, LOCK_INFO))
     if not entries or _is_harness_folder(out):
         return entries
-    if all(
-        c.name.startswith(".tmp-") or (c.is_dir() and not c.is_symlink() and _is_harness_folder(c)) for c in entries
-    ):
+    if all(c.name.startswith(".tmp-") or (_is_real_dir(c) and _is_harness_folder(c)) for c in entries):
         return entries
     shown = ", ".join(c.name + ("/" if c.is_dir() else "") for c in entries[:8])
     more = f" and {len(entries) - 8} more" if len(entries) > 8 else ""
     raise FolderError(
-        f"--overwrite {out}: not a run, seed or sweep folder of this harness (no summary.json of ours); it "
-        f"holds {shown}{more}. Nothing was deleted; choose an empty or new --output-dir"
+        f"--overwrite {out}: not a run, seed or sweep folder of this harness (no summary.json or sweep.json this "
+        f"harness wrote: missing, unreadable or foreign); it holds {shown}{more}. Nothing was deleted; choose an "
+        "empty or new --output-dir, or remove these yourself"
     )
 
 
 def clear(out: Path) -> None:
-    """--overwrite: remove the previous run's own entries (the lock files stay: we hold them).
+    """--overwrite: remove the previous run's own files, and only those (the lock files stay: we hold them).
 
-    Only a folder this harness recognisably wrote is cleared, and only the entries it writes; a symlink is
-    removed as a link, never followed. Anything else is refused (exit 2) naming the folder and its contents.
+    Removed: the top-level files the harness writes (:data:`HARNESS_FILES`), temporary files, in each window
+    folder the files of :data:`WINDOW_FILES`, in the tensorboard folder the event files, and in each seed /
+    symbol / member folder of ours the same recursively; a folder is removed only if it ends up empty. Anything
+    else is kept and named in one note line. A symlink is removed as a link, never followed.
     """
     entries = check_clearable(out)
     if not entries:
         return
-    ids = _window_ids(out)
-    for child in entries:
-        if not _harness_entry(child, ids):
-            continue  # not ours: left exactly as it is
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
+    kept: list[Path] = []
+    _clear_run(out, kept)
+    if kept:
+        shown = ", ".join(str(p.relative_to(out)) for p in kept[:10])
+        more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
+        print(f"note: --overwrite kept entries the harness does not write: {shown}{more}", file=sys.stderr)
+
+
+def _unlink(p: Path) -> None:
+    if _is_real_dir(p):
+        return
+    p.unlink(missing_ok=True)
+
+
+def _rmdir_if_empty(p: Path) -> None:
+    if _is_real_dir(p) and not any(p.iterdir()):
+        p.rmdir()
+
+
+def _clear_run(folder: Path, kept: list[Path]) -> None:
+    ids = _window_ids(folder)
+    for child in sorted(folder.iterdir()):
+        name = child.name
+        if name in (LOCK_FILE, LOCK_INFO):
+            continue
+        if name == TENSORBOARD and _is_real_dir(child):
+            _clear_tensorboard(child, kept)
+        elif _is_real_dir(child) and (name in ids or _looks_like_window_dir(child)):
+            _clear_files(child, WINDOW_FILES, kept)
+        elif _is_real_dir(child) and _is_harness_folder(child):
+            _clear_run(child, kept)
+            _rmdir_if_empty(child)
+        elif (name in HARNESS_FILES or name.startswith(".tmp-")) and not _is_real_dir(child):
+            _unlink(child)
         else:
-            child.unlink()
+            kept.append(child)
+
+
+def _clear_files(folder: Path, names: frozenset[str], kept: list[Path]) -> None:
+    for child in sorted(folder.iterdir()):
+        if (child.name in names or child.name.startswith(".tmp-")) and not _is_real_dir(child):
+            _unlink(child)
+        else:
+            kept.append(child)
+    _rmdir_if_empty(folder)
+
+
+def _clear_tensorboard(folder: Path, kept: list[Path]) -> None:
+    for child in sorted(folder.iterdir()):
+        if _is_real_dir(child):
+            _clear_tensorboard(child, kept)
+        elif child.name.startswith(TB_EVENTS) or child.name.startswith(".tmp-"):
+            _unlink(child)
+        else:
+            kept.append(child)
+    _rmdir_if_empty(folder)
 
 
 def check_paths(out: Path, window_ids: list[str]) -> None:
