@@ -583,3 +583,38 @@ def test_a_link_loop_in_the_run_folder_is_exit_2_naming_it(tmp_path, link):
     res = _run(tmp_path, out)
     assert res.exit_code == 2, res.output
     assert f"{out / link} is a symbolic link loop" in res.output and "internal error" not in res.output
+
+
+# -- the cache's own sub-folders (JAX compilation cache, backend choice) never written through a link
+def test_a_jax_cache_link_leaving_the_cache_is_not_written_through(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("jax")
+    from backend.training import threads
+
+    victim, cache = tmp_path / "victim", tmp_path / "cache"
+    victim.mkdir()
+    cache.mkdir()
+    (cache / "jax").symlink_to(victim)
+    monkeypatch.setenv("WF_CACHE_DIR", str(cache))
+    monkeypatch.delenv("WF_JAX_CACHE", raising=False)
+    assert threads.enable_compilation_cache() is None
+    assert list(victim.iterdir()) == []
+    assert "JAX compilation cache not used" in capsys.readouterr().err
+
+
+def test_a_backend_choice_link_leaving_the_cache_is_exit_2_naming_it(tmp_path, monkeypatch):
+    pytest.importorskip("sbx")
+    from backend.core.errors import FolderError
+    from backend.training import auto_backend as ab
+    from tests.conftest import tiny_cfg
+
+    victim, cache = tmp_path / "victim", tmp_path / "cache"
+    victim.mkdir()
+    cache.mkdir()
+    (cache / "backend_choice").symlink_to(victim)
+    monkeypatch.setenv("WF_CACHE_DIR", str(cache))
+    monkeypatch.setattr(ab, "_CHOSEN", {})
+    cfg = tiny_cfg()
+    cfg.agent.backend = "auto"
+    with pytest.raises(FolderError, match="backend_choice is a symbolic link"):
+        ab.choice(cfg, 19, measure=lambda *a: {"sb3": 1.0, "sbx": 2.0})
+    assert list(victim.iterdir()) == []

@@ -170,8 +170,10 @@ def choice(
         record = {"requested": AUTO, "chosen": candidates[0], "steps_per_second": None, "cached": False}
         _CHOSEN[digest] = record
         return record
+    from backend.core import fsguard
+
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    fsguard.make_dirs(folder.parent, folder, "the cache")  # never through a link leaving the cache (exit 2)
     path = folder / f"{digest}.json"
     with _locked(folder / f"{digest}.lock"):
         entry = _read(path, key)

@@ -88,8 +88,14 @@ def enable_compilation_cache() -> Path | None:
         return None
     import jax
 
+    from backend.core import fsguard
+    from backend.core.errors import FolderError
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        fsguard.make_dirs(folder.parent.parent, folder, "the cache")
+    except FolderError as e:  # a link leaving the cache: never written through; compile every time
+        print(f"warning: JAX compilation cache not used: {e}", file=sys.stderr)
+        return None
     except OSError:  # a read-only cache: compile every time
         return None
     if getattr(jax.config, "jax_compilation_cache_dir", None) != str(folder):
