@@ -174,7 +174,7 @@ def _sweep_is_ours(path: Path) -> bool:
 WINDOW_FILES = frozenset(
     {
         "model.zip", "obs_stats.npz", "vecnormalize.pkl", "metadata.json", "evaluation.json", "equity.csv",
-        "trades.csv", "worker.pid", "training.log",
+        "trades.csv", "worker.pid", "training.log", "training_progress.json", "report.png",
     }
 )  # fmt: skip
 WINDOW_NAME = re.compile(r"^w\d+$")
@@ -251,18 +251,19 @@ def _rmdir_if_empty(p: Path) -> None:
         p.rmdir()
 
 
-def _clear_run(folder: Path, kept: list[Path]) -> None:
+def _clear_run(folder: Path, kept: list[Path], top: bool = True) -> None:
+    """``top``: the folder whose lock this command holds (its lock files stay); a sub-run's are stale, removed."""
     ids = _window_ids(folder)
     for child in sorted(folder.iterdir()):
         name = child.name
-        if name in (LOCK_FILE, LOCK_INFO):
+        if top and name in (LOCK_FILE, LOCK_INFO):
             continue
         if name == TENSORBOARD and _is_real_dir(child):
             _clear_tensorboard(child, kept)
         elif _is_real_dir(child) and (name in ids or _looks_like_window_dir(child)):
             _clear_files(child, WINDOW_FILES, kept)
         elif _is_real_dir(child) and _is_harness_folder(child):
-            _clear_run(child, kept)
+            _clear_run(child, kept, top=False)
             _rmdir_if_empty(child)
         elif (name in HARNESS_FILES or name.startswith(".tmp-")) and not _is_real_dir(child):
             _unlink(child)
