@@ -17,6 +17,7 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -348,7 +349,7 @@ def _plan_resume(
     if done and previous.get("data_hash") != data_hash:
         refuse.append(f"the data changed (hash {previous.get('data_hash')} -> {data_hash})")
     now_ids = {e["id"] for e in entries}
-    gone = sorted(k for k in done if k not in now_ids)
+    gone = sorted(str(k) for k in done if k not in now_ids)
     if gone:
         refuse.append(f"finished window(s) {', '.join(gone)} are not in the windows any more")
     skip: dict[str, dict[str, Any]] = {}
@@ -425,4 +426,9 @@ def write_artifacts(out: Path, artifacts: dict[str, bytes]) -> None:
         parts = Path(rel).parts
         if not parts or Path(rel).is_absolute() or ".." in parts:
             raise InputError(f"a task returned a file outside the run folder: {rel!r}")
-        write_atomic(out / rel, lambda tmp, data=data: tmp.write_bytes(data), root=out)
+        write_atomic(out / rel, _bytes_writer(data), root=out)
+
+
+def _bytes_writer(data: bytes) -> Callable[[Path], Any]:
+    return lambda tmp: tmp.write_bytes(data)
+
