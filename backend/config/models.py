@@ -12,13 +12,23 @@ import hashlib
 import json
 import math
 import re
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from backend.config.agent import AgentConfig
+from backend.config.base import (  # noqa: F401 - re-exported: the config's public names
+    DATA_SOURCES,
+    DEFAULT_FEATURES,
+    LooseDate,
+    NonNegFloat,
+    PosFloat,
+    Strict,
+)
+from backend.config.env_config import CostConfig, DSRConfig, EnvConfig  # noqa: F401 - re-exported
+from backend.config.legacy import LEGACY_TOP, is_legacy  # noqa: F401 - re-exported
+from backend.config.legacy import from_legacy as _from_legacy
 from backend.core.errors import InputError
 from backend.core.intervals import INTERVALS
 from backend.core.jsonio import MAX_CONFIG_BYTES, MAX_KEYS, load_json
@@ -31,31 +41,6 @@ def default_config_path() -> Path:
     """configs/sac_intraday.json of the working tree when there is one, else the installed package's."""
     local = Path.cwd() / "configs" / "sac_intraday.json"
     return local if local.exists() else PACKAGE_CONFIG
-
-
-DATA_SOURCES = ("sample", "file", "import", "yfinance", "synthetic")  # the one list (--source, data.source)
-DEFAULT_FEATURES = (
-    "ret_1",
-    "ret_5",
-    "ret_15",
-    "range_hl",
-    "body",
-    "vol_20",
-    "volume_z",
-    "vwap_dev",
-    "gap",
-    "time_of_day",
-)
-
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-LooseDate = Annotated[date, Field(strict=False)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True, use_attribute_docstrings=True
-    )
 
 
 class ContextSeriesConfig(Strict):
@@ -165,77 +150,6 @@ def expand_symbol_path(path: str | None, symbol: str | None) -> str | None:
             "set data.symbol / data.symbols"
         )
     return path.replace(SYMBOL_PLACEHOLDER, symbol)
-
-
-class CostConfig(Strict):
-    """Trading costs, charged on every change of position (and the forced flatten)."""
-
-    commission_bps: NonNegFloat = 0.5
-    """Commission in basis points of traded notional."""
-    commission_per_share: NonNegFloat = 0.0
-    """Commission per share traded (added to commission_bps)."""
-    commission_min: NonNegFloat = 0.0
-    """Minimum per-share commission per trade, in currency (needs env.initial_capital)."""
-    commission_max_pct: NonNegFloat | None = None
-    """Cap of the per-share commission as a fraction of traded notional."""
-    slippage_buy_bps: NonNegFloat = 1.0
-    """Slippage in bps of notional when buying."""
-    slippage_sell_bps: NonNegFloat = 1.0
-    """Slippage in bps of notional when selling."""
-
-
-class DSRConfig(Strict):
-    """Differential Sharpe ratio reward (Moody & Saffell 2001)."""
-
-    decay: float = Field(0.99, gt=0, lt=1)
-    """Moving-average decay; the adaptation rate is eta = 1 - decay."""
-    epsilon: PosFloat = 1e-9
-    """Added to the variance term to avoid division by zero."""
-    warmup_steps: int = Field(0, ge=0)
-    """Steps (over the env's life) during which the reward is 0 while the averages settle."""
-    clip_value: PosFloat | None = 5.0
-    """Clip the reward to [-clip_value, clip_value]; null for no clip."""
-
-
-class EnvConfig(Strict):
-    """The intraday trading env."""
-
-    lookback: int = Field(32, ge=1, le=1024)
-    """Number of past bars (including the current one) of features in the observation."""
-    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
-    """Causal feature specs, in observation order: built-in or registered names, talib:FUNC(k=v).output[/close],
-    column:NAME, SYMBOL:feature (see docs/features.md)."""
-    feature_modules: list[str] = Field(default_factory=list)
-    """Python files (relative to the config's folder) or importable modules whose functions register features
-    with backend.features.register_feature; their source is hashed into the config hash and shipped to workers."""
-    reward: Literal["pnl", "log_return", "dsr"] = "pnl"
-    """Reward: pnl (net change in equity), log_return, or dsr."""
-    reward_scale: PosFloat = 100.0
-    """Multiplier of pnl and log_return rewards (100 = rewards in percent)."""
-    initial_capital: PosFloat = 100_000.0
-    """Starting capital in currency (per-share and minimum commissions depend on it)."""
-    max_position: float = Field(1.0, gt=0, le=10)
-    """Largest absolute position as a fraction of equity (1.0 = fully invested)."""
-    allow_short: bool = True
-    """If false, actions in [-1, 1] map to positions in [0, max_position]."""
-    forced_exit_minutes: PosFloat | None = None
-    """Flatten this many minutes after the open (null: at the session close)."""
-    rebalance_threshold: NonNegFloat = 0.02
-    """Position changes smaller than this (fraction of equity) are not traded."""
-    costs: CostConfig = Field(default_factory=CostConfig)
-    """Trading costs."""
-    dsr: DSRConfig = Field(default_factory=DSRConfig)
-    """Differential Sharpe ratio reward settings."""
-
-    @field_validator("features")
-    @classmethod
-    def _features(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("env.features is empty; list at least one feature")
-        dupes = sorted({f for f in value if value.count(f) > 1})
-        if dupes:
-            raise ValueError(f"env.features lists {dupes} more than once")
-        return value
 
 
 class SACConfig(Strict):
@@ -436,107 +350,6 @@ def validate(raw: dict[str, Any], source: str = "config", flags: dict[str, str] 
 
 
 # ---------------------------------------------------------------------------------------
-# The earlier harness's format
-
-LEGACY_TOP = {"agent_type", "symbol", "training_settings", "sac_hyperparameters"}
-_LEGACY_SETTINGS: dict[str, tuple[str, ...]] = {
-    "start_date": ("data", "start"),
-    "end_date": ("data", "end"),
-    "interval": ("data", "interval"),
-    "benchmark_symbol": ("data", "benchmark_symbol"),
-    "total_timesteps": ("training", "total_timesteps"),
-    "reward_mode": ("env", "reward"),
-    "initial_capital": ("env", "initial_capital"),
-    "max_position_size": ("env", "max_position"),
-    "normalize_obs": ("training", "normalize_obs"),
-    "forced_exit_minutes": ("env", "forced_exit_minutes"),
-    "random_seed": ("training", "seed"),
-    "lookback": ("env", "lookback"),
-    "allow_short": ("env", "allow_short"),
-}
-_LEGACY_NESTED: dict[str, dict[str, tuple[str, ...]]] = {
-    "commission": {
-        "per_share": ("env", "costs", "commission_per_share"),
-        "min_fee": ("env", "costs", "commission_min"),
-        "max_pct": ("env", "costs", "commission_max_pct"),
-        "bps": ("env", "costs", "commission_bps"),
-    },
-    "slippage": {"buy_bps": ("env", "costs", "slippage_buy_bps"), "sell_bps": ("env", "costs", "slippage_sell_bps")},
-    "dsr_config": {
-        "decay": ("env", "dsr", "decay"),
-        "epsilon": ("env", "dsr", "epsilon"),
-        "warmup_steps": ("env", "dsr", "warmup_steps"),
-        "clip_value": ("env", "dsr", "clip_value"),
-    },
-    "walk_forward_gates": {
-        "min_trades": ("evaluation", "gates", "min_trades"),
-        "min_sharpe": ("evaluation", "gates", "min_sharpe"),
-        "max_drawdown": ("evaluation", "gates", "max_drawdown"),
-    },
-}
-_INTERVAL_ALIASES = {"60m": "1h", "1hr": "1h", "1min": "1m", "5min": "5m", "15min": "15m", "30min": "30m"}
-
-
-def is_legacy(raw: Any) -> bool:
-    return isinstance(raw, dict) and bool(LEGACY_TOP & raw.keys()) and not ({"data", "env", "sac"} & raw.keys())
-
-
-def _put(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = out
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    node[path[-1]] = value
-
-
-def from_legacy(  # noqa: C901 - one flat branch per legacy key: a table read top to bottom
-    raw: dict[str, Any], source: str = "config"
-) -> tuple[dict[str, Any], list[str]]:
-    """Map an earlier-harness config to this schema.
-
-    Returns the new raw dict and the dotted names of keys that have no meaning here
-    (reported in one warning and in the summary's ``warnings``, never dropped silently).
-    """
-    out: dict[str, Any] = {}
-    unmapped: list[str] = []
-    for key, value in raw.items():
-        if key == "agent_type":
-            if not (isinstance(value, str) and value.upper().startswith("SAC")):
-                raise InputError(f"{source}: 'agent_type' = {value!r}: only SAC agents are supported")
-        elif key == "symbol":
-            _put(out, ("data", "symbol"), value)
-        elif key == "training_settings":
-            if not isinstance(value, dict):
-                raise InputError(f"{source}: 'training_settings' must be an object")
-            for skey, svalue in value.items():
-                if skey in _LEGACY_SETTINGS:
-                    if skey == "interval" and isinstance(svalue, str):
-                        svalue = _INTERVAL_ALIASES.get(svalue, svalue)
-                    _put(out, _LEGACY_SETTINGS[skey], svalue)
-                elif skey in _LEGACY_NESTED and isinstance(svalue, dict):
-                    for nkey, nvalue in svalue.items():
-                        target = _LEGACY_NESTED[skey].get(nkey)
-                        if target is None:
-                            unmapped.append(f"training_settings.{skey}.{nkey}")
-                            continue
-                        if skey == "walk_forward_gates" and nkey == "max_drawdown" and isinstance(nvalue, int | float):
-                            nvalue = nvalue / 100.0 if nvalue > 1 else nvalue  # legacy gates were in percent
-                        _put(out, target, nvalue)
-                else:
-                    unmapped.append(f"training_settings.{skey}")
-        elif key == "sac_hyperparameters":
-            if not isinstance(value, dict):
-                raise InputError(f"{source}: 'sac_hyperparameters' must be an object")
-            for hkey, hvalue in value.items():
-                if hkey in SACConfig.model_fields:
-                    _put(out, ("sac", hkey), hvalue)
-                else:
-                    unmapped.append(f"sac_hyperparameters.{hkey}")
-        else:
-            unmapped.append(key)
-    return out, unmapped
-
-
-# ---------------------------------------------------------------------------------------
 # Loading, overrides, hashing
 
 
@@ -619,7 +432,7 @@ def load_config(
     unmapped: list[str] = []
     legacy = is_legacy(raw)
     if legacy:
-        raw, unmapped = from_legacy(raw, source)
+        raw, unmapped = _from_legacy(raw, source, frozenset(SACConfig.model_fields))
         if unmapped:
             warnings.append(f"{source}: legacy keys not implemented by this harness (ignored): {', '.join(unmapped)}")
     if not isinstance(raw, dict):
