@@ -21,17 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-
-def cpu_model() -> str:
-    """The CPU model string (Linux /proc/cpuinfo, else platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from backend.training.auto_backend import cpu_model  # the one CPU-model reader (also the auto cache key)
 
 
 def library_versions() -> dict[str, str | None]:
