@@ -62,7 +62,9 @@ def test_overwrite_clears_a_run_folder_but_only_its_own_entries(tmp_path):
     out = tmp_path / "run"
     (out / "w01").mkdir(parents=True)
     (out / "w01" / "metadata.json").write_text("{}")
-    (out / "summary.json").write_text(json.dumps({"windows": [{"id": "w01"}]}))
+    (out / "summary.json").write_text(
+        json.dumps({"status": "completed", "config_hash": "c0", "windows": [{"id": "w01"}]})
+    )
     (out / "command.txt").write_text("wf run")
     (out / "notes-of-the-user.txt").write_text("mine")
     outside = tmp_path / "shared_tb"
@@ -218,8 +220,10 @@ def test_zip_member_with_dotdot_name_is_refused(tmp_path):
 
 def test_a_plain_small_zip_passes(tmp_path):
     wdir, meta = _signed_bundle(tmp_path)  # negative control: an honest archive is accepted
+    from tests.test_hostile_inputs import torch_like  # what torch.save writes: a zip holding data.pkl
+
     with zipfile.ZipFile(wdir / "model.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("policy.pth", os.urandom(4096))
+        z.writestr("policy.pth", torch_like({"w": list(os.urandom(64))}))
     meta["files"]["model.zip"] = bundle.sha256_file(wdir / "model.zip")
     bundle.verify_files(wdir, meta)
 

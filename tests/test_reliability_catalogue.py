@@ -537,7 +537,8 @@ def _foreign_folders(tmp_path: Path) -> dict[str, Path]:
     (g / "summary.json").write_text("Summary of my thesis")
     (g / "logs" / "a.log").write_text("log")
     p = tmp_path / "P"
-    for sub, summary, other in (("draft", "text", "paper.tex"), ("k8s", json.dumps({"kind": "Deployment"}), "values.yaml")):
+    foreign = (("draft", "text", "paper.tex"), ("k8s", json.dumps({"kind": "Deployment"}), "values.yaml"))
+    for sub, summary, other in foreign:
         (p / sub).mkdir(parents=True)
         (p / sub / "summary.json").write_text(summary)
         (p / sub / other).write_text("precious")

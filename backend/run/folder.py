@@ -259,7 +259,9 @@ def _clear_run(folder: Path, kept: list[Path], top: bool = True) -> None:
         name = child.name
         if top and name in (LOCK_FILE, LOCK_INFO):
             continue
-        if name == TENSORBOARD and _is_real_dir(child):
+        if child.is_symlink() and (name == TENSORBOARD or name in ids or name in HARNESS_FILES):
+            _unlink(child)  # one of our entries as a link: the link goes, its target is never touched
+        elif name == TENSORBOARD and _is_real_dir(child):
             _clear_tensorboard(child, kept)
         elif _is_real_dir(child) and (name in ids or _looks_like_window_dir(child)):
             _clear_files(child, WINDOW_FILES, kept)
@@ -431,4 +433,3 @@ def write_artifacts(out: Path, artifacts: dict[str, bytes]) -> None:
 
 def _bytes_writer(data: bytes) -> Callable[[Path], Any]:
     return lambda tmp: tmp.write_bytes(data)
-
