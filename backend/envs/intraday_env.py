@@ -103,6 +103,33 @@ class IntradayTradingEnv(gym.Env):
         clip_obs: float = 10.0,
     ) -> None:
         super().__init__()
+        start, end = self._checked_span(market, features, span, episode_order)
+        self.config = config
+        self.span = (start, end)
+        self.episode_order = episode_order
+        self.lookback = config.lookback
+        self.n_features = features.shape[1]
+        self._flat, self._clip = self._observation_rows(features, start, end, config.lookback, normalisation, clip_obs)
+        self._base = start  # window of bar t starts at flat row t - start
+        self._lf = config.lookback * self.n_features
+        self._close = market.close.tolist()
+        self._time_left = self._calendar_time_left(market, config.forced_exit_minutes).tolist()
+        self._read_settings(config, cost_scale)
+        self._ep_first, self._ep_last = self._episodes(market, start, end, config.forced_exit_minutes)
+        if len(self._ep_first) == 0:
+            limit = config.forced_exit_minutes
+            why = "" if limit is None else f" ending within forced_exit_minutes={limit:g} of the open"
+            raise ValueError(f"span {span} holds no session with at least 2 bars{why}")
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (self._lf + len(STATE_NAMES),), np.float32)
+        self._obs = np.zeros(self._lf + len(STATE_NAMES), np.float32)
+        self._initial_state(start)
+
+    # ------------------------------------------------------------------ set-up helpers
+    @staticmethod
+    def _checked_span(
+        market: MarketArrays, features: np.ndarray, span: tuple[int, int], episode_order: str
+    ) -> tuple[int, int]:
         start, end = int(span[0]), int(span[1])
         if not 0 <= start < end <= len(market):
             raise ValueError(f"span {span} is outside the {len(market)} bars")
@@ -110,29 +137,37 @@ class IntradayTradingEnv(gym.Env):
             raise ValueError(f"features have {features.shape[0]} rows for {len(market)} bars")
         if episode_order not in ("random", "sequential"):
             raise ValueError(f"episode_order {episode_order!r}: use 'random' or 'sequential'")
-        self.config = config
-        self.span = (start, end)
-        self.episode_order = episode_order
-        self.lookback = L = config.lookback
-        self.n_features = F = features.shape[1]
-        # Observation rows for bars start-L+1 .. end-1, zero-padded before bar 0, flattened so
-        # that the window of bar t is one contiguous slice.
+        return start, end
+
+    @staticmethod
+    def _observation_rows(
+        features: np.ndarray,
+        start: int,
+        end: int,
+        lookback: int,
+        normalisation: tuple[np.ndarray, np.ndarray] | None,
+        clip_obs: float,
+    ) -> tuple[np.ndarray, float | None]:
+        """Observation rows for bars start-L+1 .. end-1 and the clip of the state dims (None: not normalised).
+
+        Zero-padded before bar 0, flattened so that the window of bar t is one contiguous slice.
+        """
+        L, F = lookback, features.shape[1]
         lo = start - (L - 1)
         rows = features[max(lo, 0) : end].astype(np.float32, copy=False)
         if lo < 0:
             rows = np.vstack([np.zeros((-lo, F), np.float32), rows])
-        self._clip = None
+        clip = None
         if normalisation is not None:
             # Exactly what a frozen VecNormalize(mean, var, epsilon=0, clip_obs) does to each element of the
             # raw observation, done once for the span instead of at every step and every sampled batch.
             mean, var = (np.asarray(a, dtype=np.float64) for a in normalisation)
             rows = np.clip((rows.astype(np.float64) - mean) / np.sqrt(var), -clip_obs, clip_obs).astype(np.float32)
-            self._clip = float(clip_obs)
-        self._flat = np.ascontiguousarray(rows).ravel()
-        self._base = start  # window of bar t starts at flat row t - start
-        self._lf = L * F
-        self._close = market.close.tolist()
-        self._time_left = self._calendar_time_left(market, config.forced_exit_minutes).tolist()
+            clip = float(clip_obs)
+        return np.ascontiguousarray(rows).ravel(), clip
+
+    def _read_settings(self, config: EnvConfig, cost_scale: float) -> None:
+        """The config's values the steps read, as plain floats (attribute reads in the hot path)."""
         self._costs = CostModel.from_config(config.costs).scaled(cost_scale)
         self._capital = float(config.initial_capital)
         self._max_pos = float(config.max_position)
@@ -144,14 +179,9 @@ class IntradayTradingEnv(gym.Env):
         self._dsr_eps = config.dsr.epsilon
         self._dsr_warmup = config.dsr.warmup_steps
         self._dsr_clip = config.dsr.clip_value
-        self._ep_first, self._ep_last = self._episodes(market, start, end, config.forced_exit_minutes)
-        if len(self._ep_first) == 0:
-            limit = config.forced_exit_minutes
-            why = "" if limit is None else f" ending within forced_exit_minutes={limit:g} of the open"
-            raise ValueError(f"span {span} holds no session with at least 2 bars{why}")
-        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (self._lf + len(STATE_NAMES),), np.float32)
-        self._obs = np.zeros(self._lf + len(STATE_NAMES), np.float32)
+
+    def _initial_state(self, start: int) -> None:
+        """Flat at the span's first bar, fresh DSR averages, no episode played yet."""
         self._next_episode = 0
         self._dsr_a = 0.0
         self._dsr_b = 0.0
@@ -165,7 +195,6 @@ class IntradayTradingEnv(gym.Env):
         self._entry = 0.0
         self._upnl = 0.0
 
-    # ------------------------------------------------------------------ set-up helpers
     @staticmethod
     def _episodes(
         market: MarketArrays, start: int, end: int, forced_exit_minutes: float | None
@@ -260,18 +289,8 @@ class IntradayTradingEnv(gym.Env):
         return self._get_obs(), {"episode": k, "bar": self._t}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        a = float(action[0])
-        if a != a:  # NaN -> flat, whatever the mapping
-            target = 0.0
-        else:
-            a = 1.0 if a > 1.0 else (-1.0 if a < -1.0 else a)
-            target = a * self._max_pos if self._short else (a + 1.0) * 0.5 * self._max_pos
         pos = self._pos
-        thr = self._thr
-        if -thr < target < thr:
-            target = 0.0
-        if -thr < target - pos < thr and target != 0.0:
-            target = pos
+        target = self._target(float(action[0]), pos)
         t = self._t
         price = self._close[t]
         equity0 = self._equity
@@ -312,13 +331,7 @@ class IntradayTradingEnv(gym.Env):
         self._upnl = target * (nxt / self._entry - 1.0) if held != 0.0 else 0.0
         self._equity = equity
         net = equity / equity0 - 1.0
-        mode = self._reward_mode
-        if mode == "pnl":
-            reward = (equity - equity0) * self._scale
-        elif mode == "log_return":
-            reward = math.log(equity / equity0) * self._scale
-        else:
-            reward = self._dsr(net)
+        reward = self._reward(equity, equity0, net)
         info = {
             "bar": t,
             "position": target,
@@ -330,6 +343,28 @@ class IntradayTradingEnv(gym.Env):
             "traded": traded,
         }
         return self._get_obs(), reward, terminated, False, info
+
+    def _target(self, a: float, pos: float) -> float:
+        """The position the action asks for, after the rebalance threshold (``pos``: held now)."""
+        if a != a:  # NaN -> flat, whatever the mapping
+            target = 0.0
+        else:
+            a = 1.0 if a > 1.0 else (-1.0 if a < -1.0 else a)
+            target = a * self._max_pos if self._short else (a + 1.0) * 0.5 * self._max_pos
+        thr = self._thr
+        if -thr < target < thr:
+            target = 0.0
+        if -thr < target - pos < thr and target != 0.0:
+            target = pos
+        return target
+
+    def _reward(self, equity: float, equity0: float, net: float) -> float:
+        mode = self._reward_mode
+        if mode == "pnl":
+            return (equity - equity0) * self._scale
+        if mode == "log_return":
+            return math.log(equity / equity0) * self._scale
+        return self._dsr(net)
 
     def _dsr(self, ret: float) -> float:
         a, b = self._dsr_a, self._dsr_b
