@@ -34,6 +34,7 @@ import pandas as pd
 from backend.core.jsonio import sanitize
 from backend.core.status import Status
 from backend.evaluation import statistics as st
+from backend.evaluation.documents import Alignment, ConfigPart, ConfigRow, PboDocument, SelectionDocument
 from backend.evaluation.member_returns import MemberReturns, load_member_returns
 
 SCHEMA_VERSION = 1
@@ -52,8 +53,12 @@ MAX_PAIRS_SHOWN = 1000
 # ----------------------------------------------------------------------------- statistics
 
 
+def _state(reason: str | None) -> str:
+    return "refused" if reason else "ok"
+
+
 def _status(reason: str | None = None, **values: Any) -> dict[str, Any]:
-    return {"status": "refused" if reason else "ok", "reason": reason, **values}
+    return {"status": _state(reason), "reason": reason, **values}
 
 
 def _sharpe(x: np.ndarray) -> float:
@@ -70,28 +75,32 @@ def _partitions(n_bars: int, wanted: int) -> int:
     return smallest  # too few bars even for the smallest S: the refusal names that S and its bar count
 
 
-def pbo_document(config_returns: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
+def pbo_document(config_returns: pd.DataFrame, n_partitions: int) -> PboDocument:
     """PBO over the configs' seed-mean series: pbo, n_partitions, n_trials, n_bars, bars_per_block, n_combinations,
     logits {values, counts}, probability_of_loss, degradation {slope, intercept, n_pairs, in_sample,
     out_of_sample}, chosen_counts, rank_counts."""
     names = list(config_returns.columns)
     if len(names) < 2:
-        return _status(
+        reason = (
             f"PBO needs at least 2 configs to choose among; the sweep has {len(names)} "
-            "(seeds of one config are replications, not choices)",
-            trials="configs",
+            "(seeds of one config are replications, not choices)"
         )
+        return PboDocument(status=_state(reason), reason=reason, trials="configs")
     s = _partitions(len(config_returns), n_partitions)
     try:
         r = st.probability_of_backtest_overfitting(config_returns.to_numpy(), s)
     except st.StatisticRefused as e:
-        return _status(str(e), trials="configs", n_trials=len(names), n_bars=len(config_returns))
+        why = str(e)
+        return PboDocument(
+            status=_state(why), reason=why, trials="configs", n_trials=len(names), n_bars=len(config_returns)
+        )
     values, counts = np.unique(np.round(r["logits"], 12), return_counts=True)
     deg = r["degradation"]
     shown = np.unique(np.linspace(0, r["n_combinations"] - 1, min(r["n_combinations"], MAX_PAIRS_SHOWN)).round())
     shown = shown.astype(int)
-    return _status(
-        None,
+    return PboDocument(
+        status=_state(None),
+        reason=None,
         trials="configs",
         trial_names=names,
         pbo=r["pbo"],
@@ -178,7 +187,7 @@ def _improvement(scores: dict[str, list[np.ndarray]], n_boot: int, seed: int) ->
 
 
 def _verdict(
-    config: str, seeds: list[str], is_best: bool, n_configs: int, pbo: dict[str, Any], snooping: dict[str, Any]
+    config: str, seeds: list[str], is_best: bool, n_configs: int, pbo: PboDocument, snooping: dict[str, Any]
 ) -> tuple[str, list[str]]:
     """LUCK if any test speaks against the config, UNDETERMINED if a needed test was refused, else SKILL.
 
@@ -220,7 +229,7 @@ def selection_statistics(
     n_partitions: int = 16,
     reps: int = 1000,
     n_boot: int = 2000,
-) -> dict[str, Any]:
+) -> SelectionDocument:
     """Everything a sweep needs to choose a config honestly, as a JSON-ready dict.
 
     Inputs:
@@ -253,7 +262,7 @@ def selection_statistics(
     snooping = _snooping_all(returns, baselines, reps, seed)
     scores = {c: _window_scores(window_sharpes, names) for c, names in configs.items()}
     iqm = {c: _config_iqm(s, n_boot, seed) for c, s in scores.items()}
-    doc = {
+    doc: SelectionDocument = {
         "schema_version": SCHEMA_VERSION,
         "status": "ok",
         "reason": None,
@@ -271,11 +280,16 @@ def selection_statistics(
     return sanitize(doc)
 
 
-def _refused_document(seed: int, warns: list[str]) -> dict[str, Any]:
+def _refused_document(seed: int, warns: list[str]) -> SelectionDocument:
     reason = "no member with out-of-sample returns"
-    return sanitize(
-        {"schema_version": SCHEMA_VERSION, "status": "refused", "seed": seed, "warnings": warns, "reason": reason}
-    )
+    doc: SelectionDocument = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "refused",
+        "seed": seed,
+        "warnings": warns,
+        "reason": reason,
+    }
+    return sanitize(doc)
 
 
 def _configs_of(known: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -300,16 +314,16 @@ def _config_iqm(scores: list[np.ndarray], n_boot: int, seed: int) -> dict[str, A
 def _config_part(
     config_returns: pd.DataFrame,
     configs: dict[str, list[str]],
-    pbo: dict[str, Any],
+    pbo: PboDocument,
     snooping: dict[str, dict[str, Any]],
     iqm: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
+) -> ConfigPart:
     """``configs`` (a row each: name, members, ``sharpe_per_bar`` of the seed-mean series, ``iqm`` {status, reason,
     value, ci_low, ci_high, n_scores, n_windows}, ``superior_seeds`` {baseline: count}, ``verdict``,
     ``verdict_reasons``), ``best_config`` (highest full-span Sharpe), and its ``verdict`` and ``verdict_reasons``."""
     config_sharpe = {c: _sharpe(config_returns[c].to_numpy()) for c in configs}
     best = max(configs, key=lambda c: -math.inf if math.isnan(config_sharpe[c]) else config_sharpe[c])
-    rows = []
+    rows: list[ConfigRow] = []
     for c, names in configs.items():
         verdict, why = _verdict(c, names, c == best, len(configs), pbo, snooping)
         superior = {b: sum(1 for n in names if n in r.get("stepm_superior", [])) for b, r in snooping.items()}
@@ -369,13 +383,13 @@ def config_name(row: Mapping[str, Any]) -> str:
 
 def statistics_of_members(
     members: list[dict[str, Any]], data: MemberReturns, seed: int = 0, **kwargs: Any
-) -> dict[str, Any]:
+) -> SelectionDocument:
     """:func:`selection_statistics` of aligned member returns, against their buy-and-hold when there is one."""
     baselines = {"buy_and_hold": data.buy_and_hold} if len(data.buy_and_hold) else {}
     return selection_statistics(members, data.returns, baselines, data.window_sharpes, seed=seed, **kwargs)
 
 
-def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwargs: Any) -> SelectionDocument:
     """:func:`selection_statistics` for sweep rows (``name``, ``path``, ``seed``, ``config_path``, ``status``).
 
     Members whose status is not ``completed`` are left out (named in ``warnings``); the alignment
@@ -397,12 +411,13 @@ def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwar
             *loaded.warnings,
             *doc.get("warnings", []),
         ]
-        doc["alignment"] = {
+        alignment: Alignment = {
             "n_bars": len(loaded.returns),
             "dropped_bars": loaded.dropped_bars,
             "bars_per_member": loaded.bars,
             "skipped": loaded.skipped,
         }
+        doc["alignment"] = alignment
         return doc
     except Exception as e:  # the sweep's boundary: its members' results must still be written
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)

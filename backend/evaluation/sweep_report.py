@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def _equity(data: MemberReturns, member_config: dict[str, str], colors: dict[str
     return _png(fig)
 
 
-def _pbo_plots(pbo: dict[str, Any]) -> bytes | None:
+def _pbo_plots(pbo: Mapping[str, Any]) -> bytes | None:
     if pbo.get("status") != "ok":
         return None
     plt = _plt()
@@ -173,7 +174,7 @@ def _pbo_plots(pbo: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def _seed_plots(sel: dict[str, Any]) -> bytes | None:
+def _seed_plots(sel: Mapping[str, Any]) -> bytes | None:
     rows = [c for c in sel.get("configs", []) if (c.get("iqm") or {}).get("value") is not None]
     poi = sel.get("probability_of_improvement") or {}
     if not rows:
@@ -258,7 +259,7 @@ def _members_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _verdict_html(sel: dict[str, Any]) -> str:
+def _verdict_html(sel: Mapping[str, Any]) -> str:
     if sel.get("status") != "ok":
         return f'<p class="box undetermined">No selection statistics: {_e(sel.get("reason"))}</p>'
     cls = {LUCK: "luck", SKILL: "skill"}.get(sel["verdict"], "undetermined")
@@ -272,7 +273,7 @@ def _verdict_html(sel: dict[str, Any]) -> str:
     )
 
 
-def _configs_table(sel: dict[str, Any], members: list[dict[str, Any]]) -> str:
+def _configs_table(sel: Mapping[str, Any], members: list[dict[str, Any]]) -> str:
     """One row per config: the member rows' per-config columns (sweep.json, studies.compare) and the selection's."""
     bases = list((sel.get("data_snooping") or {}).keys())
     first: dict[str, dict[str, Any]] = {}
@@ -310,7 +311,7 @@ def _configs_table(sel: dict[str, Any], members: list[dict[str, Any]]) -> str:
     return _table(head, rows)
 
 
-def _snooping_table(sel: dict[str, Any]) -> str:
+def _snooping_table(sel: Mapping[str, Any]) -> str:
     head = ["baseline", "SPA p (consistent)", "SPA p (lower)", "Reality Check p", "StepM superior", "block", "reps"]
     rows = []
     for base, r in (sel.get("data_snooping") or {}).items():
@@ -331,7 +332,7 @@ def _snooping_table(sel: dict[str, Any]) -> str:
     return _table(head, rows)
 
 
-def _pbo_text(pbo: dict[str, Any]) -> str:
+def _pbo_text(pbo: Mapping[str, Any]) -> str:
     if pbo.get("status") != "ok":
         return f"<p>PBO refused: {_e(pbo.get('reason'))}</p>"
     deg = pbo["degradation"]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.evaluation.documents import PboDocument
 from backend.evaluation.selection import pbo_document
 from backend.evaluation.statistics import deflated_sharpe_ratio, expected_max_sharpe
 
@@ -74,7 +75,7 @@ def deflated_sharpe(final: dict[str, Any] | None, n_trials: int, complete: list[
     return doc
 
 
-def trials_pbo(complete: list[Any]) -> dict[str, Any]:
+def trials_pbo(complete: list[Any]) -> PboDocument:
     """PBO (CSCV) over the completed trials' per-bar validation returns, as the sweep computes it."""
     cols = {
         f"trial {tr.number}": decode_returns(tr.user_attrs["validation_returns"])

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from backend.core.jsonio import load_json
+from backend.evaluation.documents import SelectionDocument
 from backend.evaluation.selection import (
     SCHEMA_VERSION,
     MemberReturns,
@@ -190,7 +191,7 @@ def universe_returns(rows: list[dict[str, Any]]) -> tuple[MemberReturns, list[di
     return out, members, warns
 
 
-def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any) -> SelectionDocument:
     """:func:`backend.evaluation.selection.selection_statistics` of a sweep of universes, unit = symbol × window.
 
     The members are config × seed; each one's series is its symbols' test bars stacked (SPY's, then QQQ's …), so

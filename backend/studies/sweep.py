@@ -13,12 +13,15 @@ import glob
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
 from backend.studies.compare import member_row
 from backend.walkforward.windows import check_id
+
+if TYPE_CHECKING:
+    from backend.evaluation.documents import SelectionDocument
 
 
 @dataclass
@@ -156,7 +159,7 @@ def rows_for(members: list[Member]) -> list[dict[str, Any]]:
     return rows
 
 
-def selection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def selection(rows: list[dict[str, Any]]) -> SelectionDocument:
     """PBO, SPA/StepM against the baselines, IQM and P(A > B) of the sweep (never raises: refusals are reasons)."""
     from backend.evaluation.selection import selection_from_rows
 
