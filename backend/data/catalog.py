@@ -95,19 +95,47 @@ def import_file(path: str, symbol: str, interval: str, folder: Path, timezone: s
     e = cache.entry(folder, symbol, interval, "import")  # the symbol is checked before anything is read
     raw = sources.read_bar_file(path, timezone)
     frame, report = validate.check_bars(raw.frame, path, max_jump=None)  # splits: checked at run time
+    _check_spacing(frame, path, interval)
+    old, merged, manifest = _merge_into_cache(e, frame, raw, path, timezone)
+    added = len(merged) - (0 if old is None else len(old))
+    return {
+        **manifest,
+        "import_report": {
+            "file_rows": len(frame),
+            "added_rows": added,
+            "replaced_rows": len(frame) - added,
+            **{k: v for k, v in report.items() if v},
+        },
+        "notes": raw.notes,
+        "file": str(e.data_path),
+    }
+
+
+def _check_spacing(frame: pd.DataFrame, path: str, interval: str) -> None:
+    """Refuse bars whose usual spacing is not ``interval``, saying which interval (or resampling) fits them."""
     step = _mode_step_minutes(frame)
     want = INTERVAL_MINUTES[interval]
-    if step is not None and step != want:
-        finer = [iv for iv, m in INTERVAL_MINUTES.items() if m == step]
-        fix = (
-            f"import them with --interval {finer[0]}"
-            if finer
-            else f"resample them to one of {'/'.join(INTERVAL_MINUTES)} first"
-        )
-        raise DataError(
-            f"{path}: bars are mostly {step:g} minutes apart, not {interval}; {fix} (a run resamples imported bars "
-            "to any coarser interval)"
-        )
+    if step is None or step == want:
+        return
+    finer = [iv for iv, m in INTERVAL_MINUTES.items() if m == step]
+    fix = (
+        f"import them with --interval {finer[0]}"
+        if finer
+        else f"resample them to one of {'/'.join(INTERVAL_MINUTES)} first"
+    )
+    raise DataError(
+        f"{path}: bars are mostly {step:g} minutes apart, not {interval}; {fix} (a run resamples imported bars "
+        "to any coarser interval)"
+    )
+
+
+def _merge_into_cache(
+    e: cache.Entry, frame: pd.DataFrame, raw: sources.RawBars, path: str, timezone: str
+) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
+    """Under the entry's lock: merge ``frame`` into what it holds and write it with this file's record.
+
+    Returns the entry's previous bars (None if it had none), the merged bars and the written manifest.
+    """
     resolved = str(Path(path).resolve())
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with cache.locked(e):
@@ -136,18 +164,7 @@ def import_file(path: str, symbol: str, interval: str, folder: Path, timezone: s
                 "ranges": cache.merge_ranges([*meta.get("ranges", []), day_range]),
             },
         )
-    added = len(merged) - (0 if old is None else len(old))
-    return {
-        **manifest,
-        "import_report": {
-            "file_rows": len(frame),
-            "added_rows": added,
-            "replaced_rows": len(frame) - added,
-            **{k: v for k, v in report.items() if v},
-        },
-        "notes": raw.notes,
-        "file": str(e.data_path),
-    }
+    return old, merged, manifest
 
 
 def delete(folder: Path, symbol: str, interval: str, kind: str) -> list[Path]:

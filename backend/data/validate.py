@@ -42,6 +42,31 @@ def check_bars(frame: pd.DataFrame, origin: str, max_jump: float | None = 0.25) 
     if frame.empty:
         raise DataError(f"{origin}: no bars; check the symbol, the date range and the file")
     idx = frame.index
+    errors = _order_errors(idx)
+    prices = frame.loc[:, list(OHLC)].to_numpy(dtype=np.float64)
+    errors += _finite_errors(idx, prices)
+    nonpos, hl, outside = _price_masks(prices)
+    if nonpos.any():
+        errors.append(f"non-positive prices at {_first(idx, nonpos)}; fix or drop those rows")
+    if hl.any():
+        errors.append(f"high < low at {_first(idx, hl)}; the high/low columns may be swapped")
+    vol = frame["volume"].to_numpy(dtype=np.float64)
+    if (vol < 0).any():
+        errors.append(f"negative volume at {_first(idx, vol < 0)}; fix those bars")
+    if max_jump is not None and not errors:
+        errors += _jump_errors(idx, prices[:, 3], max_jump)
+    if errors:
+        raise DataError(f"{origin}: " + "; ".join(errors))
+    counts = {
+        "zero_volume_bars": int((vol == 0).sum()),
+        "missing_volume_bars": int((~np.isfinite(vol)).sum()),
+        "ohlc_widened_bars": int(outside.sum()),
+    }
+    return (_widened(frame, prices) if outside.any() else frame), counts
+
+
+def _order_errors(idx: pd.Index) -> list[str]:
+    """Rows out of time order, and duplicate timestamps (found on a stable sort, so both are reported)."""
     ts = idx.as_unit("ns").asi8
     errors: list[str] = []
     unsorted = np.zeros(len(idx), dtype=bool)
@@ -59,45 +84,47 @@ def check_bars(frame: pd.DataFrame, origin: str, max_jump: float | None = 0.25) 
         dupes = np.zeros(len(idx), dtype=bool)
         dupes[order[dup_sorted]] = True
         errors.append(f"duplicate timestamps at {_first(idx, dupes)}; keep one row per timestamp")
-    prices = frame.loc[:, list(OHLC)].to_numpy(dtype=np.float64)
+    return errors
+
+
+def _finite_errors(idx: pd.Index, prices: np.ndarray) -> list[str]:
     bad = ~np.isfinite(prices)
-    if bad.any():
-        cols = [c for c, b in zip(OHLC, bad.any(axis=0), strict=True) if b]
-        errors.append(f"NaN/inf in {', '.join(cols)} at {_first(idx, bad.any(axis=1))}; fix or drop those rows")
+    if not bad.any():
+        return []
+    cols = [c for c, b in zip(OHLC, bad.any(axis=0), strict=True) if b]
+    return [f"NaN/inf in {', '.join(cols)} at {_first(idx, bad.any(axis=1))}; fix or drop those rows"]
+
+
+def _price_masks(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with a non-positive price, with high < low, and with open or close outside [low, high]."""
     with np.errstate(invalid="ignore"):
         nonpos = (prices <= 0).any(axis=1)
         o, h, low, c = prices.T
         tol = 1e-9 * np.maximum(1.0, np.nan_to_num(h))
         hl = h < low - tol
         outside = (c > h + tol) | (c < low - tol) | (o > h + tol) | (o < low - tol)
-    if nonpos.any():
-        errors.append(f"non-positive prices at {_first(idx, nonpos)}; fix or drop those rows")
-    if hl.any():
-        errors.append(f"high < low at {_first(idx, hl)}; the high/low columns may be swapped")
-    vol = frame["volume"].to_numpy(dtype=np.float64)
-    if (vol < 0).any():
-        errors.append(f"negative volume at {_first(idx, vol < 0)}; fix those bars")
-    if max_jump is not None and not errors:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            moves = np.abs(np.log(c[1:] / c[:-1]))
-        jumps = np.r_[False, moves > np.log1p(max_jump)]
-        if jumps.any():
-            errors.append(
-                f"split-like jumps of more than {max_jump:.0%} at {_first(idx, jumps)}; supply split-adjusted bars "
-                "or raise data.max_jump (null disables the check)"
-            )
-    if errors:
-        raise DataError(f"{origin}: " + "; ".join(errors))
-    counts = {
-        "zero_volume_bars": int((vol == 0).sum()),
-        "missing_volume_bars": int((~np.isfinite(vol)).sum()),
-        "ohlc_widened_bars": int(outside.sum()),
-    }
-    if outside.any():
-        frame = frame.copy()
-        frame["high"] = np.maximum(h, np.maximum(o, c))
-        frame["low"] = np.minimum(low, np.minimum(o, c))
-    return frame, counts
+    return nonpos, hl, outside
+
+
+def _jump_errors(idx: pd.Index, close: np.ndarray, max_jump: float) -> list[str]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moves = np.abs(np.log(close[1:] / close[:-1]))
+    jumps = np.r_[False, moves > np.log1p(max_jump)]
+    if not jumps.any():
+        return []
+    return [
+        f"split-like jumps of more than {max_jump:.0%} at {_first(idx, jumps)}; supply split-adjusted bars "
+        "or raise data.max_jump (null disables the check)"
+    ]
+
+
+def _widened(frame: pd.DataFrame, prices: np.ndarray) -> pd.DataFrame:
+    """A copy whose high/low include every open and close."""
+    o, h, low, c = prices.T
+    frame = frame.copy()
+    frame["high"] = np.maximum(h, np.maximum(o, c))
+    frame["low"] = np.minimum(low, np.minimum(o, c))
+    return frame
 
 
 def session_gaps(

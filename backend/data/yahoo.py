@@ -167,38 +167,14 @@ def load(
     never fetched for. The cache entry is read and written under its lock (backend.data.cache);
     the network is asked outside the lock.
     """
-    from backend.data import sources
-
     e = cache.entry(cache_dir, symbol, interval, "yfinance")
-    with cache.locked(e):
-        cached, meta = cache.read(e)
-    if cached is not None and meta.get("source") != "yfinance":
-        raise DataError(
-            f"cache entry {e.data_path} holds {meta.get('source')!r} bars, not yfinance bars (an import of an "
-            f"earlier version); delete it (wf data delete {e.symbol} --interval {interval} --cache-dir {e.folder}) "
-            "and import the file again with wf data import"
-        )
+    cached, meta = _read_own_entry(e, interval)
     if cached is not None and _covered(meta, needed_from or start, end):
         return cached, {**meta, "cache_hit": True}
     check_limits(interval, start, end, today)
-    if fetch_history is _DEFAULT_FETCH and not _network_reachable():
-        raise DataError(
-            f"yfinance: the network is unreachable (no connection to {YAHOO_HOST[0]}); "
-            "use --data FILE with your own bars or --source sample (SPY 2017-2019)"
-        )
+    _check_network()
     code = YAHOO_CODE.get(interval, interval)
-    parts = []
-    for lo, hi in chunks(interval, start, end):
-        frame = _fetch_with_retries(e.symbol, lo, hi, code, Path(cache_dir))
-        if frame is not None and not frame.empty:
-            parts.append(frame)
-    if not parts:
-        raise DataError(
-            f"yfinance returned no {interval} bars for {e.symbol} between {start} and {end}; "
-            "check the symbol and dates (nothing was cached)"
-        )
-    fresh = pd.concat([sources.normalise_columns(p, f"yfinance {e.symbol}", timezone) for p in parts])
-    fresh = fresh[~fresh.index.duplicated(keep="last")].sort_index()
+    fresh = _fetch_span(e.symbol, interval, code, start, end, Path(cache_dir), timezone)
     with cache.locked(e):
         cached, meta = cache.read(e)  # another process may have written meanwhile: merge with that
         merged = cache.merge(cached, fresh)
@@ -215,6 +191,48 @@ def load(
             },
         )
     return merged, {**manifest, "cache_hit": False}
+
+
+def _read_own_entry(e: cache.Entry, interval: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """The entry's bars and manifest, read under its lock; refused when it holds another source's bars."""
+    with cache.locked(e):
+        cached, meta = cache.read(e)
+    if cached is not None and meta.get("source") != "yfinance":
+        raise DataError(
+            f"cache entry {e.data_path} holds {meta.get('source')!r} bars, not yfinance bars (an import of an "
+            f"earlier version); delete it (wf data delete {e.symbol} --interval {interval} --cache-dir {e.folder}) "
+            "and import the file again with wf data import"
+        )
+    return cached, meta
+
+
+def _check_network() -> None:
+    """Refuse at once when the real fetcher would time out (tests replace :data:`fetch_history`)."""
+    if fetch_history is _DEFAULT_FETCH and not _network_reachable():
+        raise DataError(
+            f"yfinance: the network is unreachable (no connection to {YAHOO_HOST[0]}); "
+            "use --data FILE with your own bars or --source sample (SPY 2017-2019)"
+        )
+
+
+def _fetch_span(
+    symbol: str, interval: str, code: str, start: date, end: date, cache_dir: Path, timezone: str
+) -> pd.DataFrame:
+    """[start, end] fetched chunk by chunk, normalised, de-duplicated (the last row wins) and sorted."""
+    from backend.data import sources
+
+    parts = []
+    for lo, hi in chunks(interval, start, end):
+        frame = _fetch_with_retries(symbol, lo, hi, code, cache_dir)
+        if frame is not None and not frame.empty:
+            parts.append(frame)
+    if not parts:
+        raise DataError(
+            f"yfinance returned no {interval} bars for {symbol} between {start} and {end}; "
+            "check the symbol and dates (nothing was cached)"
+        )
+    fresh = pd.concat([sources.normalise_columns(p, f"yfinance {symbol}", timezone) for p in parts])
+    return fresh[~fresh.index.duplicated(keep="last")].sort_index()
 
 
 def _fetch_with_retries(symbol: str, start: date, end: date, interval: str, cache_dir: Path) -> pd.DataFrame | None:

@@ -384,6 +384,18 @@ def _heatmap_input(
     return pd.DataFrame(grid), members
 
 
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 1300px; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block; overflow-x: auto; }
+td, th { border: 1px solid #ccc; padding: 3px 7px; vertical-align: top; }
+th { background: #f3f3f3; } img { width: 100%; height: auto; }
+.how { color: #555; font-style: italic; margin-top: 0.2em; }
+.box { padding: 0.6em 1em; border-radius: 6px; margin: 1em 0; }
+.luck { background: #fdecea; border: 1px solid #e0a0a0; } .skill { background: #eaf6ea; border: 1px solid #9c9; }
+.undetermined { background: #fff6e0; border: 1px solid #dc9; }
+</style>"""
+
+
 def build_sweep_report(sweep_dir: str | Path) -> Path:
     """Write ``<sweep_dir>/report.html`` (self-contained) and return its path.
 
@@ -396,42 +408,47 @@ def build_sweep_report(sweep_dir: str | Path) -> Path:
     done = [r for r in rows if r.get("status") == "completed" and r.get("path")]
     data = load_member_returns({str(r["name"]): Path(str(r["path"])) for r in done})
     sel = doc.get("selection") or _selection(rows)
+    page = _page(sweep_dir.name, rows, data, sel)
+    return write_text(sweep_dir / "report.html", page)
+
+
+def _alignment(data: MemberReturns) -> str:
+    if data.returns.empty:
+        return "no member's returns could be read"
+    return (
+        f"{len(data.returns):,} test bars shared by {data.returns.shape[1]} members"
+        f" ({data.dropped_bars:,} bars dropped by the alignment)"
+    )
+
+
+def _notes_html(sel: Mapping[str, Any], data: MemberReturns) -> str:
+    """The selection's warnings (else the loader's), then every skipped member none of them names."""
+    notes = list(sel.get("warnings") or data.warnings)
+    notes += [f"{n}: {why}" for n, why in data.skipped.items() if all(n not in w for w in notes)]
+    return "".join(f"<li>{html.escape(w)}</li>" for w in notes)
+
+
+def _page(name: str, rows: list[dict[str, Any]], data: MemberReturns, sel: Mapping[str, Any]) -> str:
     member_config = {str(r["name"]): config_name(r) for r in rows}
     configs: dict[str, list[str]] = {}
-    for name in data.returns.columns:
-        configs.setdefault(member_config.get(name, name), []).append(name)
+    for member in data.returns.columns:
+        configs.setdefault(member_config.get(member, member), []).append(member)
     colors = _colors(list(configs))
     pbo = sel.get("pbo") or {"status": "refused", "reason": sel.get("reason")}
     seeds = sorted({str(r.get("seed")) for r in rows})
     n_configs = len({config_name(r) for r in rows})
-    align = (
-        f"{len(data.returns):,} test bars shared by {data.returns.shape[1]} members"
-        f" ({data.dropped_bars:,} bars dropped by the alignment)"
-        if not data.returns.empty
-        else "no member's returns could be read"
-    )
-    notes = list(sel.get("warnings") or data.warnings)
-    notes += [f"{n}: {why}" for n, why in data.skipped.items() if all(n not in w for w in notes)]
-    notes_html = "".join(f"<li>{html.escape(w)}</li>" for w in notes)
-    page = f"""<!doctype html>
+    notes_html = _notes_html(sel, data)
+    ok = sel.get("status") == "ok"
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Sweep report — {html.escape(sweep_dir.name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 1300px; }}
-table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 13px; display: block; overflow-x: auto; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 7px; vertical-align: top; }}
-th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
-.how {{ color: #555; font-style: italic; margin-top: 0.2em; }}
-.box {{ padding: 0.6em 1em; border-radius: 6px; margin: 1em 0; }}
-.luck {{ background: #fdecea; border: 1px solid #e0a0a0; }} .skill {{ background: #eaf6ea; border: 1px solid #9c9; }}
-.undetermined {{ background: #fff6e0; border: 1px solid #dc9; }}
-</style></head><body>
-<h1>Sweep report — {html.escape(sweep_dir.name)}</h1>
+<title>Sweep report — {html.escape(name)}</title>
+{_STYLE}</head><body>
+<h1>Sweep report — {html.escape(name)}</h1>
 <p>{len(rows)} members: {n_configs} configs × seeds {html.escape(", ".join(seeds))};
-{html.escape(align)}. Statistics status: <b>{_e(sel.get("status"))}</b>.</p>
+{html.escape(_alignment(data))}. Statistics status: <b>{_e(sel.get("status"))}</b>.</p>
 {_verdict_html(sel)}
 <h2>Configs</h2>
-{_configs_table(sel, rows) if sel.get("status") == "ok" else ""}
+{_configs_table(sel, rows) if ok else ""}
 <h2>Window Sharpe</h2>
 {_img(_heatmap(*_heatmap_input(rows, data, configs)), "window Sharpe heatmap")}
 {_how("heatmap")}
@@ -449,7 +466,7 @@ th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 {_how("degradation")}
 {_how("ranks")}
 <h2>Data snooping: every member against the baselines</h2>
-{_snooping_table(sel) if sel.get("status") == "ok" else ""}
+{_snooping_table(sel) if ok else ""}
 {_how("snooping")}
 <h2>Members</h2>
 {_members_table(rows)}
@@ -458,4 +475,3 @@ th {{ background: #f3f3f3; }} img {{ width: 100%; height: auto; }}
 window Sharpe ratios are annualised as in each member's summary.json.</small></p>
 </body></html>
 """
-    return write_text(sweep_dir / "report.html", page)

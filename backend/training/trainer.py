@@ -209,10 +209,48 @@ def _train_window(
     progress_bar: Any,
     stop: Any,
 ) -> TrainResult:
-    from stable_baselines3.common.callbacks import CallbackList
+    seed = cfg.training.seed
+    device = pick_device(cfg)
+    set_threads(cfg, device)
+    env_fn, norm = train_env_factory(cfg, market, features, window)
+    venv = train_vec_env(env_fn)
+    model = _build_model(cfg, venv, seed, device, warm_path, tb_dir)
+    total = cfg.training.total_timesteps
+    progress, callbacks = _callbacks(cfg, window, out_dir, progress_bar, stop)
+    seconds = _learn(model, total, callbacks, progress)
+    _check_finite_weights(model)
+    files = _save_bundle(cfg, model, env_fn, norm, window, out_dir)
+    training = {
+        "timesteps": total,
+        "seed": seed,
+        "device": device,
+        "seconds": round(seconds, 3),
+        "warm_start_from": warm_start.window_id if warm_start else None,
+    }
+    meta = _metadata(cfg, market, features, window, embargo, provenance, data_hash, warm_start, training, files)
+    write_json(out_dir / bundle.METADATA_FILE, meta)
+    venv.close()
+    return TrainResult(total, seconds, total / seconds if seconds > 0 else 0.0, out_dir / bundle.MODEL_FILE, files)
+
+
+def _build_model(cfg: Config, venv, seed: int, device: str, warm_path: Path | None, tb_dir: Path | None):
+    """The algorithm on ``venv``, its weights from ``warm_path`` when given, logging to TensorBoard when asked."""
     from stable_baselines3.common.logger import configure
 
     from backend.training import agents
+
+    model = agents.build(cfg, venv, seed, device)
+    if warm_path is not None:
+        agents.warm_start(model, warm_path, device)
+    formats = ["tensorboard"] if (tb_dir is not None and cfg.training.tensorboard) else []
+    model.set_logger(configure(str(tb_dir) if formats else None, formats))
+    return model
+
+
+def _callbacks(cfg: Config, window: Window, out_dir: Path, progress_bar: Any, stop: Any):
+    """The progress-file callback (``_learn`` marks it on failure) and the list of every training callback."""
+    from stable_baselines3.common.callbacks import CallbackList
+
     from backend.training.callbacks import (
         EpisodeStatsCallback,
         FiniteCheckCallback,
@@ -220,25 +258,27 @@ def _train_window(
         StopCallback,
     )
 
-    seed = cfg.training.seed
-    device = pick_device(cfg)
-    set_threads(cfg, device)
-    env_fn, norm = train_env_factory(cfg, market, features, window)
-    venv = train_vec_env(env_fn)
-    model = agents.build(cfg, venv, seed, device)
-    if warm_path is not None:
-        agents.warm_start(model, warm_path, device)
-    formats = ["tensorboard"] if (tb_dir is not None and cfg.training.tensorboard) else []
-    model.set_logger(configure(str(tb_dir) if formats else None, formats))
     total = cfg.training.total_timesteps
     progress = ProgressFileCallback(
         out_dir / "training_progress.json", window.id, total, cfg.training.progress_every, progress_bar
     )
-    callbacks = CallbackList([progress, EpisodeStatsCallback(), FiniteCheckCallback(), StopCallback(stop)])
-    seconds = _learn(model, total, callbacks, progress)
-    _check_finite_weights(model)
-    files = _save_bundle(cfg, model, env_fn, norm, window, out_dir)
-    meta = {
+    return progress, CallbackList([progress, EpisodeStatsCallback(), FiniteCheckCallback(), StopCallback(stop)])
+
+
+def _metadata(
+    cfg: Config,
+    market: MarketArrays,
+    features: np.ndarray,
+    window: Window,
+    embargo: int,
+    provenance: dict[str, Any],
+    data_hash: str,
+    warm_start: WarmStart | None,
+    training: dict[str, Any],
+    files: dict[str, str],
+) -> dict[str, Any]:
+    """metadata.json of the bundle (key order is the file's)."""
+    return {
         "schema_version": bundle.BUNDLE_SCHEMA,
         "window": window.describe(market.timestamps, cfg.data.timezone),
         "data_end": bundle.latest(
@@ -257,18 +297,9 @@ def _train_window(
         "data_hash": data_hash,
         "compatibility": bundle.compatibility_fields(cfg, features.shape[1], len(STATE_NAMES)),
         "libraries": _libraries(cfg),
-        "training": {
-            "timesteps": total,
-            "seed": seed,
-            "device": device,
-            "seconds": round(seconds, 3),
-            "warm_start_from": warm_start.window_id if warm_start else None,
-        },
+        "training": training,
         "files": files,
     }
-    write_json(out_dir / bundle.METADATA_FILE, meta)
-    venv.close()
-    return TrainResult(total, seconds, total / seconds if seconds > 0 else 0.0, out_dir / bundle.MODEL_FILE, files)
 
 
 def _check_finite_weights(model) -> None:
