@@ -98,7 +98,7 @@ def _finite_errors(idx: pd.Index, prices: np.ndarray) -> list[str]:
 def _price_masks(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows with a non-positive price, with high < low, and with open or close outside [low, high]."""
     with np.errstate(invalid="ignore"):
-        nonpos = (prices <= 0).any(axis=1)
+        nonpos = np.asarray((prices <= 0).any(axis=1))  # an array (numpy types .any as bool | array)
         o, h, low, c = prices.T
         tol = 1e-9 * np.maximum(1.0, np.nan_to_num(h))
         hl = h < low - tol
