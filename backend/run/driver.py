@@ -1,19 +1,16 @@
-"""The walk-forward run as a driver over window tasks.
+"""`wf run`: one run folder as a driver over window tasks.
 
-``execute`` prepares the run folder, decides what resumes, dispatches one task per window on an
-executor (in process, a local process pool, or Ray) and folds each result into summary.json as
-it lands. ``--seeds`` and ``wf sweep`` run many :class:`RunDriver` s over one executor with
-:func:`run_drivers`. Nothing here imports torch at module level: the dry-run path stays light.
+:func:`execute` runs one :class:`RunDriver`: it prepares the run folder, decides what resumes, plans one task per
+window, folds each result into summary.json as it lands (the document: :mod:`backend.run.summary`) and finishes
+the run (aggregate, status, report). The tasks run on an executor (in process, a local process pool, or Ray)
+through the scheduling loop :func:`backend.run.dispatch.run_drivers`, which ``--seeds``, ``--symbols``, `wf sweep`
+and `wf tune` share to run many drivers on one pool. Nothing here imports torch at module level: the dry-run path
+stays light. The Window Setup API (``setup``, ``Setup``, ...) and ``run_drivers`` are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-import signal
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, wait
-from contextlib import contextmanager
 from typing import Any
 
 from backend.config.models import config_dict, config_hash
@@ -23,7 +20,6 @@ from backend.core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
-    EXIT_TRAINING,
     ArtifactError,
     FolderError,
     InputError,
@@ -31,7 +27,9 @@ from backend.core.errors import (
 from backend.core.jsonio import write_json, write_text
 from backend.core.status import Status
 from backend.run import folder as rf
-from backend.run.executor_api import Executor
+from backend.run.dispatch import run_drivers, sigterm_as_interrupt  # noqa: F401 - re-exported: sweep, seeds, tune
+from backend.run.executors import make_executor
+from backend.run.summary import gates, run_status, summary_document, window_entry
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
     RunOptions,
@@ -43,37 +41,14 @@ from backend.run.window_setup import (  # noqa: F401 - the setup API is re-expor
 )
 from backend.walkforward.windows import Window, windows_document
 
-SCHEMA_VERSION = 1
-INTERRUPT_GRACE_S = 120.0
-
 
 def execute(opts: RunOptions, s: Setup) -> int:
     """Train and evaluate every window of one run; returns the exit code."""
-    from backend.run.executors import make_executor
-
     driver = RunDriver(opts, s)
     with driver:
         executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
         interrupted = run_drivers([(driver, driver.plan())], executor, quiet=opts.quiet)
         return driver.finish(interrupted)
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C (KeyboardInterrupt), so the summary stays true."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------------------------------ warm-start chains
@@ -147,7 +122,7 @@ class RunDriver:
             )
         if opts.overwrite:
             rf.clear(self.out)
-        entries = [_window_entry(w, s) for w in s.windows]
+        entries = [window_entry(w, s) for w in s.windows]
         plan = (
             rf.plan_resume(previous, self.config_hash, self.data_hash, entries, self.out)
             if previous is not None
@@ -162,7 +137,15 @@ class RunDriver:
             return []
         rf.check_paths(self.out, [w.id for w in s.windows])  # the report writes w01/report.png of skipped ones too
         self._write_run_files()
-        self.summary = rf.Summary(self.out / "summary.json", self._summary_doc(entries))
+        doc = summary_document(
+            s,
+            entries,
+            config_hash=self.config_hash,
+            data_hash=self.data_hash,
+            executor=opts.executor,
+            workers=opts.workers,
+        )
+        self.summary = rf.Summary(self.out / "summary.json", doc)
         for wid, entry in plan.skip.items():
             self._restore(wid, entry)
         self.summary.save()
@@ -183,41 +166,6 @@ class RunDriver:
         )
         write_text(self.out / "command.txt", command_line())
         write_json(self.out / "environment.json", environment())
-
-    def _summary_doc(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        s = self.s
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "status": Status.RUNNING,
-            "symbol": s.bars.symbol,
-            "interval": self.cfg.data.interval,
-            "source": s.bars.source,
-            "synthetic": s.bars.synthetic,
-            "config_hash": self.config_hash,
-            "data_hash": self.data_hash,
-            "windows_hash": windows_hash(s),
-            "config_path": s.loaded.path,
-            "algorithm": self.cfg.agent.algorithm,
-            "backend": self.cfg.agent.backend,
-            "seed": self.cfg.training.seed,
-            "annualisation": s.annualisation,
-            "executor": {"kind": self.opts.executor, "workers": self.opts.workers},
-            "data": {**s.bars.provenance, "report": s.bars.report},
-            "benchmark": (
-                {"symbol": s.benchmark.symbol, "available": s.benchmark.close is not None, **s.benchmark.info}
-                if s.benchmark
-                else None
-            ),
-            "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
-            "windows": entries,
-            "aggregate": None,
-            "statistics": None,
-            "warnings": list(s.loaded.warnings),
-            "unmapped_legacy_keys": s.loaded.unmapped,
-            "started_at": rf.now(),
-            "finished_at": None,
-            "seconds": None,
-        }
 
     def _restore(self, wid: str, entry: dict[str, Any]) -> None:
         from backend.evaluation.replay import headline, read_series
@@ -327,7 +275,7 @@ class RunDriver:
             diagnostics=result.diagnostics,
             benchmark=result.benchmark,
             bundle={"files": result.bundle_files, "outputs": result.output_files},
-            gates=_gates(self.cfg, result.evaluation or {}, result.beats or {}),
+            gates=gates(self.cfg, result.evaluation or {}, result.beats or {}),
         )
         self.series[result.window_id] = result.series or {}
         for warning in (result.diagnostics or {}).get("warnings", []):
@@ -361,7 +309,7 @@ class RunDriver:
         gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
         if gated:
             summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
-        status, code = _status(interrupted, self.fatal, len(done), len(entries), self.failures)
+        status, code = run_status(interrupted, self.fatal, len(done), len(entries), self.failures)
         if self.cfg.training.tensorboard and done:
             from backend.training.tb import log_hparams
 
@@ -407,171 +355,3 @@ class RunDriver:
         self.summary.stage("report", "ok", time.perf_counter() - t0)
         stages.emit(True, "Report", str(path), self.name)
         return code
-
-
-def _status(interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
-    if fatal:
-        return Status.FAILED, EXIT_ARTIFACTS
-    if interrupted:
-        return Status.INTERRUPTED, EXIT_INTERRUPTED
-    if done == total:
-        return Status.COMPLETED, EXIT_OK
-    if done > 0:
-        return Status.PARTIAL, EXIT_PARTIAL
-    return Status.FAILED, (failures[0] if failures else EXIT_PARTIAL)
-
-
-def _window_entry(w: Window, s: Setup) -> dict[str, Any]:
-    d = w.describe(s.market.timestamps, s.timezone)
-    return {
-        "id": w.id,
-        **{k: d[k] for k in ("train_start", "train_end", "test_start", "test_end")},
-        "train_bars": w.train_bars,
-        "test_bars": w.test_bars,
-        "train_sessions": w.train_sessions,
-        "test_sessions": w.test_sessions,
-        "status": Status.PENDING,
-        "training": None,
-        "evaluation": None,
-        "baselines": None,
-        "beats": None,
-        "cost_sensitivity": None,
-        "diagnostics": None,
-        "benchmark": None,
-        "gates": None,
-        "bundle": None,
-        "error": None,
-    }
-
-
-def _gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[str, Any] | None:
-    g = cfg.evaluation.gates
-    checks: dict[str, bool | None] = {}
-    if g.min_trades is not None:
-        checks["min_trades"] = evaluation["n_trades"] >= g.min_trades
-    if g.min_sharpe is not None:
-        sh = evaluation.get("sharpe")
-        checks["min_sharpe"] = None if sh is None or (isinstance(sh, float) and math.isnan(sh)) else sh >= g.min_sharpe
-    if g.max_drawdown is not None:
-        checks["max_drawdown"] = -evaluation["max_drawdown"] <= g.max_drawdown
-    if g.beat_buy_and_hold:
-        checks["beat_buy_and_hold"] = beats.get("buy_and_hold")
-    if not checks:
-        return None
-    return {"checks": checks, "passed": all(v is True for v in checks.values())}
-
-
-# ------------------------------------------------------------------------------------------ dispatch
-
-
-def run_drivers(  # noqa: C901 - the scheduling loop (submit, wait, release dependants, wind down) in one view
-    planned: list[tuple[RunDriver, list[WindowTask]]], executor: Executor, quiet: bool = False
-) -> bool:
-    """Run every driver's planned tasks on one executor; returns True if interrupted.
-
-    Tasks whose warm-start source has not finished wait for it; everything else runs as soon
-    as a worker is free, so every worker stays busy until the last task.
-    """
-    owner: dict[tuple[str, str], RunDriver] = {}
-    ready: list[WindowTask] = []
-    waiting: dict[tuple[str, str], list[WindowTask]] = {}
-    for d, tasks in planned:
-        ids = {t.window.id for t in tasks}
-        for t in tasks:
-            owner[t.key] = d
-            src = d.source_of(t)
-            if src is None:
-                ready.append(t)
-            elif src in ids:
-                waiting.setdefault((d.name, src), []).append(t)
-            else:  # the source finished in an earlier run (resume)
-                t.warm_start = d.warm_start(src)
-                ready.append(t)
-    from backend.core.progress import RunProgress
-
-    running: dict[Any, WindowTask] = {}
-    interrupted = False
-    progress = RunProgress(sum(len(tasks) for _, tasks in planned), quiet=quiet)  # a bar on a terminal only
-    with sigterm_as_interrupt(), progress:
-        try:
-            while ready or running:
-                while ready and len(running) < executor.workers and not interrupted:
-                    task = ready.pop(0)
-                    owner[task.key].on_submit(task)
-                    try:
-                        running[executor.submit(task)] = task
-                    except KeyboardInterrupt:
-                        ready.insert(0, task)
-                        raise
-                    progress.on_submit(task)
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    task = running.pop(fut)
-                    result = _result(fut, task)
-                    d = owner[task.key]
-                    d.on_result(result)
-                    progress.on_result(result)
-                    interrupted |= result.status == Status.INTERRUPTED
-                    _release(d, task, result, waiting, ready)
-                    if d.fatal:
-                        _drop(d, ready, waiting, "not run: an artifact could not be written", Status.FAILED)
-                if interrupted:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        if interrupted:
-            _wind_down(executor, running, owner, ready, waiting)
-        executor.close(cancel=interrupted)
-    return interrupted
-
-
-def _result(fut: Any, task: WindowTask) -> WindowResult:
-    """A task's result; an executor failure (a worker lost twice) becomes a failed window."""
-    try:
-        return fut.result()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as e:
-        interrupted = "cancel" in type(e).__name__.lower()
-        return WindowResult(
-            task.run,
-            task.window.id,
-            Status.INTERRUPTED if interrupted else Status.FAILED,
-            EXIT_INTERRUPTED if interrupted else EXIT_TRAINING,
-            {"stage": "training", "type": type(e).__name__, "message": f"the worker running it failed: {e}"},
-        )
-
-
-def _release(d: RunDriver, task: WindowTask, result: WindowResult, waiting: dict, ready: list) -> None:
-    for dep in waiting.pop(task.key, []):
-        if result.status == "completed":
-            dep.warm_start = d.warm_start(task.window.id)
-            ready.append(dep)
-        else:
-            d.not_run(dep, f"not run: its warm-start source {task.window.id} did not complete", Status.FAILED)
-            _release(d, dep, WindowResult(dep.run, dep.window.id, Status.FAILED, EXIT_PARTIAL), waiting, ready)
-
-
-def _drop(d: RunDriver, ready: list[WindowTask], waiting: dict, why: str, status: str) -> None:
-    for t in [t for t in ready if t.run == d.name]:
-        ready.remove(t)
-        d.not_run(t, why, status)
-    for key in [k for k in waiting if k[0] == d.name]:
-        for t in waiting.pop(key):
-            d.not_run(t, why, status)
-
-
-def _wind_down(executor: Executor, running: dict, owner: dict, ready: list, waiting: dict) -> None:
-    """Ctrl-C / SIGTERM: stop every running window cleanly, keep what finished, mark the rest."""
-    executor.interrupt()
-    deadline = time.time() + INTERRUPT_GRACE_S
-    while running and time.time() < deadline:
-        try:
-            done, _ = wait(list(running), timeout=max(0.1, deadline - time.time()), return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            break  # a second Ctrl-C: stop waiting
-        for fut in done:
-            task = running.pop(fut)
-            owner[task.key].on_result(_result(fut, task))
-    for task in list(running.values()) + ready + [t for ts in waiting.values() for t in ts]:
-        owner[task.key].not_run(task, "not run: the run was interrupted")
