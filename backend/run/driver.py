@@ -11,7 +11,8 @@ stays light. The Window Setup API (``setup``, ``Setup``, ...) and ``run_drivers`
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from backend.config.models import config_dict, config_hash
 from backend.core import stages
@@ -29,7 +30,7 @@ from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.dispatch import run_drivers, sigterm_as_interrupt  # noqa: F401 - re-exported: sweep, seeds, tune
 from backend.run.executors import make_executor
-from backend.run.summary import gates, run_status, summary_document, window_entry
+from backend.run.summary import SummaryFile, WindowEntry, gates, run_status, summary_document, window_entry
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
     RunOptions,
@@ -89,7 +90,7 @@ class RunDriver:
         self.cfg = s.cfg
         self.config_hash = config_hash(s.cfg)
         self.data_hash = s.bars.data_hash()
-        self.summary: rf.Summary | None = None
+        self.summary: SummaryFile | None = None
         self.series: dict[str, dict[str, Any]] = {}
         self.failures: list[int] = []
         self.fatal = False
@@ -145,7 +146,7 @@ class RunDriver:
             executor=opts.executor,
             workers=opts.workers,
         )
-        self.summary = rf.Summary(self.out / "summary.json", doc)
+        self.summary = SummaryFile(self.out / "summary.json", doc)
         for wid, entry in plan.skip.items():
             self._restore(wid, entry)
         self.summary.save()
@@ -172,7 +173,7 @@ class RunDriver:
 
         assert self.summary is not None
         k = next(i for i, w in enumerate(self.summary.doc["windows"]) if w["id"] == wid)
-        self.summary.doc["windows"][k] = entry
+        self.summary.doc["windows"][k] = cast(WindowEntry, entry)  # checked by rf.plan_resume
         frame = read_series(self.out / wid / "equity.csv")
         self.series[wid] = {c: frame[c].to_numpy() for c in frame.columns}
         stages.emit(
@@ -202,7 +203,7 @@ class RunDriver:
         )
 
     @property
-    def doc(self) -> dict[str, Any]:
+    def doc(self) -> Mapping[str, Any]:
         """The run's summary as it stands (the previous one when nothing had to run)."""
         if self.summary is not None:
             return self.summary.doc
@@ -218,7 +219,8 @@ class RunDriver:
         assert self.summary is not None
         wdir = self.out / source_id
         meta = bundle.read_metadata(wdir)
-        bundle.verify_files(wdir, meta, (self.summary.window(source_id).get("bundle") or {}).get("files"))
+        record = self.summary.window(source_id).get("bundle")
+        bundle.verify_files(wdir, meta, record.get("files") if record else None)
         return WarmStart(source_id, (wdir / bundle.MODEL_FILE).read_bytes(), bundle.data_end(meta))
 
     # -- results
@@ -239,7 +241,7 @@ class RunDriver:
         if result.artifacts:
             rf.write_artifacts(self.out, result.artifacts)
         why = f" (retrained: {self.reasons[wid]})" if wid in self.reasons and self.opts.resume else ""
-        if result.status == "completed":
+        if result.status == Status.COMPLETED:
             self._completed(entry, result)
             t = result.training or {}
             warm = f", warm start from {t['warm_start_from']}" if t.get("warm_start_from") else ""
@@ -252,9 +254,9 @@ class RunDriver:
             stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation or {}), self.name)
         else:
             err = result.error or {"stage": "training", "type": "Error", "message": "unknown failure"}
-            entry.update(status=result.status, error=err)
+            entry.update({"status": result.status, "error": err})
             stage = "Training" if err["stage"] == "training" else "Evaluation"
-            if result.status == "interrupted":
+            if result.status == Status.INTERRUPTED:
                 text = f"interrupted (Ctrl-C / SIGTERM); rerun with --resume{why}"
             else:
                 text = f"{err['type']}: {err['message']}{why}"
@@ -263,19 +265,21 @@ class RunDriver:
             stages.emit(False, f"{stage} [{wid}]", text, self.name)
         self.summary.stage(f"window_{wid}", entry["status"], result.seconds)
 
-    def _completed(self, entry: dict[str, Any], result: WindowResult) -> None:
+    def _completed(self, entry: WindowEntry, result: WindowResult) -> None:
         entry.update(
-            status=Status.COMPLETED,
-            error=None,
-            training=result.training,
-            evaluation=result.evaluation,
-            baselines=result.baselines,
-            beats=result.beats,
-            cost_sensitivity=result.cost_sensitivity,
-            diagnostics=result.diagnostics,
-            benchmark=result.benchmark,
-            bundle={"files": result.bundle_files, "outputs": result.output_files},
-            gates=gates(self.cfg, result.evaluation or {}, result.beats or {}),
+            {
+                "status": Status.COMPLETED,
+                "error": None,
+                "training": result.training,
+                "evaluation": result.evaluation,
+                "baselines": result.baselines,
+                "beats": result.beats,
+                "cost_sensitivity": result.cost_sensitivity,
+                "diagnostics": result.diagnostics,
+                "benchmark": result.benchmark,
+                "bundle": {"files": result.bundle_files, "outputs": result.output_files},
+                "gates": gates(self.cfg, result.evaluation or {}, result.beats or {}),
+            }
         )
         self.series[result.window_id] = result.series or {}
         for warning in (result.diagnostics or {}).get("warnings", []):
@@ -287,8 +291,8 @@ class RunDriver:
         assert self.summary is not None
         entry = self.summary.window(task.window.id)
         if entry["status"] in (Status.PENDING, Status.TRAINING):
-            entry.update(status=status, error={"stage": "training", "type": "NotRun", "message": why})
-            if status == "failed":
+            entry.update({"status": status, "error": {"stage": "training", "type": "NotRun", "message": why}})
+            if status == Status.FAILED:
                 self.failures.append(EXIT_PARTIAL)
                 stages.emit(False, f"Training [{task.window.id}]", why, self.name)
 
@@ -306,7 +310,7 @@ class RunDriver:
         summary.doc["aggregate"], summary.doc["statistics"] = stitched(
             [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
         )
-        gated = [e["gates"]["passed"] for e in entries if e.get("gates")]
+        gated = [g["passed"] for e in entries if (g := e.get("gates"))]
         if gated:
             summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
         status, code = run_status(interrupted, self.fatal, len(done), len(entries), self.failures)
@@ -314,7 +318,9 @@ class RunDriver:
             from backend.training.tb import log_hparams
 
             log_hparams(self.out / "tensorboard", self.cfg, summary.doc["aggregate"])
-        summary.doc.update(status=status, finished_at=rf.now(), seconds=round(time.perf_counter() - summary.started, 3))
+        summary.doc.update(
+            {"status": status, "finished_at": rf.now(), "seconds": round(time.perf_counter() - summary.started, 3)}
+        )
         summary.save()
         if not self.opts.no_report and done and not interrupted:
             code = self._report(code)
@@ -322,7 +328,7 @@ class RunDriver:
         text = f"{summary.path}" + (
             "" if summary.doc["status"] == Status.COMPLETED else f" (status {summary.doc['status']})"
         )
-        stages.emit(summary.doc["status"] == "completed", "Summary", text, self.name)
+        stages.emit(summary.doc["status"] == Status.COMPLETED, "Summary", text, self.name)
         return code
 
     def _report(self, code: int) -> int:
@@ -342,7 +348,7 @@ class RunDriver:
             return EXIT_INTERRUPTED
         except ArtifactError as e:
             self.summary.doc.update(
-                status=Status.FAILED, error={"stage": "report", "type": "ArtifactError", "message": str(e)}
+                {"status": Status.FAILED, "error": {"stage": "report", "type": "ArtifactError", "message": str(e)}}
             )
             self.summary.stage("report", Status.FAILED, time.perf_counter() - t0)
             stages.emit(False, "Report", f"ArtifactError: {e}", self.name)

@@ -1,4 +1,4 @@
-"""The run folder: a lock per folder, resume by content, summary.json written atomically.
+"""The run folder: a lock per folder, resume by content, what --overwrite may clear, artifacts written atomically.
 
 * **Lock.** One writer per run (or sweep) folder: ``filelock`` on ``.wf.lock`` (an OS lock that
   dies with its holder, so a dead holder's lock is simply taken over); the holder's pid, host
@@ -16,8 +16,7 @@ import os
 import re
 import socket
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,7 +325,7 @@ class ResumePlan:
 
 
 def plan_resume(
-    previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
+    previous: dict[str, Any], config_hash: str, data_hash: str, entries: Sequence[Mapping[str, Any]], out: Path
 ) -> ResumePlan:
     """Decide per window: skip (everything matches) or train (and why); refuse to lose finished work."""
     try:
@@ -341,7 +340,7 @@ def plan_resume(
 
 
 def _plan_resume(
-    previous: dict[str, Any], config_hash: str, data_hash: str, entries: list[dict], out: Path
+    previous: dict[str, Any], config_hash: str, data_hash: str, entries: Sequence[Mapping[str, Any]], out: Path
 ) -> ResumePlan:
     old = {w.get("id"): w for w in previous.get("windows", []) if isinstance(w, dict)}
     done = {k: w for k, w in old.items() if w.get("status") == "completed"}
@@ -402,24 +401,6 @@ def bundle_problem(out: Path, window_id: str, entry: dict[str, Any]) -> str | No
         if name not in outputs or bundle.sha256_file(path) != outputs[name]:
             return f"{window_id}/{name} differs from what the run wrote (SHA-256)"
     return None
-
-
-class Summary:
-    """summary.json, rewritten atomically whenever something lands."""
-
-    def __init__(self, path: Path, doc: dict[str, Any]):
-        self.path, self.doc = path, doc
-        self.started = time.perf_counter()
-
-    def save(self) -> None:
-        write_json(self.path, self.doc)
-
-    def stage(self, name: str, status: str, seconds: float, **extra: Any) -> None:
-        self.doc["stages"][name] = {"status": status, "seconds": round(seconds, 3), **extra}
-        self.save()
-
-    def window(self, window_id: str) -> dict[str, Any]:
-        return next(w for w in self.doc["windows"] if w["id"] == window_id)
 
 
 def write_artifacts(out: Path, artifacts: dict[str, bytes]) -> None:

@@ -1,16 +1,21 @@
 """summary.json of one run (docs/outputs.md): the first document, its window entries, the gates and the run's status.
 
 The run driver (:class:`backend.run.driver.RunDriver`) builds the document here before any window runs, folds
-each window's result into it as it lands (:class:`backend.run.folder.Summary` writes it) and settles the run's
-status and exit code at the end with :func:`run_status`.
+each window's result into it as it lands (:class:`SummaryFile` rewrites it) and settles the run's
+status and exit code at the end with :func:`run_status`. The document's shape is :class:`RunSummary` with a
+:class:`WindowEntry` per window (TypedDicts: they type the keys only; the JSON's key order is the order the builders
+write them in). Statuses are :class:`~backend.core.status.Status` members, plain strings once read back from disk.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import time
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 from backend.core.errors import EXIT_ARTIFACTS, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+from backend.core.jsonio import write_json
 from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.window_setup import Setup, windows_hash
@@ -19,9 +24,119 @@ from backend.walkforward.windows import Window
 SCHEMA_VERSION = 1
 
 
+class WindowGates(TypedDict):
+    """A window's result against ``evaluation.gates``: each gate set (None: undefined, e.g. a NaN Sharpe)."""
+
+    checks: dict[str, bool | None]
+    passed: bool
+
+
+class BundleHashes(TypedDict):
+    """SHA-256 of the window's bundle files (model.zip, obs_stats.npz, ...) and of its evaluation outputs."""
+
+    files: dict[str, str] | None
+    outputs: dict[str, str] | None
+
+
+class WindowEntry(TypedDict):
+    """One window of ``windows``: spans and sizes, then its results (null until it completes)."""
+
+    id: str
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+    train_bars: int
+    test_bars: int
+    train_sessions: int
+    test_sessions: int
+    status: str  # pending | training | completed | failed | interrupted (a tune trial's: also pruned, skipped)
+    training: dict[str, Any] | None
+    evaluation: dict[str, Any] | None
+    baselines: dict[str, Any] | None
+    beats: dict[str, Any] | None
+    cost_sensitivity: dict[str, Any] | None
+    diagnostics: dict[str, Any] | None
+    benchmark: dict[str, Any] | None
+    gates: WindowGates | None
+    bundle: BundleHashes | None
+    error: dict[str, str] | None  # stage, type, message
+
+
+class StageRecord(TypedDict):
+    """One stage of ``stages`` (``window_setup``, ``window_<id>``, ``report``, ``summary``)."""
+
+    status: str
+    seconds: float
+
+
+class ExecutorRecord(TypedDict):
+    kind: str  # local | ray
+    workers: int
+
+
+class GateTally(TypedDict):
+    """How many windows passed their gates, of those checked (only when a gate is set)."""
+
+    windows_passed: int
+    windows_checked: int
+
+
+class RunSummary(TypedDict):
+    """summary.json of one run folder (docs/outputs.md)."""
+
+    schema_version: int
+    status: str  # running | completed | partial | failed | interrupted (a pruned tune trial: pruned)
+    symbol: str
+    interval: str
+    source: str
+    synthetic: bool
+    config_hash: str
+    data_hash: str
+    windows_hash: str
+    config_path: str | None
+    algorithm: str
+    backend: str
+    seed: int
+    annualisation: dict[str, Any]
+    executor: ExecutorRecord
+    data: dict[str, Any]  # the bars' provenance and the loader's report
+    benchmark: dict[str, Any] | None
+    stages: dict[str, StageRecord]
+    windows: list[WindowEntry]
+    aggregate: dict[str, Any] | None
+    statistics: dict[str, Any] | None
+    warnings: list[str]
+    unmapped_legacy_keys: list[str]
+    started_at: str
+    finished_at: str | None
+    seconds: float | None
+    gates: NotRequired[GateTally]  # added at the end when a gate is set
+    error: NotRequired[dict[str, str]]  # the report could not be written (exit 6)
+    tune_trial: NotRequired[dict[str, Any]]  # a `wf tune` trial's folder: its study, number, state, value
+
+
+class SummaryFile:
+    """summary.json, rewritten atomically whenever something lands."""
+
+    def __init__(self, path: Path, doc: RunSummary):
+        self.path, self.doc = path, doc
+        self.started = time.perf_counter()
+
+    def save(self) -> None:
+        write_json(self.path, self.doc)
+
+    def stage(self, name: str, status: str, seconds: float) -> None:
+        self.doc["stages"][name] = {"status": status, "seconds": round(seconds, 3)}
+        self.save()
+
+    def window(self, window_id: str) -> WindowEntry:
+        return next(w for w in self.doc["windows"] if w["id"] == window_id)
+
+
 def summary_document(
-    s: Setup, entries: list[dict[str, Any]], *, config_hash: str, data_hash: str, executor: str, workers: int
-) -> dict[str, Any]:
+    s: Setup, entries: list[WindowEntry], *, config_hash: str, data_hash: str, executor: str, workers: int
+) -> RunSummary:
     """The run's summary before any window ran: provenance, the window entries (pending), status ``running``."""
     cfg = s.cfg
     return {
@@ -58,12 +173,15 @@ def summary_document(
     }
 
 
-def window_entry(w: Window, s: Setup) -> dict[str, Any]:
+def window_entry(w: Window, s: Setup) -> WindowEntry:
     """A window's entry before it runs: its spans and sizes, status ``pending``, every result still null."""
     d = w.describe(s.market.timestamps, s.timezone)
     return {
         "id": w.id,
-        **{k: d[k] for k in ("train_start", "train_end", "test_start", "test_end")},
+        "train_start": d["train_start"],
+        "train_end": d["train_end"],
+        "test_start": d["test_start"],
+        "test_end": d["test_end"],
         "train_bars": w.train_bars,
         "test_bars": w.test_bars,
         "train_sessions": w.train_sessions,
@@ -82,7 +200,7 @@ def window_entry(w: Window, s: Setup) -> dict[str, Any]:
     }
 
 
-def gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> dict[str, Any] | None:
+def gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> WindowGates | None:
     """The window's result against ``evaluation.gates`` (None when no gate is set)."""
     g = cfg.evaluation.gates
     checks: dict[str, bool | None] = {}

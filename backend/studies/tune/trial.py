@@ -43,11 +43,11 @@ class _TrialDriver(RunDriver):
 
     def on_result(self, result: WindowResult) -> None:
         if result.status == SKIPPED:
-            assert self.summary is not None
+            assert self.summary is not None and self.halted is not None  # the gate skips a halted trial's windows
             self.summary.window(result.window_id).update(
-                status=self.halted, error={"stage": "training", "type": "NotRun", "message": self.why}
+                {"status": self.halted, "error": {"stage": "training", "type": "NotRun", "message": self.why}}
             )
-            self.summary.stage(f"window_{result.window_id}", str(self.halted), 0.0)
+            self.summary.stage(f"window_{result.window_id}", self.halted, 0.0)
             return
         super().on_result(result)
         if result.status == "failed":
@@ -87,7 +87,13 @@ class _TrialDriver(RunDriver):
         doc["aggregate"], doc["statistics"] = stitched(
             [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
         )
-        doc.update(status="pruned", finished_at=rf.now(), seconds=round(time.perf_counter() - self.summary.started, 3))
+        doc.update(
+            {
+                "status": "pruned",
+                "finished_at": rf.now(),
+                "seconds": round(time.perf_counter() - self.summary.started, 3),
+            }
+        )
         self.summary.stage("summary", "ok", 0.0)
         stages.emit(True, "Summary", f"{self.summary.path} (trial pruned)", self.name)
         return EXIT_OK
