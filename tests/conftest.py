@@ -22,6 +22,7 @@ from backend.features.builtin import MarketArrays, compute_features  # noqa: E40
 
 TINY_CONFIG = {
     "data": {"symbol": "SPY", "source": "sample", "interval": "15m"},
+    "agent": {"backend": "sb3"},  # pinned: the default `auto` would measure both backends per network size
     "env": {"lookback": 4, "features": ["ret_1", "ret_5", "vol_20", "time_of_day"]},
     "sac": {"net_arch": [8], "batch_size": 32, "learning_starts": 50, "buffer_size": 1000},
     "training": {"total_timesteps": 200, "device": "cpu", "progress_every": 50},

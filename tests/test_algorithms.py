@@ -187,7 +187,11 @@ def test_registry_classes_and_unknown_pairs():
     assert issubclass(FastSAC, SAC)
     import sbx
 
-    assert [A.model_class(a, "sbx") for a in A.ALGORITHMS] == [sbx.SAC, sbx.TQC, sbx.CrossQ, sbx.TD3]
+    from backend.training.fast_sbx import FastSBXSAC
+
+    assert [A.model_class(a, "sbx", library=True) for a in A.ALGORITHMS] == [sbx.SAC, sbx.TQC, sbx.CrossQ, sbx.TD3]
+    assert [A.model_class(a, "sbx") for a in A.ALGORITHMS] == [FastSBXSAC, sbx.TQC, sbx.CrossQ, sbx.TD3]
+    assert issubclass(FastSBXSAC, sbx.SAC)
     with pytest.raises(InputError, match=r"ppo.*not one of sac, tqc, crossq, td3"):
         A.model_class("ppo", "sb3")
     with pytest.raises(InputError, match=r"no 'tf' backend; set agent\.backend to one of sb3, sbx"):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.config.algorithms import ALGORITHMS, BACKEND_CHOICES, BACKENDS  # noqa: F401 - BACKENDS re-exported (cli)
+from backend.config.algorithms import ALGORITHMS, AUTO, BACKEND_CHOICES, BACKENDS  # noqa: F401 - BACKENDS re-exported (cli)
 
 
 class _Strict(BaseModel):
@@ -80,10 +80,11 @@ class AgentConfig(_Strict):
 
     algorithm: Literal[ALGORITHMS] = "sac"  # type: ignore[valid-type]
     """sac (default), tqc, crossq or td3; the shared hyperparameters are the `sac` section."""
-    backend: Literal[BACKEND_CHOICES] = "sb3"  # type: ignore[valid-type]
-    """sb3 (PyTorch: stable-baselines3 / sb3-contrib, default), sbx (JAX; pip install '.[jax]'), or auto: the
-    faster installed one for this machine and config, from a short measurement cached per CPU model and library
-    versions (bundles record the backend that trained, and replay uses it)."""
+    backend: Literal[BACKEND_CHOICES] = AUTO  # type: ignore[valid-type]
+    """auto (default): the faster installed backend for this machine and config, from a short measurement
+    cached per CPU model and library versions (summary and bundle record the one that trained, and replay uses
+    it); or pin one: sb3 (PyTorch: stable-baselines3 / sb3-contrib) or sbx (JAX; pip install '.[jax]'). Pin a
+    backend to train the same implementation on every machine."""
     tqc: TQCConfig = Field(default_factory=TQCConfig)
     """Settings read only when algorithm is tqc."""
     crossq: CrossQConfig = Field(default_factory=CrossQConfig)

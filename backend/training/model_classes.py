@@ -20,7 +20,10 @@ JAX_WEIGHTS_ENTRY = "jax_weights.msgpack"
 WEIGHTS_FORMAT = 1
 # (algorithm, backend) -> a subclass with the same math and a leaner update, used in place of the library class
 # (bit-identical updates: tests/test_fast_learner.py; measured: docs/performance.md)
-FAST_CLASSES = {("sac", "sb3"): "backend.training.fast_sac:FastSAC"}
+FAST_CLASSES = {
+    ("sac", "sb3"): "backend.training.fast_sac:FastSAC",
+    ("sac", "sbx"): "backend.training.fast_sbx:FastSBXSAC",
+}
 
 
 def model_class(algorithm: str, backend: str, *, library: bool = False) -> type:
