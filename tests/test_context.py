@@ -11,7 +11,8 @@ from backend.core.errors import InputError
 from backend.data import sessions
 from backend.features import context, specs
 from backend.features.builtin import compute_features
-from backend.run.window_setup import RunOptions, setup
+from backend.run.options import SetupOptions
+from backend.run.window_setup import setup
 from tests.helpers import wf
 from tests.test_user_features import clean_registry, example_fixture  # noqa: F401 - shared fixtures
 
@@ -27,7 +28,7 @@ def test_resampling_rules_of_extra_columns():
 
 
 def test_column_is_resampled_by_its_rule_and_known_at_its_bar(example):
-    s = setup(RunOptions(config="features_config.json", windows="w.json"))  # 5-minute file, 15-minute bars
+    s = setup(SetupOptions(config="features_config.json", windows="w.json"))  # 5-minute file, 15-minute bars
     col = s.market.columns["imb"]
     raw = __import__("pandas").read_csv(example / "spy_imb.csv", index_col=0)
     first = raw["imb"].iloc[:3].mean()  # the first 15-minute bar = mean of its three 5-minute bars
@@ -42,11 +43,11 @@ def test_unknown_data_column_is_refused_with_a_hint(example):
     cfg["env"]["features"] = ["ret_1"]
     (example / "c.json").write_text(json.dumps(cfg))
     with pytest.raises(InputError, match="did you mean 'imb'"):
-        setup(RunOptions(config="c.json", windows="w.json"))
+        setup(SetupOptions(config="c.json", windows="w.json"))
 
 
 def test_daily_context_sees_only_sessions_that_ended(example):
-    s = setup(RunOptions(config="features_config.json", windows="w.json"))
+    s = setup(SetupOptions(config="features_config.json", windows="w.json"))
     ctx = s.market.context["QQQ"]
     idx = context.align_index(s.market, ctx)
     ends = s.market.bar_end_ns()
@@ -67,7 +68,7 @@ def test_intraday_context_and_talib_on_the_context(example):
     cfg["data"]["context"][0]["interval"] = "30m"
     cfg["env"]["features"] = ["QQQ:ret_1", "QQQ:talib:RSI(timeperiod=5)"]
     (example / "c.json").write_text(json.dumps(cfg))
-    s = setup(RunOptions(config="c.json", windows="w.json"))
+    s = setup(SetupOptions(config="c.json", windows="w.json"))
     ctx = s.market.context["QQQ"]
     idx = context.align_index(s.market, ctx)
     # a 15-minute bar ending at :45 sees the 30-minute bar that ended at :30, one ending at :00 sees the one just ended
@@ -122,8 +123,8 @@ def test_a_daily_file_is_read_as_one_bar_per_session_ending_at_the_close(example
     cfg["data"]["context"][0]["path"] = "qqq_daily.csv"
     cfg["env"]["features"] = ["ret_1", "QQQ:ret_1", "QQQ:talib:RSI(timeperiod=5)"]
     (example / "d.json").write_text(json.dumps(cfg))
-    from_file = setup(RunOptions(config="d.json", windows="w.json"))
-    from_bars = setup(RunOptions(config="features_config.json", windows="w.json"))
+    from_file = setup(SetupOptions(config="d.json", windows="w.json"))
+    from_bars = setup(SetupOptions(config="features_config.json", windows="w.json"))
     a, b = from_file.market.context["QQQ"], from_bars.market.context["QQQ"]
     assert len(a.end_ns) == len(daily) and np.array_equal(a.end_ns, b.end_ns)  # each row ends at its close
     assert np.array_equal(context.align_index(from_file.market, a), context.align_index(from_bars.market, b))

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from backend.cli.tune import tune_command
 from backend.config.models import DataConfig, validate
 from backend.data.loader import load_bars
-from backend.run.window_setup import RunOptions, setup
+from backend.run.options import SetupOptions
+from backend.run.window_setup import setup
 from backend.studies.tune.study import seen_test_bars, validation_windows
 from tests.conftest import TINY_CONFIG, TINY_WINDOWS
 from tests.helpers import strict_json
@@ -129,7 +130,7 @@ def test_validation_windows_stay_inside_the_train_span(inputs, tmp_path):
     doc = {"embargo_bars": 3, "windows": gapped}  # train spans end a session before the test spans
     path = tmp_path / "embargo.json"
     path.write_text(json.dumps(doc))
-    s = setup(RunOptions(config=str(inputs["config"]), windows=str(path)))
+    s = setup(SetupOptions(config=str(inputs["config"]), windows=str(path)))
     for days in (None, 2):
         for outer, inner in zip(s.windows, validation_windows(s, days), strict=True):
             sid = s.market.session_id
@@ -144,7 +145,7 @@ def test_validation_windows_stay_inside_the_train_span(inputs, tmp_path):
 
 def test_rolling_windows_score_every_validation_bar_once(inputs, tmp_path):
     for step, sessions in ((2, [2] * 8), (1, [2] + [1] * 17)):  # a fifth of 10 sessions = 2; 1 = the step
-        opts = RunOptions(
+        opts = SetupOptions(
             config=str(inputs["config"]), train_days=10, test_days=step, start="2019-01-02", end="2019-01-31"
         )
         s = setup(opts)

@@ -253,9 +253,10 @@ def test_context_series_content_is_part_of_the_data_hash(tmp_path, monkeypatch):
     }
     cfg["env"]["features"] = ["ret_1", "AAA:ret_1"]  # fmt: skip
     Path("c.json").write_text(json.dumps(cfg))
-    from backend.run.window_setup import RunOptions, setup
+    from backend.run.options import SetupOptions
+    from backend.run.window_setup import setup
 
-    before = setup(RunOptions(config="c.json", windows="w1.json")).bars.provenance
+    before = setup(SetupOptions(config="c.json", windows="w1.json")).bars.provenance
     res = wf("run", "--config", "c.json", "--windows", "w1.json", "--output-dir", "run", "--quiet", "--no-report")
     assert res.exit_code == 0, res.output
     assert strict_json(tmp_path / "run" / "summary.json")["data_hash"] == before["content_hash"]
@@ -264,7 +265,7 @@ def test_context_series_content_is_part_of_the_data_hash(tmp_path, monkeypatch):
     row = lines[40].split(",")
     row[5] = str(int(row[5]) + 1000)  # one context bar's volume moves (so its day's); the traded bars stay the same
     path.write_text("\n".join([*lines[:40], ",".join(row), *lines[41:]]) + "\n")
-    after = setup(RunOptions(config="c.json", windows="w1.json")).bars.provenance
+    after = setup(SetupOptions(config="c.json", windows="w1.json")).bars.provenance
     assert after["bars_hash"] == before["bars_hash"] and after["context_hash"] != before["context_hash"]
     assert after["content_hash"] != before["content_hash"]
     res = wf("run", "--config", "c.json", "--windows", "w1.json", "--output-dir", "run", "--quiet", "--no-report",

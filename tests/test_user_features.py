@@ -178,9 +178,10 @@ def test_a_worker_without_the_file_runs_the_shipped_source(example):
     import subprocess
 
     from backend.features.builtin import compute_features
-    from backend.run.window_setup import RunOptions, setup
+    from backend.run.options import SetupOptions
+    from backend.run.window_setup import setup
 
-    s = setup(RunOptions(config="features_config.json", windows="w.json"))
+    s = setup(SetupOptions(config="features_config.json", windows="w.json"))
     names = ["close_vs_high_10", "QQQ:ret_1", "column:imb"]
     (example / "market.pkl").write_bytes(pickle.dumps(s.market))
     np.save(example / "want.npy", compute_features(s.market, names))

@@ -46,6 +46,7 @@ CONFIG: dict[str, Any] = {
 
 def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac") -> int:
     from backend.run import driver as pipeline
+    from backend.run.options import DriverOptions, SetupOptions
 
     for name in ("edge", "random_walk"):  # both runs overwrite their folder: never one reached through a link
         fsguard.check_no_escape(out, out / name, "the sanity folder")
@@ -59,17 +60,9 @@ def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str =
         cfg["training"]["seed"] = seed
         cfg["agent"] = {"backend": backend, "algorithm": algorithm}
         write_json(out / f"{name}.config.json", cfg)
-        opts = pipeline.RunOptions(
-            config=str(out / f"{name}.config.json"),
-            windows=str(out / "windows.json"),
-            output_dir=str(out / name),
-            quiet=True,
-            overwrite=True,
-            no_report=True,
-            prefix=name,
-        )
-        s = pipeline.setup(opts)
+        s = pipeline.setup(SetupOptions(config=str(out / f"{name}.config.json"), windows=str(out / "windows.json")))
         stages.emit(True, "Window Setup", pipeline.window_setup_detail(s), name)
+        opts = DriverOptions(output_dir=str(out / name), quiet=True, overwrite=True, no_report=True, prefix=name)
         code = pipeline.execute(opts, s)
         results[name] = (code, load_json(out / name / "summary.json", "summary"))
 

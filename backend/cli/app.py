@@ -18,6 +18,7 @@ from backend.config.models import DATA_SOURCES
 from backend.core import stages
 from backend.core.errors import EXIT_DATA, EXIT_OK, InputError
 from backend.core.intervals import INTERVALS
+from backend.run.options import RunRequest
 
 
 class Group(StageGroup):
@@ -56,12 +57,13 @@ def run_command(**kw: Any) -> int:
     kw.pop("debug")
     seeds = _seed_list(kw.pop("n_seeds"), kw.pop("seed_list"), kw.get("seed"))
     kw["sets"] = list(kw["sets"])
-    opts = pipeline.RunOptions(**kw)
-    loaded = load_run_config(opts)
+    req = RunRequest.from_flags(**kw)
+    opts = req.driver
+    loaded = load_run_config(req.setup)
     if loaded.config.data.symbols:
-        return _run_universe(opts, loaded, seeds)
-    s = pipeline.setup(opts, loaded)
-    if opts.dry_run:
+        return _run_universe(req, loaded, seeds)
+    s = pipeline.setup(req.setup, loaded)
+    if req.setup.dry_run:
         print(pipeline.dry_run_table(s), flush=True)
         stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
         return EXIT_OK
@@ -84,12 +86,13 @@ def run_command(**kw: Any) -> int:
     return pipeline.execute(opts, s)
 
 
-def _run_universe(opts: Any, loaded: Any, seeds: list[int] | None) -> int:
+def _run_universe(req: RunRequest, loaded: Any, seeds: list[int] | None) -> int:
     """`wf run --symbols A,B,C` (or data.symbols): backend.run.universe."""
     from backend.run import universe
 
-    if opts.dry_run:
-        return universe.dry_run(opts, loaded)
+    if req.setup.dry_run:
+        return universe.dry_run(req, loaded)
+    opts = req.driver
     if opts.output_dir is None:
         from datetime import datetime
 
@@ -99,7 +102,7 @@ def _run_universe(opts: Any, loaded: Any, seeds: list[int] | None) -> int:
     check_output_dir(opts.output_dir)
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
-    return universe.run_universe(opts, loaded, seeds)
+    return universe.run_universe(req, loaded, seeds)
 
 
 def _seed_list(n: int | None, listed: str | None, single: int | None) -> list[int] | None:
@@ -171,7 +174,7 @@ def audit_command(**kw: Any) -> int:
     if not (opts.env_check or opts.agent):
         raise InputError("--env-only with --no-env-check leaves nothing to audit: drop one of them")
     kw["sets"] = list(kw["sets"])
-    s = pipeline.setup(pipeline.RunOptions(**kw))
+    s = pipeline.setup(RunRequest.from_flags(**kw).setup)
     stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
     findings, notes = run_audit(s, opts)
     if not kw["quiet"]:
@@ -255,7 +258,7 @@ def sweep_command(**kw: Any) -> int:
     patterns = list(kw.pop("configs")) + list(kw.pop("more_configs"))
     kw.pop("debug")
     kw["sets"] = list(kw["sets"])
-    return sweep.run_sweep(patterns, seeds, kw)
+    return sweep.run_sweep(patterns, seeds, RunRequest.from_flags(**kw))
 
 
 def main() -> None:

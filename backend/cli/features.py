@@ -57,9 +57,10 @@ def _print_listing(doc: dict) -> None:
 
 def _preview(config: str, windows: str) -> dict:
     from backend.features import catalog
-    from backend.run.window_setup import RunOptions, setup
+    from backend.run.options import SetupOptions
+    from backend.run.window_setup import setup
 
-    s = setup(RunOptions(config=config, windows=windows))
+    s = setup(SetupOptions(config=config, windows=windows))
     w = s.windows[0]
     out = catalog.preview(s.market, list(s.cfg.env.features), w.train_start, w.train_end)
     out["window"] = w.id

@@ -92,7 +92,7 @@ class _Registered(click.ParamType):
 @handle_errors("Tune")
 def tune_command(**kw: Any) -> int:
     """Search hyperparameters on validation sessions carved from the train spans; test the chosen config once."""
-    from backend.run.window_setup import RunOptions
+    from backend.run.options import RunRequest
     from backend.studies.tune.command import run_tune
     from backend.studies.tune.storage import TuneOptions
 
@@ -101,4 +101,4 @@ def tune_command(**kw: Any) -> int:
     tune = {k: kw.pop(k) for k in list(kw) if k in tune_keys}
     tune["final"] = not kw.pop("no_final")
     kw["sets"] = list(kw["sets"])
-    return run_tune(TuneOptions(run=RunOptions(**kw), **tune))
+    return run_tune(TuneOptions(run=RunRequest.from_flags(**kw), **tune))

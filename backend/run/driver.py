@@ -30,10 +30,10 @@ from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.dispatch import run_drivers, sigterm_as_interrupt  # noqa: F401 - re-exported: sweep, seeds, tune
 from backend.run.executors import make_executor
+from backend.run.options import DriverOptions, RunRequest, SetupOptions  # noqa: F401 - re-exported
 from backend.run.summary import SummaryFile, WindowEntry, gates, run_status, summary_document, window_entry
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
-    RunOptions,
     Setup,
     dry_run_table,
     setup,
@@ -42,8 +42,12 @@ from backend.run.window_setup import (  # noqa: F401 - the setup API is re-expor
 )
 from backend.walkforward.windows import Window, windows_document
 
+RunOptions = SetupOptions
+"""The former name of Window Setup's options, kept for benchmarks/run.py (``pipeline.setup(pipeline.RunOptions(
+config=..., windows=..., sets=...))``, another owner's folder); new code names :class:`SetupOptions`."""
 
-def execute(opts: RunOptions, s: Setup) -> int:
+
+def execute(opts: DriverOptions, s: Setup) -> int:
     """Train and evaluate every window of one run; returns the exit code."""
     driver = RunDriver(opts, s)
     with driver:
@@ -83,7 +87,7 @@ def warm_start_sources(windows: list[Window], embargo: int) -> dict[str, str | N
 class RunDriver:
     """One run folder: plans its window tasks, folds their results into summary.json, finishes the run."""
 
-    def __init__(self, opts: RunOptions, s: Setup, name: str | None = None) -> None:
+    def __init__(self, opts: DriverOptions, s: Setup, name: str | None = None) -> None:
         self.opts, self.s = opts, s
         self.name = opts.prefix if name is None else name
         self.out = rf.check_output_dir(opts.output_dir)

@@ -53,9 +53,10 @@ def replay(
     from backend.training import bundle
 
     bundle.preflight(bundle_dir, _summary_hashes(bundle_dir.parent, bundle_dir.name))  # a hostile bundle: exit 5 now
-    from backend.run import driver as pipeline
+    from backend.run.options import SetupOptions
+    from backend.run.window_setup import setup
 
-    opts = pipeline.RunOptions(
+    opts = SetupOptions(
         symbol=symbol,
         windows=windows,
         config=config,
@@ -64,9 +65,8 @@ def replay(
         interval=interval,
         sets=list(sets),
         stochastic=stochastic,
-        quiet=quiet,
     )
-    s = pipeline.setup(opts)
+    s = setup(opts)
     window = _pick_window(s, window_id, bundle_dir.name, windows)
     result, doc = _replay(s, bundle_dir, window, model)
     from backend.evaluation.replay import headline, write_replay_files

@@ -20,6 +20,8 @@ from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError
 from backend.core.jsonio import load_json, write_json
 from backend.evaluation.metrics import METRIC_KEYS
+from backend.run.options import DriverOptions
+from backend.run.window_setup import Setup
 
 SPREAD_KEYS = [k for k in METRIC_KEYS if k not in ("n_bars", "n_sessions")]
 
@@ -42,7 +44,7 @@ def metric_spread(docs: list[dict[str, Any] | None]) -> dict[str, Any]:
     return {k: spread([(d or {}).get(k) for d in docs]) for k in SPREAD_KEYS}
 
 
-def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
+def run_seeds(opts: DriverOptions, s: Setup, seeds: list[int]) -> int:
     """Every seed is a run folder <output-dir>/s<seed>/; all their windows share one executor."""
     from contextlib import ExitStack
 
@@ -69,7 +71,7 @@ def run_seeds(opts: Any, s: Any, seeds: list[int]) -> int:
             )
             fsguard.check_no_escape(out, out / f"s{seed}", "the multi-seed folder")  # before anything is written
             name = f"{opts.prefix + '/' if opts.prefix else ''}s{seed}"
-            sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), seed=seed, prefix=name)
+            sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), prefix=name)
             drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))
         executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
         interrupted = run_drivers([(d, d.plan()) for d in drivers], executor, quiet=opts.quiet)

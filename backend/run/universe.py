@@ -26,7 +26,8 @@ from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderE
 from backend.core.jsonio import load_json, write_json
 from backend.core.status import Status
 from backend.run import folder as rf
-from backend.run.window_setup import RunOptions, Setup, dry_run_table, setup, window_setup_detail
+from backend.run.options import DriverOptions, RunRequest, SetupOptions
+from backend.run.window_setup import Setup, dry_run_table, setup, window_setup_detail
 from backend.walkforward.windows import check_id
 
 KIND = "universe"
@@ -53,7 +54,7 @@ def check_symbol_files(loaded: LoadedConfig) -> None:
             )
 
 
-def symbol_setups(opts: RunOptions, loaded: LoadedConfig) -> list[tuple[str, Setup]]:
+def symbol_setups(opts: SetupOptions, loaded: LoadedConfig) -> list[tuple[str, Setup]]:
     """Window Setup of every symbol (each loads and hashes its own data); an error names its symbol."""
     check_symbol_files(loaded)
     out = []
@@ -67,9 +68,10 @@ def symbol_setups(opts: RunOptions, loaded: LoadedConfig) -> list[tuple[str, Set
     return out
 
 
-def dry_run(opts: RunOptions, loaded: LoadedConfig) -> int:
+def dry_run(req: RunRequest, loaded: LoadedConfig) -> int:
     """`wf run --symbols ... --dry-run`: every symbol's data and windows, one Window Setup line each."""
-    for symbol, s in symbol_setups(opts, loaded):
+    opts = req.driver
+    for symbol, s in symbol_setups(req.setup, loaded):
         if not opts.quiet:
             print(f"== {symbol}", flush=True)
             print(dry_run_table(s), flush=True)
@@ -91,7 +93,7 @@ class Universe:
     for :func:`backend.run.driver.run_drivers`; :meth:`finish` finishes every driver and writes the summaries.
     """
 
-    def __init__(self, opts: RunOptions, setups: list[tuple[str, Setup]], seeds: list[int] | None) -> None:
+    def __init__(self, opts: DriverOptions, setups: list[tuple[str, Setup]], seeds: list[int] | None) -> None:
         self.opts, self.setups, self.seeds = opts, setups, seeds
         self.out = rf.check_output_dir(opts.output_dir)
         self.drivers: list[tuple[str, int | None, Any]] = []  # (symbol, seed, RunDriver)
@@ -159,7 +161,7 @@ class Universe:
                     "replace it, or choose another --output-dir"
                 )
 
-    def _member(self, symbol: str, s: Setup, seed: int | None, stack: ExitStack) -> tuple[RunOptions, Setup]:
+    def _member(self, symbol: str, s: Setup, seed: int | None, stack: ExitStack) -> tuple[DriverOptions, Setup]:
         opts = self.opts
         sym_dir = self.out / symbol
         if seed is None:
@@ -172,7 +174,7 @@ class Universe:
         sub = dataclasses.replace(s, loaded=loaded)
         return (
             dataclasses.replace(
-                opts, output_dir=str(sym_dir / f"s{seed}"), seed=seed, prefix=_name(opts.prefix, symbol, f"s{seed}")
+                opts, output_dir=str(sym_dir / f"s{seed}"), prefix=_name(opts.prefix, symbol, f"s{seed}")
             ),
             sub,
         )
@@ -371,12 +373,13 @@ def is_universe(folder: Path) -> bool:
 # ------------------------------------------------------------------------------------------ wf run --symbols
 
 
-def run_universe(opts: RunOptions, loaded: LoadedConfig, seeds: list[int] | None) -> int:
+def run_universe(req: RunRequest, loaded: LoadedConfig, seeds: list[int] | None) -> int:
     """`wf run` on a universe: every symbol (× seed) a run folder, all windows on one executor."""
-    from backend.run.driver import run_drivers
+    from backend.run.dispatch import run_drivers
     from backend.run.executors import make_executor
 
-    setups = symbol_setups(opts, loaded)  # every symbol's data before any training
+    opts = req.driver
+    setups = symbol_setups(req.setup, loaded)  # every symbol's data before any training
     for symbol, s in setups:
         if not opts.quiet:
             print(f"== {symbol}", flush=True)

@@ -7,9 +7,8 @@ tasks only.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from backend.features.context import prepare as prepare_market
 from backend.features.specs import nonbuiltin_identity
 from backend.features.user import absolute_entries
 from backend.features.user import install_entries as install_feature_modules
+from backend.run.options import SetupOptions
 from backend.walkforward.windows import (
     Window,
     WindowSpec,
@@ -36,72 +36,6 @@ from backend.walkforward.windows import (
     trim_train,
     windows_document,
 )
-
-
-@dataclass
-class RunOptions:
-    """Everything `wf run` accepts (CLI flags map one to one)."""
-
-    symbol: str | None = None
-    symbols: str | None = None  # --symbols A,B,C: a universe (backend.run.universe)
-    windows: str | None = None
-    start: str | None = None
-    end: str | None = None
-    train_days: int | None = None
-    test_days: int | None = None
-    step_days: int | None = None
-    mode: str = "rolling"
-    embargo_bars: int | None = None
-    config: str | None = None
-    source: str | None = None
-    data: str | None = None
-    interval: str | None = None
-    cache_dir: str | None = None
-    benchmark: str | None = None
-    output_dir: str | None = None
-    dry_run: bool = False
-    quiet: bool = False
-    stochastic: bool = False
-    seed: int | None = None
-    timesteps: int | None = None
-    sets: list[str] = field(default_factory=list)
-    resume: bool = False
-    overwrite: bool = False
-    no_report: bool = False
-    prefix: str = ""  # stage-marker prefix (sweep member name)
-    workers: int = 1
-    executor: str = "local"
-    ray_address: str | None = None
-
-    def overrides(self) -> list[str]:
-        out = list(self.sets)
-        if self.symbols is not None:  # the flag replaces the file's symbol and symbols
-            out += ["data.symbol=null", "data.symbols=" + json.dumps(parse_symbols(self.symbols))]
-        elif self.symbol is not None:  # one symbol alone, even from a universe config
-            out.append("data.symbols=[]")
-        if self.seed is not None:
-            out.append(f"training.seed={self.seed}")
-        if self.timesteps is not None:
-            out.append(f"training.total_timesteps={self.timesteps}")
-        if self.stochastic:
-            out.append("evaluation.deterministic=false")
-        return out
-
-    def flags(self) -> dict[str, str]:
-        """Config keys set by flags, each with its flag as the user typed it (error messages name the flag)."""
-        out = {item.partition("=")[0].strip(): f"--set {item}" for item in self.sets}
-        for key, flag, value in (
-            ("training.seed", "--seed", self.seed),
-            ("training.total_timesteps", "--timesteps", self.timesteps),
-            ("data.symbol", "--symbol", self.symbol),
-            ("data.symbols", "--symbols", self.symbols),
-            ("data.path", "--data", self.data),
-            ("data.cache_dir", "--cache-dir", self.cache_dir),
-            ("data.benchmark_symbol", "--benchmark", self.benchmark),
-        ):
-            if value is not None:
-                out[key] = f"{flag} {value}"
-        return out
 
 
 @dataclass
@@ -131,15 +65,7 @@ class Setup:
         return float(self.annualisation["bars_per_year"])
 
 
-def parse_symbols(text: str) -> list[str]:
-    """``--symbols SPY,QQQ,IWM`` as a list (validated with the config: data.symbols)."""
-    symbols = [x.strip() for x in text.split(",") if x.strip()]
-    if not symbols:
-        raise InputError(f"--symbols {text!r}: expected comma-separated tickers, e.g. --symbols SPY,QQQ,IWM")
-    return symbols
-
-
-def load_run_config(opts: RunOptions) -> LoadedConfig:
+def load_run_config(opts: SetupOptions) -> LoadedConfig:
     """The config file with the flags applied, validated (``data.path``'s ``{symbol}`` still unexpanded)."""
     if opts.data and opts.source not in (None, "file"):
         raise InputError(f"--data implies --source file, but --source {opts.source} was given; drop one")
@@ -179,7 +105,7 @@ def _one_symbol(loaded: LoadedConfig) -> LoadedConfig:
 
 
 def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split with RunOptions
-    opts: RunOptions, loaded: LoadedConfig | None = None
+    opts: SetupOptions, loaded: LoadedConfig | None = None
 ) -> Setup:
     """Config → data → windows, validated; no torch. ``loaded``: the config already read (else read here)."""
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
+from backend.run.options import DriverOptions, RunRequest
 from backend.studies.compare import member_row
 from backend.walkforward.windows import check_id
 
@@ -62,18 +63,19 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
     return members
 
 
-def execute(members: list[Member], base: Any, executor: Any) -> int:
+def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
     """Set up every member, run all (member × window) tasks on ``executor``; 0 if all completed, else 1 (130)."""
-    from backend.run.driver import run_drivers
+    from backend.run.dispatch import run_drivers
 
     with ExitStack() as stack:
         planned, drivers = [], {}
         for m in members:
-            opts = dataclasses.replace(
-                base, config=m.config, seed=m.seed, output_dir=str(m.output_dir), prefix=m.name, quiet=True
+            req = RunRequest(
+                dataclasses.replace(base.setup, config=m.config, seed=m.seed),
+                dataclasses.replace(base.driver, output_dir=str(m.output_dir), prefix=m.name, quiet=True),
             )
             try:
-                d, pairs = _member_driver(opts, m.name, stack)
+                d, pairs = _member_driver(req, m.name, stack)
             except HarnessError as e:
                 m.status, m.exit_code, m.error = "failed", e.exit_code, f"{type(e).__name__}: {e}"
                 stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
@@ -83,7 +85,7 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d
             planned.extend(pairs)
-        interrupted = run_drivers(planned, executor, quiet=base.quiet)
+        interrupted = run_drivers(planned, executor, quiet=base.driver.quiet)
         for m in members:
             if m.name in drivers:
                 code = drivers[m.name].finish(interrupted)
@@ -100,21 +102,21 @@ def execute(members: list[Member], base: Any, executor: Any) -> int:
     return EXIT_OK if all(m.status in ("completed", "skipped") for m in members) else EXIT_PARTIAL
 
 
-def _member_driver(opts: Any, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
+def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
     """A member's driver and its (driver, tasks) pairs: one RunDriver, or a universe's (data.symbols / --symbols)."""
     from backend.run.driver import RunDriver
     from backend.run.universe import Universe, symbol_setups
     from backend.run.window_setup import load_run_config, setup
 
-    loaded = load_run_config(opts)
+    loaded = load_run_config(req.setup)
     if loaded.config.data.symbols:  # SWEEP/<member>/<SYMBOL>/: every symbol's windows on the sweep's pool
-        universe = Universe(opts, symbol_setups(opts, loaded), None)
+        universe = Universe(req.driver, symbol_setups(req.setup, loaded), None)
         for symbol, s in universe.setups:
             stages.emit(True, "Window Setup", _setup_line(s), f"{name}/{symbol}")
         return universe, universe.plan(stack)
-    s = setup(opts, loaded)
+    s = setup(req.setup, loaded)
     stages.emit(True, "Window Setup", _setup_line(s), name)
-    d = stack.enter_context(RunDriver(opts, s, name))
+    d = stack.enter_context(RunDriver(req.driver, s, name))
     return d, [(d, d.plan())]
 
 
@@ -201,54 +203,53 @@ def print_selection(sel: dict[str, Any]) -> None:
     print("selection: " + "; ".join(parts), flush=True)
 
 
-def run_sweep(patterns: list[str], seeds: list[int], options: dict[str, Any]) -> int:
+def run_sweep(patterns: list[str], seeds: list[int], request: RunRequest) -> int:
     """`wf sweep`: plan the members, run them on one pool, write sweep.json / sweep.csv, print the table.
 
-    ``options`` holds the CLI's parsed run options (``output_dir``, ``resume``, ``overwrite``, the
-    executor options, ``no_report`` and every :class:`backend.run.driver.RunOptions` field).
+    ``request`` holds the CLI's parsed flags: every member sets up with ``request.setup`` (its own config and
+    seed) and runs with ``request.driver`` (its own folder under ``output_dir``).
     """
     from backend.run import folder as rf
 
-    out = rf.check_output_dir(options["output_dir"])
+    options = request.driver
+    out = rf.check_output_dir(options.output_dir)
     if not patterns:
         raise InputError("no configs: pass --configs PATH... (files or quoted globs)")
     members = plan(expand_configs(patterns), seeds, out)
-    if options["overwrite"]:
+    if options.overwrite:
         rf.check_clearable(out)  # --overwrite of a folder that is not ours: refused, nothing written or deleted
     rf.create(out)
     with rf.FolderLock(out, "sweep"):
         _refuse_existing(members, out, options)
-        code, rows, extra = _run_and_write(members, out, options)
+        code, rows, extra = _run_and_write(members, out, request)
     _print_outcome(members, rows, extra, code, out)
     return code
 
 
-def _refuse_existing(members: list[Member], out: Path, options: dict[str, Any]) -> None:
+def _refuse_existing(members: list[Member], out: Path, options: DriverOptions) -> None:
     for m in members:  # a member folder that is a link out of the sweep folder: refused before anything is written
         fsguard.check_no_escape(out, m.output_dir, "the sweep folder")
     existing = [m.name for m in members if (m.output_dir / "summary.json").exists()]
-    if existing and not (options["resume"] or options["overwrite"]):
+    if existing and not (options.resume or options.overwrite):
         raise FolderError(
             f"--output-dir {out}: members {', '.join(existing)} already ran; pass --resume or --overwrite"
         )
 
 
 def _run_and_write(
-    members: list[Member], out: Path, options: dict[str, Any]
+    members: list[Member], out: Path, request: RunRequest
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    from backend.run import driver as pipeline
     from backend.run.executors import make_executor
     from backend.studies import compare
 
-    fields = pipeline.RunOptions.__dataclass_fields__
-    base = pipeline.RunOptions(**{k: v for k, v in options.items() if k in fields})
-    executor = make_executor(options["executor"], options["workers"], options["ray_address"])
-    code = execute(members, base, executor)
+    options = request.driver
+    executor = make_executor(options.executor, options.workers, options.ray_address)
+    code = execute(members, request, executor)
     rows = rows_for(members)
     extra = compare.sweep_statistics(rows)
     extra["selection"] = selection(rows)
     compare.write_results(out, rows, extra)
-    if not options["no_report"]:
+    if not options.no_report:
         report(out)
     return code, rows, extra
 

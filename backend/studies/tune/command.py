@@ -55,7 +55,7 @@ def run_tune(t: TuneOptions) -> int:
         raise InputError(f"--objective {t.objective!r}: use one of {', '.join(OBJECTIVES)}")
     pruner = _pruner(t)
     space = load_space(t.space)
-    s = setup(t.run)
+    s = setup(t.run.setup)
     check_space(space, config_dict(s.cfg))
     inner = validation_windows(s, t.validation_days)
     if t.dry_run:
@@ -70,13 +70,13 @@ def run_tune(t: TuneOptions) -> int:
                 print(f"warning: {w}", file=sys.stderr, flush=True)
         stages.emit(True, "Window Setup", f"{window_setup_detail(s)}; {validation_detail(inner, s.embargo)}")
         return EXIT_OK
-    out = rf.check_output_dir(t.run.output_dir)
+    out = rf.check_output_dir(t.run.driver.output_dir)
     check_tune_folder(out, t, [w.id for w in s.windows])  # before the study, the lock or any trial is written
     rf.create(out)
     for w in s.loaded.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
     stages.emit(True, "Window Setup", f"{window_setup_detail(s)}; {validation_detail(inner, s.embargo)}")
-    name = t.study or default_study_name(t.run.config, t.space)
+    name = t.study or default_study_name(t.run.setup.config, t.space)
     url = t.storage or default_storage(out)
     with rf.FolderLock(out, "tune"):
         _check_owner(out, name)

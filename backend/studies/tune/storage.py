@@ -15,10 +15,8 @@ from backend.config.models import config_hash
 from backend.core.errors import (
     InputError,
 )
-from backend.run.driver import (
-    RunOptions,
-    Setup,
-)
+from backend.run.options import RunRequest
+from backend.run.window_setup import Setup
 from backend.studies.tune.space import Space
 from backend.studies.tune.split import (
     seen_test_bars,
@@ -42,7 +40,7 @@ GRACE_S = 120
 class TuneOptions:
     """Everything `wf tune` accepts; ``run`` holds the flags it shares with `wf run` (output_dir = DIR)."""
 
-    run: RunOptions
+    run: RunRequest
     space: str
     n_trials: int
     timeout: float | None = None
@@ -166,7 +164,7 @@ def _override_warnings(t: TuneOptions, space: Space) -> list[str]:
     from backend.config.models import parse_override
 
     searched = {p.key for p in space.params}
-    keys = [".".join(parse_override(item)[0]) for item in t.run.sets]
+    keys = [".".join(parse_override(item)[0]) for item in t.run.setup.sets]
     return [
         f"--set {k}: the search space sets this key in every trial (the --set value is unused)"
         for k in keys

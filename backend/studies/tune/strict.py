@@ -151,16 +151,7 @@ def _final(t: Any, s: Setup, space: Any, w: Window, best: Any, out: Path) -> dic
     cfg_path = out / "strict" / w.id / "best_config.json"
     final_dir = out / "final" / w.id
     opts = dataclasses.replace(
-        t.run,
-        config=str(cfg_path),
-        output_dir=str(final_dir),
-        prefix=f"final {w.id}",
-        sets=[],
-        seed=None,
-        timesteps=None,
-        stochastic=False,
-        resume=False,
-        overwrite=True,
+        t.run.driver, output_dir=str(final_dir), prefix=f"final {w.id}", resume=False, overwrite=True
     )
     loaded = LoadedConfig(cfg, str(cfg_path), list(s.loaded.warnings), s.loaded.unmapped)
     code = execute(opts, dataclasses.replace(s, loaded=loaded, windows=[w]))
@@ -196,7 +187,7 @@ def _write(out: Path, t: Any, s: Setup, name: str, url: str, entries: list, stat
         print(
             f"strict {e['id']}: trial {(e['chosen'] or {}).get('trial')} chosen by {e['study']} "
             f"(trials on {', '.join(e['trials_on'])}; last bar read {e['last_bar_read']})",
-            file=sys.stderr if t.run.quiet else sys.stdout,
+            file=sys.stderr if t.run.driver.quiet else sys.stdout,
             flush=True,
         )
     return write_json(out / "tune_summary.json", doc, out)

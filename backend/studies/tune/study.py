@@ -130,7 +130,7 @@ class Search:
         if self.executor is None:
             from backend.run.executors import make_executor
 
-            r = self.t.run
+            r = self.t.run.driver
             self.executor = make_executor(r.executor, r.workers, r.ray_address, self.s.cfg.training.torch_threads)
         return self.executor
 
@@ -187,7 +187,7 @@ class Search:
             windows=self.inner,
         )
         opts = dataclasses.replace(
-            self.t.run,
+            self.t.run.driver,
             output_dir=str(folder),
             prefix=f"trial {trial.number}",
             overwrite=True,
@@ -267,16 +267,7 @@ class Search:
         if previous is not None and not same:
             self.warnings.append(f"the best config changed since {final_dir} was run; it was replaced")
         opts = dataclasses.replace(
-            self.t.run,
-            config=str(best_path),
-            output_dir=str(final_dir),
-            prefix="final",
-            sets=[],
-            seed=None,
-            timesteps=None,
-            stochastic=False,
-            resume=same,
-            overwrite=not same,
+            self.t.run.driver, output_dir=str(final_dir), prefix="final", resume=same, overwrite=not same
         )
         s = dataclasses.replace(
             self.s, loaded=LoadedConfig(cfg, str(best_path), list(self.s.loaded.warnings), self.s.loaded.unmapped)

@@ -15,8 +15,10 @@ from typing import Any
 from backend.core import stages
 from backend.core.errors import EXIT_OK
 from backend.run import folder as rf
-from backend.run.driver import RunDriver, RunOptions, Setup
+from backend.run.driver import RunDriver
+from backend.run.options import DriverOptions
 from backend.run.tasks import WindowResult, WindowTask
+from backend.run.window_setup import Setup
 from backend.studies.tune.split import objective_value
 
 SKIPPED = "skipped"  # a window a halted trial does not run (a result status internal to the tune package)
@@ -29,7 +31,7 @@ class TrialFailed(Exception):
 class _TrialDriver(RunDriver):
     """One trial's run folder; finished windows are reported to Optuna in time order, and may halt the trial."""
 
-    def __init__(self, opts: RunOptions, s: Setup, trial: Any, objective: str) -> None:
+    def __init__(self, opts: DriverOptions, s: Setup, trial: Any, objective: str) -> None:
         super().__init__(opts, s, opts.prefix)
         self.trial, self.objective = trial, objective
         self.order = [w.id for w in sorted(s.windows, key=lambda w: w.test_start)]
