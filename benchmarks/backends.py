@@ -2,6 +2,7 @@
 
     python benchmarks/backends.py                      # [64,64], [128,128], [256,256]; 3,000 steps each
     python benchmarks/backends.py --steps 1000 --repeats 1 --out /tmp/backends.json
+    python benchmarks/backends.py --arch 16,16 --steps 8 --warmup 4 --repeats 1 --concurrent   # a smoke: seconds
 
 Each measurement runs in a fresh process configured as a harness worker
 (``algorithms.configure_worker(backend, threads=1)``: one torch thread, a one-thread JAX pool)
@@ -37,30 +38,39 @@ LEARNING_STARTS = 256
 BATCH = 256
 
 
+def null_env(obs_dim: int = OBS_SIZE, act_dim: int = 1, episode: int = EPISODE_BARS):
+    """The benchmarks' one null env: the given spaces, zero observations, reward 0, truncated every ``episode`` steps.
+
+    No work at all, so a learner's steps/s on it is the learner alone. Imports inside: a harness worker is
+    configured (``algorithms.configure_worker``) before gymnasium and numpy are imported.
+    """
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium import spaces
+
+    class NullEnv(gym.Env):
+        observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return np.zeros(obs_dim, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(obs_dim, np.float32), 0.0, False, self.t >= episode, {}
+
+    return NullEnv()
+
+
 def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, float]:
     """One measurement in this (fresh) process."""
     sys.path.insert(0, str(ROOT))
     from backend.training import algorithms
 
     algorithms.configure_worker(backend, threads=1, device="cpu")
-    import gymnasium as gym
-    import numpy as np
-    from gymnasium import spaces
-
     from backend.config.models import Config
-
-    class NullEnv(gym.Env):
-        observation_space = spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)
-        action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.t = 0
-            return np.zeros(OBS_SIZE, np.float32), {}
-
-        def step(self, action):
-            self.t += 1
-            return np.zeros(OBS_SIZE, np.float32), 0.0, False, self.t >= EPISODE_BARS, {}
 
     total = LEARNING_STARTS + warmup + steps
     cfg = Config.model_validate(
@@ -70,7 +80,7 @@ def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, 
             "training": {"total_timesteps": total, "device": "cpu"},
         }
     )
-    model = algorithms.build_model(cfg, NullEnv(), seed=0)
+    model = algorithms.build_model(cfg, null_env(), seed=0)
     model.learn(LEARNING_STARTS + warmup)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
@@ -78,25 +88,52 @@ def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, 
     return {"steps_per_second": steps / wall, "steps_per_cpu_second": steps / cpu, "cpu_per_wall": cpu / wall}
 
 
-def _run_child(backend: str, arch: tuple[int, ...], steps: int, warmup: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", backend, ",".join(map(str, arch)), str(steps), str(warmup)]
+def start_child(script: str, *args: str) -> subprocess.Popen:
+    """``python SCRIPT --child ARGS``: one measurement in a fresh process (without the caller's XLA settings)."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        raise RuntimeError(f"{backend} {arch}: {run.stderr.strip()[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    cmd = [sys.executable, script, "--child", *args]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_child(proc: subprocess.Popen, label: str) -> dict[str, float]:
+    """The child's figures (its last line of output, JSON); its stderr's tail if it failed."""
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label}: {stderr.strip()[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_children(jobs: list[tuple[str, list[str]]], concurrent: bool = False) -> list[dict[str, float]]:
+    """Each (script, child args) measured in a process of its own: one at a time, or all at once (a smoke)."""
+    if concurrent:
+        started = [(start_child(script, *args), args) for script, args in jobs]
+        return [finish_child(proc, " ".join(args)) for proc, args in started]
+    return [finish_child(start_child(script, *args), " ".join(args)) for script, args in jobs]
 
 
 def measure_backends(
-    archs: tuple[tuple[int, ...], ...] = ARCHS, steps: int = 3000, warmup: int = 300, repeats: int = 2
+    archs: tuple[tuple[int, ...], ...] = ARCHS,
+    steps: int = 3000,
+    warmup: int = 300,
+    repeats: int = 2,
+    concurrent: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """{"64x64": {"sb3_steps_per_second", "sbx_steps_per_second", ..., "sbx_vs_sb3_steps_per_second"}, ...}."""
+    """{"64x64": {"sb3_steps_per_second", "sbx_steps_per_second", ..., "sbx_vs_sb3_steps_per_second"}, ...}.
+
+    One child process at a time, the backends' order flipped every repeat. ``concurrent``: a repeat's children all
+    at once, competing for the cores — for a smoke only (it takes the time of the slowest child; figures meaningless).
+    """
     runs: dict[tuple[str, tuple[int, ...]], list[dict[str, float]]] = {}
     for r in range(repeats):
         order = ("sb3", "sbx") if r % 2 == 0 else ("sbx", "sb3")
-        for arch in archs:
-            for backend in order:
-                runs.setdefault((backend, arch), []).append(_run_child(backend, arch, steps, warmup))
+        keys = [(backend, arch) for arch in archs for backend in order]
+        jobs = [(__file__, [b, ",".join(map(str, a)), str(steps), str(warmup)]) for b, a in keys]
+        for key, m in zip(keys, run_children(jobs, concurrent), strict=True):
+            runs.setdefault(key, []).append(m)
+    return _medians(archs, runs)
+
+
+def _medians(archs: tuple[tuple[int, ...], ...], runs: dict) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for arch in archs:
         row: dict[str, float] = {}
@@ -111,20 +148,12 @@ def measure_backends(
     return out
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        backend, arch, steps, warmup = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-        print(json.dumps(_child(backend, [int(a) for a in arch.split(",")], steps, warmup)))
-        return
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3000, help="timed steps per measurement")
-    ap.add_argument("--warmup", type=int, default=300, help="untimed training steps after learning_starts")
-    ap.add_argument("--repeats", type=int, default=2, help="measurements per backend and network (median)")
-    ap.add_argument("--out", type=Path, help="also write the figures as JSON")
-    args = ap.parse_args()
-    started = time.perf_counter()
-    figures = measure_backends(ARCHS, args.steps, args.warmup, args.repeats)
-    print(f"SAC training, one core, batch {BATCH}, obs {OBS_SIZE}, {args.steps} timed steps, median of {args.repeats}")
+def _arch(text: str) -> tuple[int, ...]:
+    return tuple(int(a) for a in text.split(","))
+
+
+def _print_table(figures: dict[str, dict[str, float]], steps: int, repeats: int) -> None:
+    print(f"SAC training, one core, batch {BATCH}, obs {OBS_SIZE}, {steps} timed steps, median of {repeats}")
     print("| net_arch | SB3 steps/s | SBX steps/s | sbx_vs_sb3_steps_per_second | per CPU second: SB3, SBX, ratio |")
     print("|---|---|---|---|---|")
     for name, row in figures.items():
@@ -133,9 +162,29 @@ def main() -> None:
             f"{row['sbx_vs_sb3_steps_per_second']:.2f} | {row['sb3_steps_per_cpu_second']:.1f}, "
             f"{row['sbx_steps_per_cpu_second']:.1f}, {row['sbx_vs_sb3_steps_per_cpu_second']:.2f} |"
         )
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]] | None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        backend, arch, steps, warmup = argv[1], argv[2], int(argv[3]), int(argv[4])
+        print(json.dumps(_child(backend, list(_arch(arch)), steps, warmup)))
+        return None
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3000, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=300, help="untimed training steps after learning_starts")
+    ap.add_argument("--repeats", type=int, default=2, help="measurements per backend and network (median)")
+    ap.add_argument("--arch", type=_arch, action="append", help="a network, e.g. 128,128 (repeatable; default: three)")
+    ap.add_argument("--concurrent", action="store_true", help="children at once: a smoke only (figures meaningless)")
+    ap.add_argument("--out", type=Path, help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    figures = measure_backends(tuple(args.arch or ARCHS), args.steps, args.warmup, args.repeats, args.concurrent)
+    _print_table(figures, args.steps, args.repeats)
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
 
 
 if __name__ == "__main__":

@@ -11,17 +11,28 @@
 
 A dense layer of ``n_in -> n_out`` on a batch of ``b`` costs ``2·b·n_in·n_out`` FLOPs forward and twice that
 backward (input and weight gradients). The figures are machine-dependent: record them with ``machine()``.
+
+    python benchmarks/floor.py                                  # [64,64], [128,128], [256,256]; batch 256
+    python benchmarks/floor.py --arch 8,8 --batch 8 --repeats 1 --inner 1 --out /tmp/f.json   # a smoke: seconds
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 
-from backend.training.auto_backend import cpu_model  # the one CPU-model reader (also the auto cache key)
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from backend.training.auto_backend import cpu_model  # noqa: E402 - the one CPU-model reader (also the auto cache key)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -162,3 +173,34 @@ def sweep_vs_floor(*, wall_seconds: float, tasks: int, steps: int, floor_step_se
     if ideal <= 0:
         raise ValueError("tasks, steps, floor_step_seconds and workers must be positive")
     return round(wall_seconds / ideal, 3)
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Print the floor of each network (and the machine); ``--out``: also as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", action="append", help="a network, e.g. 128,128 (repeatable; default: three)")
+    ap.add_argument("--obs", type=int, default=16 * 10 + 3, help="observation size (the mini configs': 163)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--inner", type=int, default=50)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    archs = [tuple(int(a) for a in text.split(",")) for text in args.arch or ("64,64", "128,128", "256,256")]
+    floors: dict[str, object] = {}
+    for arch in archs:
+        rep = floor_report(
+            obs_dim=args.obs, act_dim=1, net_arch=arch, batch=args.batch, repeats=args.repeats, inner=args.inner
+        )
+        floors["x".join(map(str, arch))] = rep
+        print(
+            f"floor {list(arch)} batch {args.batch}: {rep['step_gflop']} GFLOP/step, "
+            f"matmul GFLOP/s {rep['matmul_gflops']}, floor {rep['floor_steps_per_second']:,.1f} steps/s"
+        )
+    doc = {"machine": machine(), "floor": floors}
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+if __name__ == "__main__":
+    main()

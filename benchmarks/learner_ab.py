@@ -1,6 +1,7 @@
 """SB3 SAC.train vs FastSAC.train, interleaved in one process: a load-robust ratio of update speed (issue 25).
 
     python benchmarks/learner_ab.py --rounds 20 --updates 50
+    python benchmarks/learner_ab.py --rounds 2 --updates 2 --arch 16,16 --batch 32   # a smoke: seconds
 
 Both models have the same network ([128,128] by default), batch 256, the harness's 163-float observation,
 and the same filled replay buffer; they alternate ``--updates`` gradient steps at a time (order flipped
@@ -29,8 +30,8 @@ def _models(arch: list[int], batch: int, obs: int):
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import configure
 
-    from backend.training.auto_backend import _null_env
     from backend.training.fast_sac import FastSAC
+    from benchmarks.backends import null_env
 
     th.set_num_threads(1)
     out = {}
@@ -46,7 +47,7 @@ def _models(arch: list[int], batch: int, obs: int):
     ]
     for name, cls in (("sb3", SAC), ("sb3_fast", FastSAC)):
         kwargs = dict(batch_size=batch, learning_starts=0, buffer_size=4 * batch, seed=0, device="cpu")
-        m = cls("MlpPolicy", _null_env(obs, 1), policy_kwargs={"net_arch": arch}, **kwargs)
+        m = cls("MlpPolicy", null_env(obs), policy_kwargs={"net_arch": arch}, **kwargs)
         m.set_logger(configure(None, []))
         for o, n, a, r in rows:
             m.replay_buffer.add(o, n, a, r, np.array([False]), [{}])
@@ -55,29 +56,39 @@ def _models(arch: list[int], batch: int, obs: int):
     return out
 
 
-def main() -> None:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--updates", type=int, default=50)
     ap.add_argument("--arch", type=str, default="128,128")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def _interleave(models: dict, rounds: int, updates: int, batch: int) -> tuple[dict[str, float], list[float]]:
+    """Total seconds of each model and the per-round ratio sb3 / sb3_fast (order flipped every round)."""
+    total = {k: 0.0 for k in models}
+    ratios = []
+    for r in range(rounds):
+        times = {}
+        for name in ("sb3", "sb3_fast") if r % 2 == 0 else ("sb3_fast", "sb3"):
+            t0 = time.perf_counter()
+            models[name].train(gradient_steps=updates, batch_size=batch)
+            times[name] = time.perf_counter() - t0
+            total[name] += times[name]
+        ratios.append(times["sb3"] / times["sb3_fast"])
+    return total, ratios
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse(argv)
     from benchmarks.backends import OBS_SIZE
     from benchmarks.floor import machine
 
     host = machine()
     models = _models([int(a) for a in args.arch.split(",")], args.batch, OBS_SIZE)
-    total = {k: 0.0 for k in models}
-    ratios = []
-    for r in range(args.rounds):
-        times = {}
-        for name in ("sb3", "sb3_fast") if r % 2 == 0 else ("sb3_fast", "sb3"):
-            t0 = time.perf_counter()
-            models[name].train(gradient_steps=args.updates, batch_size=args.batch)
-            times[name] = time.perf_counter() - t0
-            total[name] += times[name]
-        ratios.append(times["sb3"] / times["sb3_fast"])
+    total, ratios = _interleave(models, args.rounds, args.updates, args.batch)
     n = args.rounds * args.updates
     doc = {
         "sb3_updates_per_second": round(n / total["sb3"], 1),
@@ -94,6 +105,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in doc.items() if k != "machine"}))
     if args.out:
         args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Faster-learner candidates side by side (issue 25): SAC steps/s of each, alternating, one core.
 
     python benchmarks/learner_candidates.py --steps 800 --repeats 3 --out tmp/learner_candidates.json
+    python benchmarks/learner_candidates.py --arch 16,16 --steps 8 --warmup 4 --repeats 1 --concurrent  # smoke
 
 Candidates (each in a fresh process configured as a harness worker, SAC, batch 256, the null env of
 benchmarks/backends.py):
@@ -23,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,30 +36,13 @@ CANDIDATES = ("sb3", "sb3_fast", "sb3_fast_fused", "sbx", "sbx_xnnpack")
 def _model(candidate: str, arch: list[int], total: int):
     sys.path.insert(0, str(ROOT))
     from backend.training import algorithms
-    from benchmarks.backends import BATCH, LEARNING_STARTS, OBS_SIZE
+    from benchmarks.backends import BATCH, LEARNING_STARTS, null_env
 
     backend = "sbx" if candidate.startswith("sbx") else "sb3"
     if candidate == "sbx_xnnpack":
         os.environ["XLA_FLAGS"] = "--xla_cpu_use_xnnpack=true"
     algorithms.configure_worker(backend, threads=1, device="cpu")
-    import gymnasium as gym
-    import numpy as np
-    from gymnasium import spaces
-
     from backend.config.models import Config
-
-    class NullEnv(gym.Env):
-        observation_space = spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)
-        action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.t = 0
-            return np.zeros(OBS_SIZE, np.float32), {}
-
-        def step(self, action):
-            self.t += 1
-            return np.zeros(OBS_SIZE, np.float32), 0.0, False, self.t >= 78, {}
 
     cfg = Config.model_validate(
         {
@@ -72,7 +55,7 @@ def _model(candidate: str, arch: list[int], total: int):
         from backend.training.fast_sac import FastSAC
 
         kwargs, _ = algorithms.model_kwargs(cfg)
-        model = FastSAC("MlpPolicy", NullEnv(), seed=0, device="cpu", verbose=0, **kwargs)
+        model = FastSAC("MlpPolicy", null_env(), seed=0, device="cpu", verbose=0, **kwargs)
         if candidate == "sb3_fast_fused":
             for opt in model._optimizers():
                 for group in opt.param_groups:
@@ -81,8 +64,8 @@ def _model(candidate: str, arch: list[int], total: int):
     if candidate == "sb3":  # the library's own SAC (build_model would give FastSAC)
         kwargs, _ = algorithms.model_kwargs(cfg)
         cls = algorithms.model_class("sac", "sb3", library=True)
-        return cls("MlpPolicy", NullEnv(), seed=0, device="cpu", verbose=0, **kwargs)
-    return algorithms.build_model(cfg, NullEnv(), seed=0)
+        return cls("MlpPolicy", null_env(), seed=0, device="cpu", verbose=0, **kwargs)
+    return algorithms.build_model(cfg, null_env(), seed=0)
 
 
 def _child(candidate: str, arch: list[int], steps: int, warmup: int) -> dict[str, float]:
@@ -106,75 +89,81 @@ def _child(candidate: str, arch: list[int], steps: int, warmup: int) -> dict[str
     }
 
 
-def _run_child(candidate: str, arch: tuple[int, ...], steps: int, warmup: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", candidate, ",".join(map(str, arch)), str(steps), str(warmup)]
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        raise RuntimeError(f"{candidate} {arch}: {run.stderr.strip()[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
-
-
 def measure(
-    candidates: tuple[str, ...], arch: tuple[int, ...], steps: int, warmup: int, repeats: int
+    candidates: tuple[str, ...], arch: tuple[int, ...], steps: int, warmup: int, repeats: int, concurrent: bool = False
 ) -> dict[str, dict[str, float]]:
-    """{candidate: median figures}; the order rotates by one every repeat."""
+    """{candidate: median figures}; the order rotates by one every repeat (``concurrent``: a smoke, all at once)."""
+    from benchmarks.backends import run_children
+
     runs: dict[str, list[dict[str, float]]] = {c: [] for c in candidates}
     for r in range(repeats):
         order = candidates[r % len(candidates) :] + candidates[: r % len(candidates)]
-        for c in order:
-            runs[c].append(_run_child(c, arch, steps, warmup))
+        jobs = [(__file__, [c, ",".join(map(str, arch)), str(steps), str(warmup)]) for c in order]
+        for c, m in zip(order, run_children(jobs, concurrent), strict=True):
+            runs[c].append(m)
     return {
         c: {k: round(statistics.median(m[k] for m in ms), 2) for k in ms[0]} | {"runs": len(ms)}
         for c, ms in runs.items()
     }
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        c, arch, steps, warmup = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-        print(json.dumps(_child(c, [int(a) for a in arch.split(",")], steps, warmup)))
-        return
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.backends import BATCH, OBS_SIZE
-    from benchmarks.floor import floor_report, fraction_of_floor, machine
-
+def _parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--arch", type=str, default="128,128")
     ap.add_argument("--candidates", type=str, default=",".join(CANDIDATES))
+    ap.add_argument("--concurrent", action="store_true", help="children at once: a smoke only (figures meaningless)")
     ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-    arch = tuple(int(a) for a in args.arch.split(","))
-    host = machine()
-    floor = floor_report(obs_dim=OBS_SIZE, act_dim=1, net_arch=arch, batch=BATCH)
-    started = time.perf_counter()
-    rows = measure(tuple(args.candidates.split(",")), arch, args.steps, args.warmup, args.repeats)
-    fl = floor["floor_steps_per_second"]
-    print(f"floor {arch} b{BATCH}: {fl} steps/s (matmul GFLOP/s {floor['matmul_gflops']}); {host['cpu_model']}")
+    args = ap.parse_args(argv)
+    unknown = set(args.candidates.split(",")) - set(CANDIDATES)
+    if unknown:
+        ap.error(f"--candidates: unknown {sorted(unknown)}; choose from {','.join(CANDIDATES)}")
+    return args
+
+
+def _print_rows(rows: dict[str, dict[str, float]], floor_steps_per_second: float) -> None:
+    from benchmarks.floor import fraction_of_floor
+
     print("| candidate | learn steps/s | per CPU s | fraction of floor | update alone /s | update fraction |")
     print("|---|---|---|---|---|---|")
     for c, row in rows.items():
-        row["learner_fraction_of_floor"] = fraction_of_floor(row["steps_per_second"], fl)
-        row["update_fraction_of_floor"] = fraction_of_floor(row["updates_per_second"], fl)
+        row["learner_fraction_of_floor"] = fraction_of_floor(row["steps_per_second"], floor_steps_per_second)
+        row["update_fraction_of_floor"] = fraction_of_floor(row["updates_per_second"], floor_steps_per_second)
         print(
             f"| {c} | {row['steps_per_second']:.1f} | {row['steps_per_cpu_second']:.1f} | "
             f"{row['learner_fraction_of_floor']:.2f} | {row['updates_per_second']:.1f} | "
             f"{row['update_fraction_of_floor']:.2f} |"
         )
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        c, arch, steps, warmup = argv[1], argv[2], int(argv[3]), int(argv[4])
+        print(json.dumps(_child(c, [int(a) for a in arch.split(",")], steps, warmup)))
+        return None
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.backends import BATCH, OBS_SIZE
+    from benchmarks.floor import floor_report, machine
+
+    args = _parse(argv)
+    arch = tuple(int(a) for a in args.arch.split(","))
+    host = machine()
+    floor = floor_report(obs_dim=OBS_SIZE, act_dim=1, net_arch=arch, batch=BATCH)
+    started = time.perf_counter()
+    rows = measure(tuple(args.candidates.split(",")), arch, args.steps, args.warmup, args.repeats, args.concurrent)
+    fl = floor["floor_steps_per_second"]
+    print(f"floor {arch} b{BATCH}: {fl} steps/s (matmul GFLOP/s {floor['matmul_gflops']}); {host['cpu_model']}")
+    _print_rows(rows, fl)
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"({time.perf_counter() - started:.0f} s; load before {host['load_average']}, after {load})")
+    settings = dict(vars(args), out=str(args.out) if args.out else None)
+    doc = {"machine": host, "floor": floor, "candidates": rows, "load_after": load, "args": settings}
     if args.out:
-        doc = {
-            "machine": host,
-            "floor": floor,
-            "candidates": rows,
-            "load_after": load,
-            "args": vars(args) | {"out": str(args.out)},
-        }
         args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
 
 
 if __name__ == "__main__":

@@ -64,13 +64,13 @@ def member_figures(member: Path) -> dict[str, object]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, object]]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sb3", type=Path)
     parser.add_argument("sbx", type=Path)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    rows = {}
+    args = parser.parse_args(argv)
+    rows: dict[str, dict[str, dict[str, object]]] = {}
     for backend, folder in (("sb3", args.sb3), ("sbx", args.sbx)):
         for member in sorted(p for p in folder.iterdir() if (p / "summary.json").exists()):
             rows.setdefault(member.name, {})[backend] = member_figures(member)
@@ -92,6 +92,7 @@ def main() -> None:
             )
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
 
 
 if __name__ == "__main__":
