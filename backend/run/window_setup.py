@@ -7,8 +7,11 @@ tasks only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +20,16 @@ import numpy as np
 from backend.config.models import Config, LoadedConfig, expand_symbol_path, load_config
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVAL_MINUTES
+from backend.data.benchmark import Benchmark, load_benchmark
 from backend.data.loader import Bars, load_bars
-from backend.features.builtin import MarketArrays, check_feature_names
+from backend.features.builtin import MarketArrays, check_feature_names, warmup_bars
 from backend.features.context import extras_fingerprint
 from backend.features.context import prepare as prepare_market
 from backend.features.specs import nonbuiltin_identity
 from backend.features.user import absolute_entries
 from backend.features.user import install_entries as install_feature_modules
 from backend.run.options import SetupOptions
+from backend.training.algorithms import SPECS, check_backend, unused_settings
 from backend.walkforward.windows import (
     Window,
     WindowSpec,
@@ -49,7 +54,7 @@ class Setup:
     embargo: int
     timezone: str
     seconds: float = 0.0
-    benchmark: Any = None  # backend.data.benchmark.Benchmark | None
+    benchmark: Benchmark | None = None
 
     @property
     def cfg(self) -> Config:
@@ -104,11 +109,42 @@ def _one_symbol(loaded: LoadedConfig) -> LoadedConfig:
     return loaded
 
 
-def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split with RunOptions
-    opts: SetupOptions, loaded: LoadedConfig | None = None
-) -> Setup:
-    """Config → data → windows, validated; no torch. ``loaded``: the config already read (else read here)."""
+def setup(opts: SetupOptions, loaded: LoadedConfig | None = None) -> Setup:
+    """Config → data → windows, validated; no torch. ``loaded``: the config already read (else read here).
+
+    The stage's steps, in order (each raises its own errors, so the first problem found is the one reported):
+    the config checked (:func:`_checked_config`), where the windows come from (:func:`_window_plan`), the bars and
+    their features' inputs (:func:`_load_market`), the windows resolved against them (:func:`_resolved_windows`)
+    and the benchmark (:func:`_load_benchmark`).
+    """
     started = time.perf_counter()
+    loaded, base_dir = _checked_config(opts, loaded)
+    plan = _window_plan(opts, loaded.config.data.timezone)
+    bars, market = _load_market(loaded, plan.hint, base_dir)
+    if plan.specs is None and not plan.auto:  # dry-run without windows: describe the data only
+        return Setup(loaded, bars, market, [], plan.embargo, plan.timezone, time.perf_counter() - started, None)
+    windows = _resolved_windows(opts, plan, loaded, bars, market)
+    benchmark = _load_benchmark(loaded, bars, plan.hint)
+    return Setup(loaded, bars, market, windows, plan.embargo, plan.timezone, time.perf_counter() - started, benchmark)
+
+
+@dataclass
+class _WindowPlan:
+    """Where the windows come from: a window file's specs, or automatic windows (``auto``) over ``start``..``end``."""
+
+    specs: list[WindowSpec] | None
+    auto: bool
+    embargo: int
+    timezone: str
+    start: date | None
+    end: date | None
+    hint: tuple[date, date] | None  # the days the windows need, when known before the data (loading may cut to it)
+    origin: str  # the window file, or "automatic windows" (error messages name it)
+
+
+def _checked_config(opts: SetupOptions, loaded: LoadedConfig | None) -> tuple[LoadedConfig, Path | None]:
+    """The config of one symbol, its feature modules installed, its feature names and backend checked; the folder
+    its relative feature module paths are read from."""
     loaded = _one_symbol(loaded if loaded is not None else load_run_config(opts))
     cfg = loaded.config
     base_dir = Path(opts.config).resolve().parent if opts.config else None
@@ -116,19 +152,22 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
     install_feature_modules(cfg.env.feature_modules, base_dir)
     context_symbols = [c.symbol.upper() for c in cfg.data.context]
     check_feature_names(cfg.env.features, columns=list(cfg.data.columns), context=context_symbols)
-    from backend.training.algorithms import check_backend
-
     check_backend(cfg.agent.backend)
     ignored = ignored_settings_warning(loaded)
     if ignored:
         loaded.warnings.append(ignored)
+    return loaded, base_dir
+
+
+def _window_plan(opts: SetupOptions, timezone: str) -> _WindowPlan:
+    """--windows FILE or automatic windows (--train-days/--test-days, --start/--end), checked; --embargo-bars."""
     auto = any(v is not None for v in (opts.train_days, opts.test_days, opts.start, opts.end))
     if opts.windows and auto:
         raise InputError("--windows and automatic windows (--start/--end/--train-days/--test-days) exclude each other")
     specs: list[WindowSpec] | None = None
-    embargo, tz = 0, cfg.data.timezone
+    embargo, tz = 0, timezone
     if opts.windows:
-        specs, embargo, tz = load_windows(opts.windows, cfg.data.timezone)
+        specs, embargo, tz = load_windows(opts.windows, timezone)
     elif not auto and not opts.dry_run:
         raise InputError("no windows: pass --windows FILE, or --train-days and --test-days (with --start/--end)")
     elif auto and (opts.train_days is None or opts.test_days is None):
@@ -139,6 +178,14 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
         embargo = opts.embargo_bars
     start, end = parse_day(opts.start, "--start"), parse_day(opts.end, "--end")
     hint = hint_range(specs) if specs else ((start, end) if start and end else None)
+    return _WindowPlan(specs, auto, embargo, tz, start, end, hint, opts.windows or "automatic windows")
+
+
+def _load_market(
+    loaded: LoadedConfig, hint: tuple[date, date] | None, base_dir: Path | None
+) -> tuple[Bars, MarketArrays]:
+    """The bars, validated, as arrays with their context series and extra columns; the data hash covers both."""
+    cfg = loaded.config
     bars = load_bars(cfg.data, hint)
     market = MarketArrays.from_bars(
         bars.frame, bars.session_open, bars.session_close, INTERVAL_MINUTES[cfg.data.interval]
@@ -150,31 +197,48 @@ def setup(  # noqa: C901 - the Window Setup stage's steps in order; to split wit
         bars.provenance["feature_identity"] = identity
     if market.context:  # the context series' content joins the data hash (resume, bundles, replay compare it)
         fold_context_hash(bars, extras_fingerprint(replace(market, feature_sources=())))
-    origin = opts.windows or "automatic windows"
-    if specs is None and not auto:  # dry-run without windows: describe the data only
-        return Setup(loaded, bars, market, [], embargo, tz, time.perf_counter() - started, None)
+    return bars, market
+
+
+def _resolved_windows(
+    opts: SetupOptions, plan: _WindowPlan, loaded: LoadedConfig, bars: Bars, market: MarketArrays
+) -> list[Window]:
+    """The windows as bar ranges of ``market``: each span inside the data and playable; a short warm-up noted."""
+    specs = plan.specs
     if specs is None:
-        assert opts.train_days is not None and opts.test_days is not None  # checked above
+        assert opts.train_days is not None and opts.test_days is not None  # checked by _window_plan
         days = list(bars.session_dates())
         specs = auto_windows(
-            days, start or days[0], end or days[-1], opts.train_days, opts.test_days, opts.step_days, opts.mode, tz
+            days,
+            plan.start or days[0],
+            plan.end or days[-1],
+            opts.train_days,
+            opts.test_days,
+            opts.step_days,
+            opts.mode,
+            plan.timezone,
         )
-        if embargo:
+        if plan.embargo:
             # keep the test span where it is and cut the train span short (no leakage)
-            specs = [trim_train(s, market.timestamps, embargo) for s in specs]
-    windows = resolve(specs, market.timestamps, market.session_id, embargo, origin, bars=bars)
-    check_episodes(windows, market, cfg.env.forced_exit_minutes, origin)
+            specs = [trim_train(s, market.timestamps, plan.embargo) for s in specs]
+    windows = resolve(specs, market.timestamps, market.session_id, plan.embargo, plan.origin, bars=bars)
+    cfg = loaded.config
+    check_episodes(windows, market, cfg.env.forced_exit_minutes, plan.origin)
     short = warmup_warning(windows, market, list(cfg.env.features))
     if short:
         loaded.warnings.append(short)
-    benchmark = None
-    if cfg.data.benchmark_symbol:
-        from backend.data.benchmark import load_benchmark
+    return windows
 
-        benchmark = load_benchmark(cfg.data, bars, hint)
-        if benchmark.warning:
-            loaded.warnings.append(benchmark.warning)
-    return Setup(loaded, bars, market, windows, embargo, tz, time.perf_counter() - started, benchmark)
+
+def _load_benchmark(loaded: LoadedConfig, bars: Bars, hint: tuple[date, date] | None) -> Benchmark | None:
+    """data.benchmark_symbol's bars on the traded sessions (None without one); unavailable: a warning, no error."""
+    cfg = loaded.config
+    if not cfg.data.benchmark_symbol:
+        return None
+    benchmark = load_benchmark(cfg.data, bars, hint)
+    if benchmark.warning:
+        loaded.warnings.append(benchmark.warning)
+    return benchmark
 
 
 def fold_context_hash(bars: Bars, context_hash: str) -> None:
@@ -183,8 +247,6 @@ def fold_context_hash(bars: Bars, context_hash: str) -> None:
     The traded bars' own hash stays in ``provenance["bars_hash"]``; ``content_hash`` (= ``data_hash()``) becomes the
     hash of both, so resume, a bundle's ``data_hash`` and the replay's data check all see the context's content.
     """
-    import hashlib
-
     own = bars.provenance.get("bars_hash") or bars.provenance["content_hash"]
     bars.provenance["bars_hash"] = own
     bars.provenance["context_hash"] = context_hash
@@ -196,8 +258,6 @@ def warmup_warning(windows: list[Window], market: MarketArrays, names: list[str]
     warm-up: the first train bars' features are then computed from a shorter history than they need."""
     if not windows:
         return None
-    from backend.features.builtin import warmup_bars
-
     starts, stops = market.session_bounds()
     need = warmup_bars(names, int((stops - starts).max()) if len(starts) else 0)
     first = min(windows, key=lambda w: w.train_start)
@@ -229,8 +289,6 @@ def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: flo
 
 def ignored_settings_warning(loaded: LoadedConfig) -> str | None:
     """One line naming every setting the chosen algorithm does not use that the config spells out or changes."""
-    from backend.training.algorithms import SPECS, unused_settings
-
     cfg = loaded.config
     spec = SPECS[cfg.agent.algorithm]
     keys = [f"sac.{k}" for k in spec.unused_shared if f"sac.{k}" in loaded.given]
@@ -251,9 +309,6 @@ def ignored_settings_warning(loaded: LoadedConfig) -> str | None:
 
 
 def windows_hash(s: Setup) -> str:
-    import hashlib
-    import json
-
     doc = windows_document(s.windows, s.market.timestamps, s.timezone, s.embargo)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
