@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SETTINGS = {
+SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "net256x256": {"sac": {"net_arch": [256, 256]}},  # SB3's default SAC networks
     "net128x128": {"sac": {"net_arch": [128, 128]}},  # the mini configs' default
     "net64x64": {"sac": {"net_arch": [64, 64]}},

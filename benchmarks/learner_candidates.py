@@ -141,8 +141,8 @@ def _print_rows(rows: dict[str, dict[str, float]], floor_steps_per_second: float
 def main(argv: list[str] | None = None) -> dict | None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        c, arch, steps, warmup = argv[1], argv[2], int(argv[3]), int(argv[4])
-        print(json.dumps(_child(c, [int(a) for a in arch.split(",")], steps, warmup)))
+        c, net, steps, warmup = argv[1], argv[2], int(argv[3]), int(argv[4])
+        print(json.dumps(_child(c, [int(a) for a in net.split(",")], steps, warmup)))
         return None
     sys.path.insert(0, str(ROOT))
     from benchmarks.backends import BATCH, OBS_SIZE
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     floor = floor_report(obs_dim=OBS_SIZE, act_dim=1, net_arch=arch, batch=BATCH)
     started = time.perf_counter()
     rows = measure(tuple(args.candidates.split(",")), arch, args.steps, args.warmup, args.repeats, args.concurrent)
-    fl = floor["floor_steps_per_second"]
+    fl = float(floor["floor_steps_per_second"])  # type: ignore[arg-type]
     print(f"floor {arch} b{BATCH}: {fl} steps/s (matmul GFLOP/s {floor['matmul_gflops']}); {host['cpu_model']}")
     _print_rows(rows, fl)
     load = [round(x, 2) for x in os.getloadavg()]

@@ -1,8 +1,12 @@
-"""The benchmark never crashes on main again (issue 25): the floor's arithmetic and a smoke run of benchmarks/run.py."""
+"""The benchmark never crashes on main again (issue 25): the floor's arithmetic and a smoke run of benchmarks/run.py.
+
+The other benchmark scripts' smokes: tests/test_benchmark_scripts.py.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -55,19 +59,65 @@ def test_machine_names_the_cpu_and_libraries() -> None:
     assert m["libraries"]["numpy"]
 
 
-def test_smoke_run_writes_the_floor_keys(tmp_path: Path) -> None:
-    """`benchmarks/run.py --smoke` end to end on the groups that take seconds; the JSON carries the floor keys."""
+def _finite_positive(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_smoke_runs_every_group(tmp_path: Path) -> None:
+    """`benchmarks/run.py --smoke` end to end, every group (what the before-stop hook runs): the JSON's keys."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--only", "floor,env,dry_run,load"]
-    cmd += ["--sweep-seconds", "1000", "--out", str(out)]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--sweep-seconds", "1000", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["mode"] == "smoke" and doc["machine"]["cpu_model"]
+    assert set(doc["group_seconds"]) == {"floor", "env,peers", "training", "dry_run", "sweep", "replay", "load",
+                                         "windows", "projection", "backends", "mini_sweep"}  # fmt: skip
+    assert all(f"[{group}] " in proc.stdout for group in doc["group_seconds"])  # a line per group as it ends
+    figures = doc["figures"]
+    for key in (
+        "env_steps_per_second",
+        "training_overhead",
+        "dry_run_seconds",
+        "sweep_speedup_2_workers",
+        "replay_bars_per_second",
+        "sample_load_seconds",
+        "window_parallel_speedup_2_workers_4_windows",
+        "production_steps_per_second_1_core",
+        "sb3_steps_per_second_128x128",
+        "sbx_steps_per_second_128x128",
+        "mini_sweep_sb3_seconds",
+    ):
+        assert _finite_positive(figures[key]), key
+    assert 0 <= figures["window_parallel_idle_share_4_windows"] <= 1
+    assert doc["floor"]["128x128"]["floor_steps_per_second"] > 0
+    assert doc["harness_overhead"] == figures["training_overhead"]
+    assert set(doc["learner_fraction_of_floor"]) == {"sb3_128x128", "sbx_128x128", "default"}
+    assert doc["default_backend"] in ("sb3", "sbx")
+    assert (
+        doc["learner_fraction_of_floor"]["default"]
+        == doc["learner_fraction_of_floor"][f"{doc['default_backend']}_128x128"]
+    )
+    assert set(doc["mini_sweep_vs_floor"]) == {
+        "sb3",
+        "given",
+    }  # the smoke's tiny sweep (pinned to sb3), --sweep-seconds
+    assert all(_finite_positive(v) for v in doc["mini_sweep_vs_floor"].values())
+    record = doc["mini_sweep"]["sb3"]
+    assert (record["configs"], record["windows"], record["tasks"], record["steps"]) == (2, 1, 2, 48)
+    assert record["members_completed"] == 2 and record["trained_on"] == ["sb3"]
+    assert 0 <= record["idle_share"] <= 1
+
+
+def test_only_runs_the_named_groups(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--only", "env,load", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    assert doc["mode"] == "smoke"
-    assert doc["floor"]["128x128"]["floor_steps_per_second"] > 0
-    assert doc["mini_sweep_vs_floor"]["given"] > 0
-    assert doc["figures"]["env_steps_per_second"] > 0
-    assert doc["machine"]["cpu_model"]
+    assert set(doc["group_seconds"]) == {"env,peers", "load"}
+    assert set(doc["figures"]) == {"env_steps_per_second", "sample_load_seconds"}
+    assert doc["floor"] == {} and doc["mini_sweep_vs_floor"] == {}
 
 
 def test_smoke_rejects_an_unknown_group(tmp_path: Path) -> None:
@@ -82,29 +132,56 @@ def test_smoke_rejects_an_unknown_group(tmp_path: Path) -> None:
     assert "unknown group" in proc.stderr
 
 
-def _smoke(tmp_path: Path, groups: str, timeout: int = 600) -> dict:
-    out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--only", groups, "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+# ------------------------------------------------------------------------------------------ no process needed
 
 
-def test_smoke_of_the_training_groups(tmp_path: Path) -> None:
-    """training, replay, projection and backends at tiny steps: every learner group runs to its figures."""
-    doc = _smoke(tmp_path, "floor,training,replay,projection,backends")
-    figures = doc["figures"]
-    assert figures["training_overhead"] > 0 and figures["replay_bars_per_second"] > 0
-    assert figures["production_steps_per_second_1_core"] > 0
-    assert figures["sb3_steps_per_second_128x128"] > 0 and figures["sbx_steps_per_second_128x128"] > 0
-    assert set(doc["learner_fraction_of_floor"]) == {"sb3_128x128", "sbx_128x128"}
-    assert doc["harness_overhead"] == figures["training_overhead"]
+class _Agent:
+    def __init__(self, backend: str) -> None:
+        self.agent = type("A", (), {"backend": backend})()
 
 
-@pytest.mark.slow
-def test_smoke_of_the_sweep_and_window_groups(tmp_path: Path) -> None:
-    """sweep and windows start `wf sweep` / `wf run` subprocesses (about a minute on 2 cores)."""
-    figures = _smoke(tmp_path, "sweep,windows")["figures"]
-    assert figures["sweep_speedup_2_workers"] > 0
-    assert figures["window_parallel_speedup_2_workers_4_windows"] > 0  # the smoke runs the four windows only
-    assert 0 <= figures["window_parallel_idle_share_4_windows"] <= 1
+@pytest.mark.parametrize(("setting", "expected"), [("auto", "sbx"), ("sb3", "sb3"), ("sbx", "sbx")])
+def test_default_backend_asks_the_harness(monkeypatch: pytest.MonkeyPatch, setting: str, expected: str) -> None:
+    """auto -> the faster learner measured at [128,128]; a pinned default -> that one, however fast."""
+    from backend.config import models
+    from benchmarks import groups
+
+    monkeypatch.setattr(models, "Config", lambda: _Agent(setting))
+    res = groups.Results(
+        figures={
+            "sb3_steps_per_second_128x128": 100.0,
+            "sbx_steps_per_second_128x128": 150.0,
+            "learner_fraction_of_floor_sb3_128x128": 0.4,
+            "learner_fraction_of_floor_sbx_128x128": 0.6,
+        }
+    )
+    groups._default_backend(res)
+    assert res.default_backend == {"setting": setting, "backend": expected}
+    assert (
+        res.figures["learner_fraction_of_floor_default"] == res.figures[f"learner_fraction_of_floor_{expected}_128x128"]
+    )
+
+
+def test_the_real_mini_sweep_and_its_floor_multiple() -> None:
+    from benchmarks import bench_mini_sweep as mini
+
+    real = mini.REAL
+    assert [p.name for p in real.config_paths()] == [f.name for f in sorted((ROOT / "tmp").glob("mini_config_v*.json"))]
+    assert (real.configs, real.window_count(), real.workers, real.backend) == (5, 3, 2, None)
+    assert real.steps_per_config() == [20_000] * 5  # the configs' own steps
+    # 15 tasks × 20k steps × 6 ms / 2 workers = 900 s ideal; 1170 s wall = 1.3×
+    record = {"seconds": 1170.0, "total_steps": 15 * 20_000, "workers": 2}
+    assert mini.vs_floor(record, 0.006) == 1.3
+    assert mini.SMOKE.window_count() == 1 and mini.SMOKE.steps_per_config() == [48, 48]
+
+
+def test_one_null_env() -> None:
+    from benchmarks.backends import EPISODE_BARS, OBS_SIZE, null_env
+
+    env = null_env()
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (OBS_SIZE,) and env.action_space.shape == (1,)
+    for t in range(1, EPISODE_BARS + 1):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert reward == 0.0 and not terminated and truncated == (t == EPISODE_BARS)
+    assert null_env(7, 2).observation_space.shape == (7,) and null_env(7, 2).action_space.shape == (2,)

@@ -48,11 +48,12 @@ def test_floor_script(tmp_path: Path) -> None:
 
 
 def test_backends_script(tmp_path: Path) -> None:
+    """[128,128]: the network of run.py's smoke, whose sbx compile this session's JAX cache then holds."""
     out = tmp_path / "backends.json"
-    args = ("--arch", "16,16", "--steps", "8", "--warmup", "4", "--repeats", "1", "--concurrent", "--out", str(out))
+    args = ("--arch", "128,128", "--steps", "8", "--warmup", "4", "--repeats", "1", "--concurrent", "--out", str(out))
     stdout = _script("backends.py", *args)
-    row = json.loads(out.read_text())["16x16"]
-    assert "| 16x16 |" in stdout
+    row = json.loads(out.read_text())["128x128"]
+    assert "| 128x128 |" in stdout
     for backend in ("sb3", "sbx"):
         for key in ("steps_per_second", "steps_per_cpu_second", "cpu_per_wall"):
             assert _finite_positive(row[f"{backend}_{key}"]), (backend, key)
