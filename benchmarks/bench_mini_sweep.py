@@ -71,7 +71,7 @@ def _argv(sweep: MiniSweep, out: Path) -> list[str]:
 
 
 def _members(out: Path) -> tuple[int, float, list[str]]:
-    """(members completed, busy window-task seconds over all members, the backends that trained)."""
+    """(members completed, busy window-task seconds over all members, the backends that trained: auto resolved)."""
     rows = json.loads((out / "sweep.json").read_text())["members"]
     busy, trained = 0.0, set[str]()
     for r in rows:
@@ -79,7 +79,7 @@ def _members(out: Path) -> tuple[int, float, list[str]]:
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())
             busy += task_seconds(summary)
-            trained.add(str(summary.get("backend")))
+            trained |= {str(w["training"].get("backend")) for w in summary["windows"] if w.get("training")}
     return sum(r["status"] == "completed" for r in rows), busy, sorted(trained)
 
 

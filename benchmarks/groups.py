@@ -175,7 +175,7 @@ def record_mini_sweep(res: Results, sweep: mini.MiniSweep) -> None:
     res.figures.update(mini.figures_of(record))
     print(
         f"mini sweep ({record['backend']}, trained on {','.join(record['trained_on'])}): {record['seconds']:.1f} s, "
-        f"{record['tasks']} tasks × {record['steps']} steps on {record['workers']} workers, "
+        f"{record['tasks']} tasks × {record['steps']} steps, --workers {record['workers']}, "
         f"{record['members_completed']}/{record['configs']} members completed, "
         f"workers' idle share {record['idle_share']:.3f}",
         flush=True,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
 import sys
@@ -66,10 +67,8 @@ TARGETS = {
     "window_parallel_speedup_2_workers_4_windows": (">=", 1.8),
     "sbx_vs_sb3_steps_per_second_128x128": (">=", 1.5),
     "learner_fraction_of_floor_default": (">=", 0.6),
-    "mini_sweep_sbx_seconds": ("<=", 900),
-    "mini_sweep_sb3_seconds": ("<=", 900),
-    "mini_sweep_vs_floor_sbx": ("<=", 1.3),
-    "mini_sweep_vs_floor_sb3": ("<=", 1.3),
+    "mini_sweep_*_seconds": ("<=", 900),  # per backend the configs name (auto, sbx, sb3), and --sweep's
+    "mini_sweep_vs_floor_*": ("<=", 1.3),
     "replay_bars_per_second": (">=", 5_000),
 }
 
@@ -205,11 +204,12 @@ def run_groups(groups: set[str], args: argparse.Namespace) -> Results:
 
 
 def verdict(name: str, value: float | None) -> str:
-    if name not in TARGETS:
+    pattern = next((k for k in TARGETS if fnmatch.fnmatchcase(name, k)), None)
+    if pattern is None:
         return ""
     if value is None:
         return "n/a (optional dependency missing, or not run in this mode)"
-    op, target = TARGETS[name]
+    op, target = TARGETS[pattern]
     ok = value >= target if op == ">=" else value <= target
     return f"{'PASS' if ok else 'MISS'} (target {op} {target:,})"
 

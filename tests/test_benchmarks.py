@@ -185,3 +185,14 @@ def test_one_null_env() -> None:
         obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
         assert reward == 0.0 and not terminated and truncated == (t == EPISODE_BARS)
     assert null_env(7, 2).observation_space.shape == (7,) and null_env(7, 2).action_space.shape == (2,)
+
+
+def test_targets_by_name_and_by_pattern() -> None:
+    from benchmarks import run
+
+    assert run.verdict("env_steps_per_second", 200_000.0).startswith("PASS")
+    assert run.verdict("mini_sweep_vs_floor_auto", 1.2).startswith("PASS")  # the configs' own backend, any name
+    assert run.verdict("mini_sweep_vs_floor_sbx", 1.4).startswith("MISS")
+    assert run.verdict("mini_sweep_auto_seconds", 901.0).startswith("MISS")
+    assert run.verdict("mini_sweep_auto_idle_share", 0.5) == ""
+    assert run.verdict("learner_fraction_of_floor_default", None).startswith("n/a")
