@@ -149,14 +149,15 @@ def test_status_members_equal_their_strings_in_json():
     assert {s.value for s in Status} - {"skipped"} <= documented, "a Status member missing from docs/outputs.md"
 
 
+def _modules(*folders: str) -> list[str]:
+    return sorted(p.relative_to(ROOT).as_posix() for f in folders for p in (ROOT / f).rglob("*.py"))
+
+
+# the modules whose functions return exit codes (checks/audit.py returns counts: not listed)
 EXIT_LITERAL_FILES = [
-    "backend/run/driver.py",
-    "backend/cli/app.py",
-    "backend/cli/common.py",
-    "backend/cli/config.py",
-    "backend/cli/data.py",
-    "backend/cli/features.py",
-    "backend/cli/inspect.py",
+    *_modules("backend/cli", "backend/run", "backend/studies"),
+    "backend/checks/sanity.py",
+    "backend/checks/compounding.py",
 ]
 
 
@@ -175,9 +176,28 @@ def _literal_exit_codes(source: str) -> list[int]:
 
 
 def test_exit_codes_only_via_exit_constants():
+    assert len(EXIT_LITERAL_FILES) > 40 and "backend/run/driver.py" in EXIT_LITERAL_FILES  # the glob found them
     found = {f: _literal_exit_codes((ROOT / f).read_text(encoding="utf-8")) for f in EXIT_LITERAL_FILES}
     assert {f: v for f, v in found.items() if v} == {}, "use backend.core.errors.EXIT_* instead of literals"
     assert _literal_exit_codes("def f():\n    return 4\n") == [2]  # negative control
+
+
+def test_gitignore_leaves_new_evaluation_subpackages_to_git():
+    """Only the demo's output folders inside backend/evaluation are ignored: a new subpackage there is code."""
+    import shutil
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        p = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, timeout=60)
+        return p.returncode == 0
+
+    assert not ignored("backend/evaluation/newpkg/__init__.py")
+    assert not ignored("backend/evaluation/newpkg/module.py")
+    assert ignored("backend/evaluation/demo/summary.json")  # negative control: the demo's output is ignored
 
 
 def test_dry_run_imports_no_heavy_or_optional_library():
@@ -197,17 +217,7 @@ def test_dry_run_imports_no_heavy_or_optional_library():
     assert "HEAVY []" in p.stdout, p.stdout
 
 
-STATUS_LITERAL_FILES = [
-    "backend/evaluation/report.py",
-    "backend/evaluation/selection.py",
-    "backend/evaluation/metrics.py",
-    "backend/cli/inspect.py",
-    "backend/cli/common.py",
-    "backend/cli/data.py",
-    "backend/cli/features.py",
-    "backend/cli/config.py",
-    "backend/walkforward/windows.py",
-]
+STATUS_LITERAL_FILES = _modules("backend")  # every module: a status is compared as a Status member
 
 
 def _status_literal_comparisons(source: str) -> list[int]:
@@ -227,6 +237,7 @@ def _status_literal_comparisons(source: str) -> list[int]:
 
 
 def test_statuses_are_compared_as_status_members():
+    assert len(STATUS_LITERAL_FILES) > 100 and "backend/studies/tune/trial.py" in STATUS_LITERAL_FILES
     found = {f: _status_literal_comparisons((ROOT / f).read_text(encoding="utf-8")) for f in STATUS_LITERAL_FILES}
     assert {f: v for f, v in found.items() if v} == {}, "compare with backend.core.status.Status members"
     negative = 'if w["status"] == "completed":\n    pass\nok = s not in ("failed", "pending")\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_every_executor_satisfies_the_protocol():
 
 
 def test_tune_gate_satisfies_the_protocol():
-    from backend.studies.tune.study import _Gate
+    from backend.studies.tune.trial import _Gate
 
     gate = _Gate(InProcess(), driver=None)  # type: ignore[arg-type]
     assert isinstance(gate, Executor)
@@ -45,6 +46,31 @@ def test_protocol_rejects_an_object_without_submit():  # negative control
 
     assert not isinstance(NoSubmit(), Executor)
     assert isinstance(Full(), Executor)
+
+
+def _changed_signatures(base: type, sub: type) -> list[str]:
+    """Methods ``sub`` overrides with other parameters (names, kinds or defaults) than ``base``'s."""
+    changed = []
+    for name, member in vars(sub).items():
+        inherited = getattr(base, name, None)
+        if callable(member) and callable(inherited) and not name.startswith("__"):
+            if inspect.signature(member).parameters != inspect.signature(inherited).parameters:
+                changed.append(name)
+    return changed
+
+
+def test_run_driver_subclasses_override_hooks_with_the_same_signature():
+    """SB3's template-method rule: a subclass overrides a hook with its signature, never another method's name."""
+    from backend.run.driver import RunDriver
+    from backend.studies.tune.trial import _TrialDriver
+
+    assert _changed_signatures(RunDriver, _TrialDriver) == []
+
+    class Shadowing(RunDriver):  # negative control: the old tune driver's _report(self) over _report(self, code)
+        def _report(self) -> None:  # type: ignore[override]
+            pass
+
+    assert _changed_signatures(RunDriver, Shadowing) == ["_report"]
 
 
 def test_mypy_is_clean_on_backend(tmp_path):

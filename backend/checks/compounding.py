@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.core.errors import EXIT_OK
 from backend.core.intervals import INTERVAL_MINUTES
 
 
@@ -69,13 +70,13 @@ def main(argv: list[str]) -> int:
         interval, sessions = argv[1], int(argv[2])
         n, err = ledger_figures(interval, sessions)
         print(f"ledger {interval} {sessions} sessions: {n} trades, relative difference {err:.3g} ({err / eps:.1f} eps)")
-        return 0
+        return EXIT_OK
     for arg in argv:
         for trades in sorted(Path(arg).rglob("trades.csv")):
             if (trades.parent / "equity.csv").exists():
                 n, err = window_figures(trades.parent)
                 print(f"{trades.parent}: {n} trades, relative difference {err:.3g} ({err / eps:.1f} eps)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

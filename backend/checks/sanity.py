@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from backend.core import fsguard, stages
+from backend.core.errors import EXIT_OK, EXIT_PARTIAL
 from backend.core.jsonio import load_json, write_json
+from backend.core.status import Status
 
 PSR_LEVEL = 0.95
 EDGE = 0.3
@@ -71,7 +73,7 @@ def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str =
     for name, (_, summ) in results.items():
         for warning in summ.get("warnings", []):
             print(f"warning: {name}: {warning}")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_PARTIAL  # a check failed: exit 1
 
 
 def _edge_found(summ: dict[str, Any]) -> tuple[bool, str]:
@@ -97,7 +99,7 @@ def _no_edge(summ: dict[str, Any]) -> tuple[bool, str]:
 
 def _judge(stage: str, code: int, summ: dict[str, Any], check) -> bool:
     """Emit the half's marker: a run that did not complete fails; else the check decides."""
-    if code != 0 or summ["windows"][0]["status"] != "completed":
+    if code != EXIT_OK or summ["windows"][0]["status"] != Status.COMPLETED:
         stages.emit(False, stage, f"the run did not complete (exit {code})")
         return False
     passed, detail = check(summ)

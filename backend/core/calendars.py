@@ -221,19 +221,6 @@ def session_table(
     return _exchange_table(calendar, y0, y1)
 
 
-def sessions_between(
-    calendar: str, lo: Any, hi: Any, session_cut: str | None = None, timezone: str = "UTC"
-) -> np.ndarray:
-    """Names (datetime64[D]) of the calendar's sessions named lo..hi inclusive (dates)."""
-    lo_d, hi_d = np.datetime64(lo, "D"), np.datetime64(hi, "D")
-    if hi_d < lo_d:
-        return np.array([], dtype="datetime64[D]")
-    first = pd.Timestamp(str(lo_d), tz="UTC")
-    last = pd.Timestamp(str(hi_d), tz="UTC") + pd.Timedelta(days=1)
-    table = session_table(calendar, first, last, session_cut, timezone)
-    return table.label[(table.label >= lo_d) & (table.label <= hi_d)]
-
-
 # ----------------------------------------------------------------------------- annualisation
 
 

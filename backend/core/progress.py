@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from backend.core import stages
+from backend.core.status import Status
 
 
 def _terminal() -> bool:
@@ -73,7 +74,7 @@ class RunProgress:
     def on_result(self, result: Any) -> None:
         self.running.pop(result.key, None)
         self.done += 1
-        self.failed += getattr(result, "status", "completed") != "completed"
+        self.failed += getattr(result, "status", Status.COMPLETED) != Status.COMPLETED
         if self.bar is not None:
             self.bar.update(1)
         self._postfix()

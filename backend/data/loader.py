@@ -53,10 +53,6 @@ class Bars:
         assert self.session_date is not None
         return [d.astype(date) for d in np.unique(self.session_date)]
 
-    def calendar_sessions(self, lo: date, hi: date) -> np.ndarray:
-        """Names (datetime64[D]) of the calendar's sessions named lo..hi, bars or not."""
-        return calendars.sessions_between(self.calendar, lo, hi, self.session_cut, self.timezone)
-
     def annualisation(self) -> dict[str, Any]:
         """:func:`backend.core.calendars.annualisation` for these bars' calendar and interval."""
         return calendars.annualisation(self.calendar, self.interval, self.session_cut)

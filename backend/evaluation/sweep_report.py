@@ -20,6 +20,7 @@ import pandas as pd
 
 from backend.core.jsonio import load_json, write_text
 from backend.core.stages import fmt_num, fmt_pct
+from backend.core.status import Status
 from backend.evaluation.selection import LUCK, SKILL, MemberReturns, config_name, load_member_returns
 from backend.evaluation.selection import selection_from_rows as _selection
 
@@ -363,7 +364,7 @@ def _heatmap_input(
     rows: list[dict[str, Any]], data: MemberReturns, configs: dict[str, list[str]]
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Window Sharpes and config → members for the heatmap; a sweep of universes: units SYMBOL/wid × members."""
-    done = [r for r in rows if r.get("status") == "completed" and r.get("universe_member")]
+    done = [r for r in rows if r.get("status") == Status.COMPLETED and r.get("universe_member")]
     if not done:
         return data.window_sharpes, configs
     grid: dict[str, dict[str, float]] = {}
@@ -371,7 +372,7 @@ def _heatmap_input(
         path = Path(str(r["path"])) / "summary.json"
         summary = load_json(path, "summary") if path.exists() else {}
         for w in summary.get("windows", []):
-            if w.get("status") == "completed":
+            if w.get("status") == Status.COMPLETED:
                 sharpe = (w.get("evaluation") or {}).get("sharpe")
                 grid.setdefault(str(r["universe_member"]), {})[f"{r.get('symbol')}/{w['id']}"] = (
                     0.0 if sharpe is None else float(sharpe)
@@ -405,7 +406,7 @@ def build_sweep_report(sweep_dir: str | Path) -> Path:
     sweep_dir = Path(sweep_dir)
     doc = load_json(sweep_dir / "sweep.json", "sweep")
     rows = [{**r, "path": str(_member_folder(r, sweep_dir))} for r in doc.get("members", [])]
-    done = [r for r in rows if r.get("status") == "completed" and r.get("path")]
+    done = [r for r in rows if r.get("status") == Status.COMPLETED and r.get("path")]
     data = load_member_returns({str(r["name"]): Path(str(r["path"])) for r in done})
     sel = doc.get("selection") or _selection(rows)
     page = _page(sweep_dir.name, rows, data, sel)

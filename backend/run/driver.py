@@ -27,10 +27,12 @@ from backend.core.errors import (
 )
 from backend.core.jsonio import write_json, write_text
 from backend.core.status import Status
+from backend.evaluation.aggregate import stitched
+from backend.run import executors
 from backend.run import folder as rf
 from backend.run.dispatch import run_drivers, sigterm_as_interrupt  # noqa: F401 - re-exported: sweep, seeds, tune
-from backend.run.executors import make_executor
 from backend.run.options import DriverOptions, RunRequest, SetupOptions  # noqa: F401 - re-exported
+from backend.run.provenance import command_line, environment
 from backend.run.summary import SummaryFile, WindowEntry, gates, run_status, summary_document, window_entry
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 from backend.run.window_setup import (  # noqa: F401 - the setup API is re-exported for drivers and scripts
@@ -40,6 +42,8 @@ from backend.run.window_setup import (  # noqa: F401 - the setup API is re-expor
     window_setup_detail,
     windows_hash,
 )
+from backend.training import bundle
+from backend.training.tb import log_hparams
 from backend.walkforward.windows import Window, windows_document
 
 RunOptions = SetupOptions
@@ -51,7 +55,7 @@ def execute(opts: DriverOptions, s: Setup) -> int:
     """Train and evaluate every window of one run; returns the exit code."""
     driver = RunDriver(opts, s)
     with driver:
-        executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
         interrupted = run_drivers([(driver, driver.plan())], executor, quiet=opts.quiet)
         return driver.finish(interrupted)
 
@@ -161,8 +165,6 @@ class RunDriver:
         return [self._task(k, w) for k, w in enumerate(s.windows) if w.id not in plan.skip]
 
     def _write_run_files(self) -> None:
-        from backend.run.provenance import command_line, environment
-
         s = self.s
         write_json(self.out / "config.resolved.json", config_dict(self.cfg))
         write_json(
@@ -218,8 +220,6 @@ class RunDriver:
 
     def warm_start(self, source_id: str) -> WarmStart:
         """The source window's model, verified against its metadata and this run's summary first."""
-        from backend.training import bundle
-
         assert self.summary is not None
         wdir = self.out / source_id
         meta = bundle.read_metadata(wdir)
@@ -259,7 +259,7 @@ class RunDriver:
         else:
             err = result.error or {"stage": "training", "type": "Error", "message": "unknown failure"}
             entry.update({"status": result.status, "error": err})
-            stage = "Training" if err["stage"] == "training" else "Evaluation"
+            stage = "Evaluation" if err["stage"] == "evaluation" else "Training"  # error stages: training, evaluation
             if result.status == Status.INTERRUPTED:
                 text = f"interrupted (Ctrl-C / SIGTERM); rerun with --resume{why}"
             else:
@@ -302,8 +302,6 @@ class RunDriver:
 
     # -- the end
     def finish(self, interrupted: bool) -> int:
-        from backend.evaluation.aggregate import stitched
-
         if self.unchanged is not None:
             stages.emit(True, "Summary", f"{self.out / 'summary.json'} (unchanged: completed earlier)", self.name)
             return EXIT_OK
@@ -319,8 +317,6 @@ class RunDriver:
             summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
         status, code = run_status(interrupted, self.fatal, len(done), len(entries), self.failures)
         if self.cfg.training.tensorboard and done:
-            from backend.training.tb import log_hparams
-
             log_hparams(self.out / "tensorboard", self.cfg, summary.doc["aggregate"])
         summary.doc.update(
             {"status": status, "finished_at": rf.now(), "seconds": round(time.perf_counter() - summary.started, 3)}

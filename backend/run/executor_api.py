@@ -1,7 +1,7 @@
 """The executor interface: what the run driver needs from whatever runs its window tasks.
 
 Implemented by :class:`backend.run.executors.InProcess`, ``LocalPool`` and ``RayPool`` and by the tune study's
-per-trial gate (``backend.studies.tune.study._Gate``); ``tests/test_typing.py`` checks each of them against it.
+per-trial gate (``backend.studies.tune.trial._Gate``); ``tests/test_typing.py`` checks each of them against it.
 """
 
 from __future__ import annotations

@@ -16,8 +16,12 @@ Every executor turns ``submit(task)`` into a :class:`concurrent.futures.Future` 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import signal
+import tempfile
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -78,9 +82,6 @@ def _init_worker(stop: Any, threads: int) -> None:
 
 def _exit_with_parent() -> None:
     """A worker whose driver died (kill -9) exits instead of training on as an orphan."""
-    import threading
-    import time
-
     parent = os.getppid()
 
     def watch() -> None:
@@ -195,8 +196,6 @@ class LocalPool:
     name = "local"
 
     def __init__(self, workers: int, threads: int = 1) -> None:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("spawn")
         self.workers = workers
         try:
@@ -309,8 +308,6 @@ class RayPool:
 
 def _ray_start_failure(error: BaseException, address: str | None) -> str:
     """Why Ray did not start, and what to do about it."""
-    import tempfile
-
     cause = f"{type(error).__name__}: {error}"
     if address is not None:
         return (

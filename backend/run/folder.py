@@ -22,10 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from backend.core import fsguard
 from backend.core.errors import EvaluationError, FolderError, InputError
 from backend.core.jsonio import load_json, write_atomic, write_json
 from backend.core.status import Status
+from backend.training import bundle
 
 LOCK_FILE = ".wf.lock"
 LOCK_INFO = ".wf.lock.json"
@@ -41,15 +44,11 @@ class FolderLock:
     """Exclusive lock of a run or sweep folder for the life of one command."""
 
     def __init__(self, folder: Path, what: str = "run") -> None:
-        from filelock import FileLock
-
         self.folder, self.what = folder, what
         self._lock = FileLock(str(folder / LOCK_FILE), timeout=0)
         self._info = folder / LOCK_INFO
 
     def __enter__(self) -> FolderLock:
-        from filelock import Timeout
-
         fsguard.refuse_link(self.folder / LOCK_FILE, f"the lock file of this {self.what} folder")
         try:
             self._lock.acquire(timeout=0)
@@ -63,8 +62,6 @@ class FolderLock:
                 f"{self.folder / LOCK_FILE}: cannot take the lock of this {self.what} folder ({e.strerror or e}); "
                 "check the folder's permissions or choose another --output-dir"
             ) from e
-        import sys
-
         write_json(
             self._info,
             {
@@ -343,7 +340,7 @@ def _plan_resume(
     previous: dict[str, Any], config_hash: str, data_hash: str, entries: Sequence[Mapping[str, Any]], out: Path
 ) -> ResumePlan:
     old = {w.get("id"): w for w in previous.get("windows", []) if isinstance(w, dict)}
-    done = {k: w for k, w in old.items() if w.get("status") == "completed"}
+    done = {k: w for k, w in old.items() if w.get("status") == Status.COMPLETED}
     refuse: list[str] = []
     if done and previous.get("config_hash") != config_hash:
         refuse.append(f"the config changed (hash {previous.get('config_hash')} -> {config_hash})")
@@ -359,7 +356,7 @@ def _plan_resume(
         before = old.get(e["id"])
         if before is None:
             reasons[e["id"]] = "new window"
-        elif before.get("status") != "completed":
+        elif before.get("status") != Status.COMPLETED:
             reasons[e["id"]] = f"it was {before.get('status')} before"
         elif any(before.get(k) != e[k] for k in SPAN_KEYS):
             refuse.append(
@@ -382,8 +379,6 @@ def _plan_resume(
 
 def bundle_problem(out: Path, window_id: str, entry: dict[str, Any]) -> str | None:
     """Why a finished window's files cannot be trusted any more (None: they can)."""
-    from backend.training import bundle
-
     wdir = out / window_id
     record = entry.get("bundle") or {}
     if not isinstance(entry.get("evaluation"), dict) or not isinstance(record, dict):

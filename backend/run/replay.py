@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from backend.core import fsguard, stages
-from backend.core.errors import EvaluationError, InputError
+from backend.core.errors import EXIT_OK, EvaluationError, InputError
+from backend.core.stages import fmt_num, fmt_pct
+from backend.features.builtin import compute_features
+from backend.run.folder import read_previous
+from backend.run.options import SetupOptions
+from backend.training import bundle
 
 
 def _table(doc: dict[str, Any]) -> str:
-    from backend.core.stages import fmt_num, fmt_pct
-
     rows = [("agent", doc["evaluation"]), *list(doc["baselines"].items())]
     rows += [(f"agent @ {k} costs", v) for k, v in doc["cost_sensitivity"].items() if k != "1x"]
     out = [f"{'':<22}{'return':>10}{'sharpe':>9}{'max DD':>10}{'trades':>8}{'turnover':>10}"]
@@ -25,6 +28,7 @@ def _table(doc: dict[str, Any]) -> str:
 
 
 def replay(
+    *,
     model_path: str,
     cache_dir: str | None,
     benchmark: str | None,
@@ -40,8 +44,8 @@ def replay(
     stochastic: bool,
     output_dir: str | None,
 ) -> int:
-    """Check the bundle (before any data or torch is loaded), set up its data and window, replay it, write and
-    print the result."""
+    """`wf eval` (its flags, by name): check the bundle (before any data or torch is loaded), set up its data and
+    window, replay it, write and print the result."""
     if output_dir is not None and not output_dir.strip():
         raise InputError("--output-dir is empty; give a folder, or leave it out to write replay/ beside the model")
     model = Path(model_path)
@@ -50,11 +54,8 @@ def replay(
     bundle_dir = model.parent
     out, root, what = _output_folder(bundle_dir, output_dir)  # checked before the data are even loaded
     config, windows = _run_files(bundle_dir.parent, config, windows)
-    from backend.training import bundle
-
     bundle.preflight(bundle_dir, _summary_hashes(bundle_dir.parent, bundle_dir.name))  # a hostile bundle: exit 5 now
-    from backend.run.options import SetupOptions
-    from backend.run.window_setup import setup
+    from backend.run.window_setup import setup  # after the preflight: a refused bundle loads no data code
 
     opts = SetupOptions(
         symbol=symbol,
@@ -77,7 +78,7 @@ def replay(
     if not quiet:
         print(_table(doc))
     print(f"replay written to {out}")
-    return 0
+    return EXIT_OK
 
 
 def _output_folder(bundle_dir: Path, output_dir: str | None) -> tuple[Path, Path, str]:
@@ -122,8 +123,6 @@ def _pick_window(s, window_id: str | None, folder_name: str, windows: str):
 def _replay(s, bundle_dir: Path, window, model: Path):
     """The replay (checked against the bundle's metadata and, inside a run folder, its summary) and its document."""
     from backend.evaluation.replay import evaluation_document, replay_bundle
-    from backend.features.builtin import compute_features
-    from backend.training import bundle
 
     meta = bundle.read_metadata(bundle_dir)
     if meta.get("data_hash") != s.bars.data_hash():
@@ -150,8 +149,6 @@ def _replay(s, bundle_dir: Path, window, model: Path):
 
 def _summary_hashes(run_dir: Path, window_id: str) -> dict[str, str] | None:
     """Inside a run folder, the bundle hashes its summary recorded (the bundle must match them too)."""
-    from backend.run.folder import read_previous
-
     try:
         doc = read_previous(run_dir)
     except InputError as e:

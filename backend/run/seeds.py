@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ from backend.config.models import LoadedConfig
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError
 from backend.core.jsonio import load_json, write_json
+from backend.core.status import Status
 from backend.evaluation.metrics import METRIC_KEYS
+from backend.run import executors
+from backend.run import folder as rf
+from backend.run.dispatch import run_drivers
+from backend.run.driver import RunDriver
 from backend.run.options import DriverOptions
 from backend.run.window_setup import Setup
 
@@ -46,12 +52,6 @@ def metric_spread(docs: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 def run_seeds(opts: DriverOptions, s: Setup, seeds: list[int]) -> int:
     """Every seed is a run folder <output-dir>/s<seed>/; all their windows share one executor."""
-    from contextlib import ExitStack
-
-    from backend.run import folder as rf
-    from backend.run.driver import RunDriver, run_drivers
-    from backend.run.executors import make_executor
-
     out = rf.check_output_dir(opts.output_dir)
     if opts.overwrite:
         rf.check_clearable(out)  # --overwrite of a folder that is not ours: refused, nothing written or deleted
@@ -73,17 +73,18 @@ def run_seeds(opts: DriverOptions, s: Setup, seeds: list[int]) -> int:
             name = f"{opts.prefix + '/' if opts.prefix else ''}s{seed}"
             sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), prefix=name)
             drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))
-        executor = make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
         interrupted = run_drivers([(d, d.plan()) for d in drivers], executor, quiet=opts.quiet)
         codes = [d.finish(interrupted) for d in drivers]
         runs = [
             {"seed": seed, "path": f"s{seed}", "exit_code": code, "config_hash": d.config_hash}
             for seed, code, d in zip(seeds, codes, drivers, strict=True)
         ]
-        return _write_multi_seed(out, opts, runs, codes)
+        return write_multi_seed(out, opts, runs, codes)
 
 
-def _write_multi_seed(out: Path, opts: Any, runs: list[dict[str, Any]], codes: list[int]) -> int:
+def write_multi_seed(out: Path, opts: DriverOptions, runs: list[dict[str, Any]], codes: list[int]) -> int:
+    """The multi-seed summary.json of ``out`` over its seeds' run summaries (``runs``); returns the exit code."""
     summaries = [load_json(out / r["path"] / "summary.json", "summary") for r in runs]
     first = summaries[0]
     windows = []
@@ -95,18 +96,20 @@ def _write_multi_seed(out: Path, opts: Any, runs: list[dict[str, Any]], codes: l
                 for key in ("id", "train_start", "train_end", "test_start", "test_end", "train_bars", "test_bars")
             }
             | {
-                "status": "completed" if all(x["status"] == "completed" for x in per_seed) else "partial",
+                "status": Status.COMPLETED
+                if all(x["status"] == Status.COMPLETED for x in per_seed)
+                else Status.PARTIAL,
                 "seed_spread": metric_spread([x.get("evaluation") for x in per_seed]),
             }
         )
     if EXIT_INTERRUPTED in codes:
-        status, code = "interrupted", EXIT_INTERRUPTED
+        status, code = Status.INTERRUPTED, EXIT_INTERRUPTED
     elif all(c == EXIT_OK for c in codes):
-        status, code = "completed", EXIT_OK
+        status, code = Status.COMPLETED, EXIT_OK
     elif any(c in (EXIT_OK, EXIT_PARTIAL) for c in codes):
-        status, code = "partial", EXIT_PARTIAL
+        status, code = Status.PARTIAL, EXIT_PARTIAL
     else:
-        status, code = "failed", codes[0]
+        status, code = Status.FAILED, codes[0]
     doc = {
         "schema_version": 1,
         "kind": "multi_seed",
@@ -136,5 +139,5 @@ def _write_multi_seed(out: Path, opts: Any, runs: list[dict[str, Any]], codes: l
         f"std {stages.fmt_num(sh['std'])}, min {stages.fmt_num(sh['min'])}, max {stages.fmt_num(sh['max'])}",
         opts.prefix,
     )
-    stages.emit(True, "Summary", str(path) + ("" if status == "completed" else f" (status {status})"), opts.prefix)
+    stages.emit(True, "Summary", str(path) + ("" if status == Status.COMPLETED else f" (status {status})"), opts.prefix)
     return code

@@ -35,9 +35,12 @@ from backend.core.errors import (
     ArtifactError,
     HarnessError,
 )
+from backend.core.progress import TrainingBar
 from backend.core.status import Status
-from backend.features.builtin import MarketArrays
-from backend.training.bundle import backend_record
+from backend.features.builtin import MarketArrays, compute_features
+from backend.features.context import extras_fingerprint
+from backend.training.bundle import backend_record, sha256_file
+from backend.training.tb import log_evaluation
 from backend.training.warm_start import WarmStart
 from backend.walkforward.windows import Window
 
@@ -102,9 +105,6 @@ def features_for(market: MarketArrays, names: list[str], data_hash: str) -> np.n
 
     The user's feature modules travel inside ``market`` (``feature_sources``), so a worker without a shared disk
     (Ray) executes the very source the driver read; ``compute_features`` installs it before computing."""
-    from backend.features.builtin import compute_features
-    from backend.features.context import extras_fingerprint
-
     key = (data_hash + extras_fingerprint(market), tuple(names))  # context series and user-module code too
     if key not in _FEATURES:
         if len(_FEATURES) >= 4:
@@ -261,13 +261,9 @@ def _replay(
     doc = evaluation_document(rep, task.window, market.timestamps, task.timezone)
     write_replay_files(wdir, rep, market, task.timezone, doc, cfg.env.initial_capital)
     if cfg.training.tensorboard:
-        from backend.training.tb import log_evaluation
-
         log_evaluation(tb_dir, rep.evaluation, rep.baselines, cfg.training.total_timesteps)
     frame = equity_frame(rep, market, task.timezone, cfg.env.initial_capital)
     out.series = {c: frame[c].to_numpy() for c in frame.columns}
-    from backend.training.bundle import sha256_file
-
     out.output_files = {name: sha256_file(wdir / name) for name in OUTPUT_FILES}
     out.evaluation, out.baselines, out.beats = rep.evaluation, rep.baselines, rep.beats
     out.cost_sensitivity, out.diagnostics, out.benchmark = rep.cost_sensitivity, rep.diagnostics, rep.benchmark
@@ -275,8 +271,6 @@ def _replay(
 
 def _progress_bar(task: WindowTask):
     """The window's training bar (a terminal only): window k of n, ETA from the rate after learning starts."""
-    from backend.core.progress import TrainingBar
-
     k, n = task.position
     name = f"{task.run} " if task.run else ""
     bar = TrainingBar(

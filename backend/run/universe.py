@@ -21,12 +21,18 @@ from typing import Any
 import numpy as np
 
 from backend.config.models import LoadedConfig, expand_symbol_path
-from backend.core import stages
+from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
 from backend.core.jsonio import load_json, write_json
 from backend.core.status import Status
+from backend.data.loader import resolve_source
+from backend.evaluation.statistics import iqm_ci
+from backend.run import executors
 from backend.run import folder as rf
+from backend.run.dispatch import run_drivers
+from backend.run.driver import RunDriver
 from backend.run.options import DriverOptions, RunRequest, SetupOptions
+from backend.run.seeds import write_multi_seed
 from backend.run.window_setup import Setup, dry_run_table, setup, window_setup_detail
 from backend.walkforward.windows import check_id
 
@@ -40,8 +46,6 @@ N_BOOT = 2000
 
 def check_symbol_files(loaded: LoadedConfig) -> None:
     """Every symbol's bar file exists (file source): exit 2 naming the symbol and the path, before any loading."""
-    from backend.data.loader import resolve_source
-
     data = loaded.config.data
     if not data.path or resolve_source(data) != "file":
         return
@@ -117,9 +121,6 @@ class Universe:
         return {"windows": windows, "seconds": seconds, "status": self.status}
 
     def plan(self, stack: ExitStack) -> list[tuple[Any, list[Any]]]:
-        from backend.core import fsguard
-        from backend.run.driver import RunDriver
-
         opts = self.opts
         if opts.overwrite:
             rf.check_clearable(self.out)  # a folder that is not ours: refused before it even gets a lock file
@@ -180,8 +181,6 @@ class Universe:
         )
 
     def finish(self, interrupted: bool) -> int:
-        from backend.run.seeds import _write_multi_seed
-
         codes = {(sym, seed): d.finish(interrupted) for sym, seed, d in self.drivers}
         runs = []
         for symbol in self.symbols:
@@ -192,7 +191,7 @@ class Universe:
                     for seed, d in mine
                 ]
                 opts = dataclasses.replace(self.opts, prefix=_name(self.opts.prefix, symbol))
-                code = _write_multi_seed(self.out / symbol, opts, seed_runs, [r["exit_code"] for r in seed_runs])
+                code = write_multi_seed(self.out / symbol, opts, seed_runs, [r["exit_code"] for r in seed_runs])
             else:
                 code = codes[(symbol, None)]
             d = mine[0][1]
@@ -330,8 +329,6 @@ def cross_symbol_from(entries: list[dict[str, Any]], seed: int = 0) -> dict[str,
     rliable's stratified bootstrap with the symbols as strata (each symbol's window Sharpes resampled within it);
     with one score per symbol there is nothing to resample and the CI is null.
     """
-    from backend.evaluation.statistics import iqm_ci
-
     per_symbol = [np.array([x for xs in e["window_sharpes"].values() for x in xs], dtype=np.float64) for e in entries]
     units = [f"{e['symbol']}/{wid}" for e in entries for wid in e["window_sharpes"]]
     scores = np.concatenate(per_symbol) if per_symbol else np.array([])
@@ -375,9 +372,6 @@ def is_universe(folder: Path) -> bool:
 
 def run_universe(req: RunRequest, loaded: LoadedConfig, seeds: list[int] | None) -> int:
     """`wf run` on a universe: every symbol (× seed) a run folder, all windows on one executor."""
-    from backend.run.dispatch import run_drivers
-    from backend.run.executors import make_executor
-
     opts = req.driver
     setups = symbol_setups(req.setup, loaded)  # every symbol's data before any training
     for symbol, s in setups:
@@ -389,6 +383,6 @@ def run_universe(req: RunRequest, loaded: LoadedConfig, seeds: list[int] | None)
     with ExitStack() as stack:
         planned = universe.plan(stack)
         threads = setups[0][1].cfg.training.torch_threads
-        executor = make_executor(opts.executor, opts.workers, opts.ray_address, threads)
+        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, threads)
         interrupted = run_drivers(planned, executor, quiet=opts.quiet)
         return universe.finish(interrupted)

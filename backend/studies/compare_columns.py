@@ -14,6 +14,7 @@ from typing import Any
 
 from backend.config.models import flatten
 from backend.core.errors import InputError
+from backend.core.status import Status
 from backend.studies.compare_constants import CONFIDENCE, IGNORED_IN_DIFF
 from backend.studies.compare_rows import is_finite, resolved_config
 
@@ -168,7 +169,11 @@ def add_config_columns(
     order = {src: i + 1 for i, src in enumerate(dict.fromkeys(k[0] for k in grouped))}
     for key, members in grouped.items():
         source, config = key
-        done = [m for m in members if m.get("status") in ("completed", "partial") and is_finite(m.get("oos_sharpe"))]
+        done = [
+            m
+            for m in members
+            if m.get("status") in (Status.COMPLETED, Status.PARTIAL) and is_finite(m.get("oos_sharpe"))
+        ]
         sharpes = [float(m["oos_sharpe"]) for m in done]
         returns = [float(m["oos_total_return"]) for m in done if is_finite(m.get("oos_total_return"))]
         mean, sd = _mean_sd(sharpes)
@@ -223,7 +228,7 @@ def comparability(rows: list[dict[str, Any]]) -> list[str]:
 
     A universe's symbols differ by design: their symbols are not compared, their data only symbol by symbol.
     """
-    done = [r for r in rows if r.get("status") in ("completed", "partial")]
+    done = [r for r in rows if r.get("status") in (Status.COMPLETED, Status.PARTIAL)]
     out = []
     for key, what in COMPARED:
         per_symbol = key == "data_hash" and any(r.get("universe") for r in done)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.core.jsonio import load_json, write_atomic, write_json
+from backend.core.status import Status
 from backend.studies.compare_columns import add_config_columns, comparability
 from backend.studies.compare_constants import COLLAPSE_PREFIX
 
@@ -138,7 +139,7 @@ def _window_row(r: dict[str, Any], s: dict[str, Any], w: dict[str, Any]) -> dict
     row.update(
         action_std=diag.get("action_std"),
         at_limit_fraction=diag.get("at_limit_fraction"),
-        collapsed=any(x.startswith(COLLAPSE_PREFIX) for x in warns) if w.get("status") == "completed" else None,
+        collapsed=any(x.startswith(COLLAPSE_PREFIX) for x in warns) if w.get("status") == Status.COMPLETED else None,
         diagnostics_warnings=" | ".join(warns) or None,
         gates_passed=gates.get("passed"),
         error=(w.get("error") or {}).get("message"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.core.jsonio import load_json
+from backend.core.status import Status
 from backend.studies.compare_constants import COLLAPSE_PREFIX
 
 # ----------------------------------------------------------------------------- member rows
@@ -57,7 +58,7 @@ def member_row(summary_path: Path, name: str | None = None, seed: int | None = N
     if s.get("kind") == "multi_seed":  # no single curve: the mean over seeds (collect() lists the seeds instead)
         agg = {k: v["mean"] for k, v in (s.get("aggregate_spread") or {}).items()}
     all_windows = s.get("windows", [])
-    wins = [w for w in all_windows if w.get("status") == "completed"]
+    wins = [w for w in all_windows if w.get("status") == Status.COMPLETED]
     sharpes = [x for x in (_window_sharpe(w) for w in wins) if x is not None]
     beat = sum(1 for w in wins if (w.get("beats") or {}).get("buy_and_hold"))
     cfg = resolved_config(summary_path.parent)
@@ -111,7 +112,7 @@ def seed_rows(folder: Path, source: str) -> list[dict[str, Any]]:
         if sub.exists():
             row = member_row(sub, f"{folder.name}/{run['path']}", run.get("seed"))
         else:
-            row = {"name": f"{folder.name}/{run['path']}", "path": str(sub.parent), "status": "failed"}
+            row = {"name": f"{folder.name}/{run['path']}", "path": str(sub.parent), "status": Status.FAILED}
             row["seed"] = run.get("seed")
         row["source"] = source
         rows.append(row)

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from backend.core.jsonio import load_json
+from backend.core.status import Status
 from backend.evaluation.documents import SelectionDocument
 from backend.evaluation.selection import (
     SCHEMA_VERSION,
@@ -48,7 +49,7 @@ def universe_rows(folder: Path, source: str, keep_stats: bool = False) -> list[d
         elif path.exists():
             found = [member_row(path, f"{folder.name}/{symbol}")]
         else:
-            found = [{"name": f"{folder.name}/{symbol}", "path": str(sym_dir), "status": "failed", "seed": None}]
+            found = [{"name": f"{folder.name}/{symbol}", "path": str(sym_dir), "status": Status.FAILED, "seed": None}]
         for r in found:
             r.update(source=source, symbol=symbol, universe=str(folder), universe_member=folder.name)
             if not keep_stats:
@@ -161,7 +162,7 @@ def universe_returns(rows: list[dict[str, Any]]) -> tuple[MemberReturns, list[di
     ``window_sharpes`` has one row per unit ``SYMBOL/wid``. A member lacking a symbol is left out (a warning).
     Returns the matrix, the members (name, config, seed) and the warnings.
     """
-    done = [r for r in rows if r.get("status") == "completed" and r.get("path") and r.get("universe_member")]
+    done = [r for r in rows if r.get("status") == Status.COMPLETED and r.get("path") and r.get("universe_member")]
     symbols = list(dict.fromkeys(str(r["symbol"]) for r in done))
     per: dict[str, MemberReturns] = {}
     warns = [f"{r.get('name')}: status {r.get('status')}; left out" for r in rows if r not in done]
@@ -217,4 +218,4 @@ def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any)
         import warnings
 
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        return {"schema_version": SCHEMA_VERSION, "status": "failed", "reason": f"{type(e).__name__}: {e}"}
+        return {"schema_version": SCHEMA_VERSION, "status": Status.FAILED, "reason": f"{type(e).__name__}: {e}"}

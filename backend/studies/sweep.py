@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
+from backend.core.status import Status
 from backend.run.options import DriverOptions, RunRequest
 from backend.studies.compare import member_row
 from backend.walkforward.windows import check_id
@@ -31,7 +32,7 @@ class Member:
     config: str
     seed: int
     output_dir: Path
-    status: str = "pending"
+    status: str = Status.PENDING
     exit_code: int | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -77,11 +78,11 @@ def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
             try:
                 d, pairs = _member_driver(req, m.name, stack)
             except HarnessError as e:
-                m.status, m.exit_code, m.error = "failed", e.exit_code, f"{type(e).__name__}: {e}"
+                m.status, m.exit_code, m.error = Status.FAILED, e.exit_code, f"{type(e).__name__}: {e}"
                 stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
                 continue
             if not any(tasks for _, tasks in pairs) and d.unchanged is not None:
-                m.status, m.exit_code = "skipped", EXIT_OK
+                m.status, m.exit_code = Status.SKIPPED, EXIT_OK
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d
             planned.extend(pairs)
@@ -90,16 +91,18 @@ def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
             if m.name in drivers:
                 code = drivers[m.name].finish(interrupted)
                 m.seconds = drivers[m.name].doc.get("seconds") or 0.0
-                if m.status != "skipped" or code != EXIT_OK:
+                if m.status != Status.SKIPPED or code != EXIT_OK:
                     m.exit_code = code
-                    m.status = {EXIT_OK: "completed", EXIT_INTERRUPTED: "interrupted"}.get(code, "failed")
+                    m.status = {EXIT_OK: Status.COMPLETED, EXIT_INTERRUPTED: Status.INTERRUPTED}.get(
+                        code, Status.FAILED
+                    )
                     m.error = None if code == EXIT_OK else _first_error(drivers[m.name])
     if interrupted:
         for m in members:
-            if m.status == "pending":
-                m.status, m.error = "interrupted", "not run: the sweep was interrupted"
+            if m.status == Status.PENDING:
+                m.status, m.error = Status.INTERRUPTED, "not run: the sweep was interrupted"
         return EXIT_INTERRUPTED
-    return EXIT_OK if all(m.status in ("completed", "skipped") for m in members) else EXIT_PARTIAL
+    return EXIT_OK if all(m.status in (Status.COMPLETED, Status.SKIPPED) for m in members) else EXIT_PARTIAL
 
 
 def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
@@ -146,16 +149,16 @@ def rows_for(members: list[Member]) -> list[dict[str, Any]]:
         elif path.exists() and m.exit_code != 2:
             found = [member_row(path, m.name, m.seed)]
         else:
-            found = [{"name": m.name, "path": str(m.output_dir), "status": "failed", "config_hash": None}]
+            found = [{"name": m.name, "path": str(m.output_dir), "status": Status.FAILED, "config_hash": None}]
         for row in found:
             row["seed"] = m.seed
-            row["status"] = row["status"] if m.status in ("completed", "skipped") else m.status
+            row["status"] = row["status"] if m.status in (Status.COMPLETED, Status.SKIPPED) else m.status
             row.update(
                 config_path=m.config,
                 exit_code=m.exit_code,
                 error=m.error,
                 seconds=round(m.seconds, 2),
-                skipped=m.status == "skipped",
+                skipped=m.status == Status.SKIPPED,
             )
         rows.extend(found)
     return rows
@@ -186,7 +189,7 @@ def report(out: Path) -> None:
 
 def print_selection(sel: dict[str, Any]) -> None:
     """One line per statistic under the sweep table: which config, how sure."""
-    if sel.get("status") not in ("ok", "partial", None) and sel.get("reason"):
+    if sel.get("status") not in ("ok", None) and sel.get("reason"):  # a selection document: ok, refused, failed
         print(f"selection statistics: not computed ({sel['reason']})")
         return
     best = sel.get("best_config")
@@ -261,6 +264,6 @@ def _print_outcome(
 
     print(compare.format_table(compare.sort_rows(rows)), flush=True)
     print_selection(extra["selection"])
-    done = sum(m.status in ("completed", "skipped") for m in members)
+    done = sum(m.status in (Status.COMPLETED, Status.SKIPPED) for m in members)
     note = " (interrupted; rerun with --resume)" if code == EXIT_INTERRUPTED else ""
     stages.emit(code == EXIT_OK, "Sweep", f"{done}/{len(members)} members completed{note} — {out / 'sweep.json'}")

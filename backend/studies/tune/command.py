@@ -17,6 +17,7 @@ from backend.core.errors import (
     InputError,
 )
 from backend.core.jsonio import load_json, write_json
+from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.driver import (
     dry_run_table,
@@ -149,13 +150,13 @@ def _drive(search: Search) -> int:
     )
     for w in search.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
-    search.write(search.document("running"))
+    search.write(search.document(Status.RUNNING))
     try:
         stopped = search.search()
     except KeyboardInterrupt:
         return _interrupted(search, "search")
     except HarnessError as e:
-        search.write(search.document("failed", error=f"{type(e).__name__}: {e}"))
+        search.write(search.document(Status.FAILED, error=f"{type(e).__name__}: {e}"))
         raise
     finally:
         if search.executor is not None:
@@ -164,7 +165,7 @@ def _drive(search: Search) -> int:
     best = search.best()
     note = " (--timeout reached)" if stopped == "timeout" else ""
     if best is None:
-        search.write(search.document("failed", stopped=stopped))
+        search.write(search.document(Status.FAILED, stopped=stopped))
         stages.emit(False, "Search", f"no trial completed ({_counts_text(counts)}){note}; nothing to choose")
         codes = [tr.user_attrs.get("exit_code") for tr in search.study.get_trials(deepcopy=False)]
         return next((c for c in codes if isinstance(c, int)), EXIT_PARTIAL)
@@ -205,7 +206,9 @@ def _final(search: Search, best: Any, best_doc: dict[str, Any], stopped: str) ->
     final_entry = _final_entry(final, code)
     if final is not None:
         _annotate_final(search, final, best, stats)
-    status = {EXIT_OK: "completed", EXIT_INTERRUPTED: "interrupted", EXIT_PARTIAL: "partial"}.get(code, "failed")
+    status = {EXIT_OK: Status.COMPLETED, EXIT_INTERRUPTED: Status.INTERRUPTED, EXIT_PARTIAL: Status.PARTIAL}.get(
+        code, Status.FAILED
+    )
     path = search.write(search.document(status, stopped=stopped, best=best_doc, final=final_entry, **stats))
     dsr, pbo = stats["deflated_sharpe"], stats["pbo"]
     stages.emit(
@@ -219,7 +222,11 @@ def _final(search: Search, best: Any, best_doc: dict[str, Any], stopped: str) ->
             else f"PBO refused ({pbo.get('reason')})"
         ),
     )
-    stages.emit(status == "completed", "Summary", str(path) + ("" if status == "completed" else f" (status {status})"))
+    stages.emit(
+        status == Status.COMPLETED,
+        "Summary",
+        str(path) + ("" if status == Status.COMPLETED else f" (status {status})"),
+    )
     return code
 
 
@@ -255,7 +262,7 @@ def _annotate_final(search: Search, final: dict[str, Any], best: Any, stats: dic
 
 
 def _interrupted(search: Search, where: str) -> int:
-    path = search.write(search.document("interrupted", interrupted_during=where))
+    path = search.write(search.document(Status.INTERRUPTED, interrupted_during=where))
     counts = search.trial_counts()
     stages.emit(
         False,

@@ -22,6 +22,7 @@ from backend.config.models import LoadedConfig, config_dict, config_hash
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
 from backend.core.jsonio import load_json, write_json
+from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.driver import Setup, execute
 from backend.studies.tune.split import read_range
@@ -95,7 +96,7 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
         try:
             stopped = search.search()
         except KeyboardInterrupt:
-            _write(out, t, s, name, url, entries, "interrupted")
+            _write(out, t, s, name, url, entries, Status.INTERRUPTED)
             return EXIT_INTERRUPTED
         finally:
             if search.executor is not None:
@@ -110,7 +111,7 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
             entry["final"] = _final(t, s, space, p.outer, best, out)
             code = max(code, entry["final"]["exit_code"])
         entries.append(entry)
-    status = "completed" if code == EXIT_OK else "partial"
+    status = Status.COMPLETED if code == EXIT_OK else Status.PARTIAL
     path = _write(out, t, s, name, url, entries, status if t.final else "searched")
     stages.emit(code == EXIT_OK, "Summary", f"{path} (strict: one study per outer window)")
     return code

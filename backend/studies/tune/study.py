@@ -44,6 +44,7 @@ from backend.core.errors import (
     InputError,
 )
 from backend.core.jsonio import load_json, write_json
+from backend.core.status import Status
 from backend.evaluation.trials import deflated_sharpe, trials_pbo
 from backend.run import folder as rf
 from backend.run.driver import (
@@ -78,7 +79,7 @@ from backend.studies.tune.storage import (  # noqa: F401  (re-exported: backend.
     shown_url,
     trial_sampler,
 )
-from backend.studies.tune.trial import SKIPPED, TrialFailed, _Gate, _TrialDriver  # noqa: F401  (re-exported)
+from backend.studies.tune.trial import PRUNED, SKIPPED, TrialFailed, _Gate, _TrialDriver  # noqa: F401  (re-exported)
 from backend.walkforward.windows import Window
 
 
@@ -153,8 +154,8 @@ class Search:
         driver = self._run_trial(trial, cfg, folder)
         if driver.fatal:  # a full disk is not the trial's fault: stop the search (exit 6), do not count the trial
             raise ArtifactError(f"trial {n}: an artifact could not be written; see {folder / 'summary.json'}")
-        if driver.halted == "pruned":
-            self._close_trial(trial, driver, "pruned", None)
+        if driver.halted == PRUNED:
+            self._close_trial(trial, driver, PRUNED, None)
             stages.emit(
                 True,
                 f"Trial {n}",
@@ -163,16 +164,16 @@ class Search:
             )
             raise optuna.TrialPruned(driver.why)
         if len(driver.values) < len(driver.order):
-            failed = [e for e in driver.doc["windows"] if e["status"] == "failed"]
+            failed = [e for e in driver.doc["windows"] if e["status"] == Status.FAILED]
             err = (failed[0].get("error") or {}) if failed else {}
             code = driver.failures[0] if driver.failures else EXIT_PARTIAL
-            self._close_trial(trial, driver, "failed", None)
+            self._close_trial(trial, driver, Status.FAILED, None)
             self._fail(
                 trial, f"window {failed[0]['id'] if failed else '?'}: {err.get('type')}: {err.get('message')}", code
             )
         value = driver.values[-1]
         self._record_validation(trial, driver)
-        self._close_trial(trial, driver, "completed", value)
+        self._close_trial(trial, driver, Status.COMPLETED, value)
         stages.emit(
             True,
             f"Trial {n}",
@@ -351,7 +352,7 @@ class Search:
             "pbo": None,
             "warnings": list(self.warnings),
             "started_at": self.started_at,
-            "finished_at": None if status == "running" else rf.now(),
+            "finished_at": None if status == Status.RUNNING else rf.now(),
             "seconds": round(time.perf_counter() - self.started, 3),
             **extra,
         }
@@ -364,7 +365,7 @@ class Search:
         )
         state = tr.state.name.lower()
         if state == "fail":
-            state = "failed" if "error" in tr.user_attrs else "interrupted"
+            state = Status.FAILED if "error" in tr.user_attrs else Status.INTERRUPTED
         return {
             "number": tr.number,
             "state": state,

@@ -14,6 +14,7 @@ from typing import Any
 
 from backend.core import stages
 from backend.core.errors import EXIT_OK
+from backend.core.status import Status
 from backend.run import folder as rf
 from backend.run.driver import RunDriver
 from backend.run.options import DriverOptions
@@ -21,7 +22,10 @@ from backend.run.tasks import WindowResult, WindowTask
 from backend.run.window_setup import Setup
 from backend.studies.tune.split import objective_value
 
-SKIPPED = "skipped"  # a window a halted trial does not run (a result status internal to the tune package)
+SKIPPED = Status.SKIPPED  # a window a halted trial does not run (a result status internal to the tune package)
+PRUNED = "pruned"
+"""A trial stopped by the pruner: its summary's status and its windows not run (the tune package's own word, not a
+:class:`Status`: an --overwrite does not take a folder holding it for a run folder of ours)."""
 
 
 class TrialFailed(Exception):
@@ -52,8 +56,8 @@ class _TrialDriver(RunDriver):
             self.summary.stage(f"window_{result.window_id}", self.halted, 0.0)
             return
         super().on_result(result)
-        if result.status == "failed":
-            self.halt("failed", f"not run: window {result.window_id} of this trial failed")
+        if result.status == Status.FAILED:
+            self.halt(Status.FAILED, f"not run: window {result.window_id} of this trial failed")
         self._report_progress()
 
     def _report_progress(self) -> None:
@@ -68,30 +72,30 @@ class _TrialDriver(RunDriver):
             self.values.append(value)
             if len(self.values) < len(self.order) and self.trial.should_prune():
                 self.halt(
-                    "pruned",
+                    PRUNED,
                     f"not run: the trial was pruned after {len(self.values)} of {len(self.order)} windows "
                     f"({self.objective} {value:.4g} so far)",
                 )
 
-    def not_run(self, task: WindowTask, why: str, status: str = "interrupted") -> None:
-        if self.halted == "pruned" and status == "failed":  # a warm-start chain cut by pruning
-            status, why = "pruned", self.why
+    def not_run(self, task: WindowTask, why: str, status: str = Status.INTERRUPTED) -> None:
+        if self.halted == PRUNED and status == Status.FAILED:  # a warm-start chain cut by pruning
+            status, why = PRUNED, self.why
         super().not_run(task, why, status)
 
     def finish(self, interrupted: bool) -> int:
-        if self.halted != "pruned" or interrupted:
+        if self.halted != PRUNED or interrupted:
             return super().finish(interrupted)
         from backend.evaluation.aggregate import stitched
 
         assert self.summary is not None
         doc = self.summary.doc
-        done = [e for e in doc["windows"] if e["status"] == "completed"]
+        done = [e for e in doc["windows"] if e["status"] == Status.COMPLETED]
         doc["aggregate"], doc["statistics"] = stitched(
             [self.series[e["id"]] for e in done], self.s.periods_per_year, self.cfg
         )
         doc.update(
             {
-                "status": "pruned",
+                "status": PRUNED,
                 "finished_at": rf.now(),
                 "seconds": round(time.perf_counter() - self.summary.started, 3),
             }
