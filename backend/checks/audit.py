@@ -146,7 +146,7 @@ class Auditor:
                 task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes(), bundle.data_end(meta))
             wdir, tb_dir = window_paths(root, wid)
             wdir.mkdir(parents=True, exist_ok=True)
-            train_task(task, market, features, wdir, tb_dir, None)
+            train_task(task, market, features, wdir=wdir, tb_dir=tb_dir, stop=None)
         return root / target.id
 
     def audit_metadata(self, w: Window, reference: Path) -> None:

@@ -55,7 +55,9 @@ def execute(opts: DriverOptions, s: Setup) -> int:
     """Train and evaluate every window of one run; returns the exit code."""
     driver = RunDriver(opts, s)
     with driver:
-        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        executor = executors.make_executor(
+            opts.executor, opts.workers, ray_address=opts.ray_address, threads=s.cfg.training.torch_threads
+        )
         interrupted = run_drivers([(driver, driver.plan())], executor, quiet=opts.quiet)
         return driver.finish(interrupted)
 
@@ -133,7 +135,9 @@ class RunDriver:
             rf.clear(self.out)
         entries = [window_entry(w, s) for w in s.windows]
         plan = (
-            rf.plan_resume(previous, self.config_hash, self.data_hash, entries, self.out)
+            rf.plan_resume(
+                previous, config_hash=self.config_hash, data_hash=self.data_hash, entries=entries, out=self.out
+            )
             if previous is not None
             else rf.ResumePlan({}, {})
         )
@@ -315,7 +319,9 @@ class RunDriver:
         gated = [g["passed"] for e in entries if (g := e.get("gates"))]
         if gated:
             summary.doc["gates"] = {"windows_passed": int(sum(gated)), "windows_checked": len(gated)}
-        status, code = run_status(interrupted, self.fatal, len(done), len(entries), self.failures)
+        status, code = run_status(
+            interrupted=interrupted, fatal=self.fatal, done=len(done), total=len(entries), failures=self.failures
+        )
         if self.cfg.training.tensorboard and done:
             log_hparams(self.out / "tensorboard", self.cfg, summary.doc["aggregate"])
         summary.doc.update(

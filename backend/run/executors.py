@@ -324,7 +324,7 @@ def _ray_start_failure(error: BaseException, address: str | None) -> str:
     return f"Ray could not start a local instance ({cause}); {hint}"
 
 
-def make_executor(kind: str, workers: int, ray_address: str | None = None, threads: int = 1) -> Executor:
+def make_executor(kind: str, workers: int, *, ray_address: str | None = None, threads: int = 1) -> Executor:
     """The executor of ``kind``, started: a Ray or pool start-up failure is an :class:`ExecutorError` (exit 2)."""
     if workers < 1:
         raise InputError("--workers must be at least 1")

@@ -322,7 +322,7 @@ class ResumePlan:
 
 
 def plan_resume(
-    previous: dict[str, Any], config_hash: str, data_hash: str, entries: Sequence[Mapping[str, Any]], out: Path
+    previous: dict[str, Any], *, config_hash: str, data_hash: str, entries: Sequence[Mapping[str, Any]], out: Path
 ) -> ResumePlan:
     """Decide per window: skip (everything matches) or train (and why); refuse to lose finished work."""
     try:

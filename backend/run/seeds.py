@@ -73,17 +73,19 @@ def run_seeds(opts: DriverOptions, s: Setup, seeds: list[int]) -> int:
             name = f"{opts.prefix + '/' if opts.prefix else ''}s{seed}"
             sub_opts = dataclasses.replace(opts, output_dir=str(out / f"s{seed}"), prefix=name)
             drivers.append(stack.enter_context(RunDriver(sub_opts, sub, name)))
-        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, s.cfg.training.torch_threads)
+        executor = executors.make_executor(
+            opts.executor, opts.workers, ray_address=opts.ray_address, threads=s.cfg.training.torch_threads
+        )
         interrupted = run_drivers([(d, d.plan()) for d in drivers], executor, quiet=opts.quiet)
         codes = [d.finish(interrupted) for d in drivers]
         runs = [
             {"seed": seed, "path": f"s{seed}", "exit_code": code, "config_hash": d.config_hash}
             for seed, code, d in zip(seeds, codes, drivers, strict=True)
         ]
-        return write_multi_seed(out, opts, runs, codes)
+        return write_multi_seed(out, opts, runs=runs, codes=codes)
 
 
-def write_multi_seed(out: Path, opts: DriverOptions, runs: list[dict[str, Any]], codes: list[int]) -> int:
+def write_multi_seed(out: Path, opts: DriverOptions, *, runs: list[dict[str, Any]], codes: list[int]) -> int:
     """The multi-seed summary.json of ``out`` over its seeds' run summaries (``runs``); returns the exit code."""
     summaries = [load_json(out / r["path"] / "summary.json", "summary") for r in runs]
     first = summaries[0]

@@ -218,7 +218,7 @@ def gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> Window
     return {"checks": checks, "passed": all(v is True for v in checks.values())}
 
 
-def run_status(interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
+def run_status(*, interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
     """The run's status and exit code from how its windows ended."""
     if fatal:
         return Status.FAILED, EXIT_ARTIFACTS

@@ -181,7 +181,7 @@ def _train_and_replay(task: WindowTask, market: MarketArrays, root: Path, stop: 
     features = features_for(market, list(cfg.env.features), task.data_hash)
     try:
         wdir, tb_dir = _fresh_window_folder(root, w.id)
-        trained = train_task(task, market, features, wdir, tb_dir, stop)
+        trained = train_task(task, market, features, wdir=wdir, tb_dir=tb_dir, stop=stop)
     except KeyboardInterrupt:
         return _failed(
             out, "training", Status.INTERRUPTED, EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted during training"
@@ -226,7 +226,7 @@ def _failed(out: WindowResult, stage: str, status: str, code: int, kind: str, me
     return out
 
 
-def train_task(task: WindowTask, market: MarketArrays, features: np.ndarray, wdir: Path, tb_dir: Path, stop: Any):
+def train_task(task: WindowTask, market: MarketArrays, features: np.ndarray, *, wdir: Path, tb_dir: Path, stop: Any):
     """The training half of a window task (also what `wf audit` trains with): the trainer with the task's inputs."""
     from backend.training.trainer import train_window
 

@@ -191,7 +191,9 @@ class Universe:
                     for seed, d in mine
                 ]
                 opts = dataclasses.replace(self.opts, prefix=_name(self.opts.prefix, symbol))
-                code = write_multi_seed(self.out / symbol, opts, seed_runs, [r["exit_code"] for r in seed_runs])
+                code = write_multi_seed(
+                    self.out / symbol, opts, runs=seed_runs, codes=[r["exit_code"] for r in seed_runs]
+                )
             else:
                 code = codes[(symbol, None)]
             d = mine[0][1]
@@ -383,6 +385,6 @@ def run_universe(req: RunRequest, loaded: LoadedConfig, seeds: list[int] | None)
     with ExitStack() as stack:
         planned = universe.plan(stack)
         threads = setups[0][1].cfg.training.torch_threads
-        executor = executors.make_executor(opts.executor, opts.workers, opts.ray_address, threads)
+        executor = executors.make_executor(opts.executor, opts.workers, ray_address=opts.ray_address, threads=threads)
         interrupted = run_drivers(planned, executor, quiet=opts.quiet)
         return universe.finish(interrupted)

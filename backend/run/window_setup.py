@@ -223,7 +223,7 @@ def _resolved_windows(
             specs = [trim_train(s, market.timestamps, plan.embargo) for s in specs]
     windows = resolve(specs, market.timestamps, market.session_id, plan.embargo, plan.origin, bars=bars)
     cfg = loaded.config
-    check_episodes(windows, market, cfg.env.forced_exit_minutes, plan.origin)
+    check_episodes(windows, market, forced_exit=cfg.env.forced_exit_minutes, origin=plan.origin)
     short = warmup_warning(windows, market, list(cfg.env.features))
     if short:
         loaded.warnings.append(short)
@@ -270,7 +270,7 @@ def warmup_warning(windows: list[Window], market: MarketArrays, names: list[str]
     )
 
 
-def check_episodes(windows: list[Window], market: MarketArrays, forced_exit: float | None, origin: str) -> None:
+def check_episodes(windows: list[Window], market: MarketArrays, *, forced_exit: float | None, origin: str) -> None:
     """Every span must hold one playable session: two bars that end by the forced exit (exit 3 at Window Setup)."""
     if forced_exit is None:
         return

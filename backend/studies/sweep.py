@@ -246,7 +246,7 @@ def _run_and_write(
     from backend.studies import compare
 
     options = request.driver
-    executor = make_executor(options.executor, options.workers, options.ray_address)
+    executor = make_executor(options.executor, options.workers, ray_address=options.ray_address)
     code = execute(members, request, executor)
     rows = rows_for(members)
     extra = compare.sweep_statistics(rows)

@@ -132,7 +132,9 @@ class Search:
             from backend.run.executors import make_executor
 
             r = self.t.run.driver
-            self.executor = make_executor(r.executor, r.workers, r.ray_address, self.s.cfg.training.torch_threads)
+            self.executor = make_executor(
+                r.executor, r.workers, ray_address=r.ray_address, threads=self.s.cfg.training.torch_threads
+            )
         return self.executor
 
     def objective(self, trial: Any) -> float:
