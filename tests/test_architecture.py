@@ -124,11 +124,69 @@ def test_modules_named_in_architecture_doc_exist():
     assert missing == [], f"docs/architecture.md names paths that do not exist (update the page): {missing}"
 
 
+def _table_rows(text: str, heading: str) -> list[list[str]]:
+    """The cells of the markdown table under ``heading`` (header and rule left out)."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()]
+    return [r for r in rows if len(r) > 1][2:]
+
+
 def test_architecture_doc_lists_every_layer_folder_and_command():
+    from backend.cli.app import cli
+
     text = ARCH_DOC.read_text(encoding="utf-8")
     assert [f for f in LAYERS if f"`backend/{f}/`" not in text] == []
-    commands = "run eval audit sanity sweep tune compare ls diff data config features".split()
-    assert [c for c in commands if f"`wf {c}" not in text] == []
+    rows = _table_rows(text, "## `wf` commands and their modules")
+    missing = []
+    for name, command in cli.commands.items():  # every command of `wf`, and the subcommands of its groups
+        row = next((r[0] for r in rows if f"`wf {name}" in r[0]), None)
+        subs = getattr(command, "commands", {})
+        if row is None or any(sub not in row for sub in subs):
+            missing.append(f"wf {name} {' '.join(subs)}".strip())
+    assert len(cli.commands) >= 12 and missing == [], f"commands without a row in {ARCH_DOC.name}: {missing}"
+
+
+def _stage_names(source: str) -> set[str]:
+    """The stage names a module emits: constant (or f-string head) second arguments of ``emit``, first arguments
+    of ``handle_errors`` and the values of a ``STAGE_OF`` table."""
+    names: set[str] = set()
+
+    def literal(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            names.add(str(node.values[0].value).rstrip(" ["))  # f"Training [{wid}]" -> Training
+        elif isinstance(node, ast.IfExp):
+            literal(node.body)
+            literal(node.orelse)
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if name == "emit" and len(node.args) > 1:
+                literal(node.args[1])
+            elif name == "handle_errors" and node.args:
+                literal(node.args[0])
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "STAGE_OF" for t in node.targets):
+            for value in getattr(node.value, "values", []):
+                literal(value)
+    return names
+
+
+def test_architecture_doc_names_the_module_of_every_stage_marker():
+    from backend.core import stages
+
+    emitted = {stages.EXECUTOR}
+    for path in BACKEND.rglob("*.py"):
+        emitted |= _stage_names(path.read_text(encoding="utf-8"))
+    markers = [r[0] for r in _table_rows(ARCH_DOC.read_text(encoding="utf-8"), "## Stage markers and their modules")]
+    missing = sorted(n for n in emitted if not any(n in m for m in markers))
+    assert len(emitted) > 25 and missing == [], f"stage markers without a row in {ARCH_DOC.name}: {missing}"
+
+
+def test_stage_names_are_found_in_emit_calls():  # negative control of the extraction
+    source = 'emit(True, "Alpha", d)\nstages.emit(ok, f"Beta [{w}]", d)\nemit(ok, "Gamma" if x else "Delta", d)\n'
+    assert _stage_names(source) == {"Alpha", "Beta", "Gamma", "Delta"}
 
 
 def test_staleness_check_catches_a_missing_module(tmp_path):  # negative control
