@@ -18,6 +18,8 @@ from backend.core.status import Status
 from backend.studies.compare_constants import CONFIDENCE, IGNORED_IN_DIFF
 from backend.studies.compare_rows import is_finite, resolved_config
 
+_SCORED = (Status.COMPLETED, Status.PARTIAL)  # members whose out-of-sample results count (some windows at least)
+
 # ----------------------------------------------------------------------------- sorting
 
 
@@ -169,11 +171,7 @@ def add_config_columns(
     order = {src: i + 1 for i, src in enumerate(dict.fromkeys(k[0] for k in grouped))}
     for key, members in grouped.items():
         source, config = key
-        done = [
-            m
-            for m in members
-            if m.get("status") in (Status.COMPLETED, Status.PARTIAL) and is_finite(m.get("oos_sharpe"))
-        ]
+        done = [m for m in members if m.get("status") in _SCORED and is_finite(m.get("oos_sharpe"))]
         sharpes = [float(m["oos_sharpe"]) for m in done]
         returns = [float(m["oos_total_return"]) for m in done if is_finite(m.get("oos_total_return"))]
         mean, sd = _mean_sd(sharpes)
@@ -228,7 +226,7 @@ def comparability(rows: list[dict[str, Any]]) -> list[str]:
 
     A universe's symbols differ by design: their symbols are not compared, their data only symbol by symbol.
     """
-    done = [r for r in rows if r.get("status") in (Status.COMPLETED, Status.PARTIAL)]
+    done = [r for r in rows if r.get("status") in _SCORED]
     out = []
     for key, what in COMPARED:
         per_symbol = key == "data_hash" and any(r.get("universe") for r in done)
