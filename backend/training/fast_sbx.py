@@ -51,7 +51,7 @@ class FastSACPolicy(SACPolicy):
         if deterministic or self.use_sde:  # the deterministic mode and gSDE's fixed noise: SBX's own path
             return super()._predict(observation, deterministic=deterministic)
         self.key, self.noise_key, action = _split_and_sample(self.actor_state, observation, self.key)
-        return action  # type: ignore[no-any-return]
+        return action
 
 
 def numpy_batch(buffer: ReplayBuffer, n: int, gamma: float) -> ReplayBufferSamplesNp | None:
@@ -80,7 +80,7 @@ def numpy_batch(buffer: ReplayBuffer, n: int, gamma: float) -> ReplayBufferSampl
 class FastSBXSAC(SAC):
     """``sbx.SAC`` with less host-side work per step (see the module docstring); same update, same draws."""
 
-    policy_aliases: ClassVar[dict[str, type[SACPolicy]]] = {  # type: ignore[assignment]
+    policy_aliases: ClassVar[dict[str, type[SACPolicy]]] = {
         **SAC.policy_aliases,
         "MlpPolicy": FastSACPolicy,
     }
