@@ -88,11 +88,15 @@ def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, 
     return {"steps_per_second": steps / wall, "steps_per_cpu_second": steps / cpu, "cpu_per_wall": cpu / wall}
 
 
+def child_env() -> dict[str, str]:
+    """This environment without the XLA settings this process may have given itself (a measured one sets its own)."""
+    return {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+
+
 def start_child(script: str, *args: str) -> subprocess.Popen:
     """``python SCRIPT --child ARGS``: one measurement in a fresh process (without the caller's XLA settings)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     cmd = [sys.executable, script, "--child", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish_child(proc: subprocess.Popen, label: str) -> dict[str, float]:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.backends import child_env
 from benchmarks.common import MINI_CONFIG, MINI_WINDOW, MINI_WINDOWS, ROOT, backend_sets, learning_starts, median_of
 
 
@@ -41,7 +42,8 @@ def wf(argv: list[str], *, in_process: bool = False, check: bool = True) -> tupl
     if in_process:
         code, output = _wf_here(argv)
     else:
-        proc = subprocess.run([sys.executable, "-m", "backend.cli", *argv], cwd=ROOT, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "backend.cli", *argv]
+        proc = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True)
         code, output = proc.returncode, proc.stdout + proc.stderr
     wall = time.perf_counter() - t0
     if check and code != 0:
@@ -60,7 +62,7 @@ def bench_dry_run(repeats: int) -> float:
 
     def once() -> float:
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True, capture_output=True)
         return time.perf_counter() - t0
 
     if repeats > 1:

@@ -19,6 +19,7 @@ backward (input and weight gradients). The figures are machine-dependent: record
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -110,11 +111,19 @@ def _torch_kernel(batch: int, n_in: int, n_out: int) -> Callable[[], object] | N
 
 
 def _jax_kernel(batch: int, n_in: int, n_out: int) -> Callable[[], object] | None:
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
+    """A one-thread JAX matmul: JAX is initialised as a harness worker's (one-thread pool, XLA flags).
+
+    Initialised otherwise, it would keep a pool of every core for this process, and a harness training
+    in the same process later (benchmarks/run.py's replay and projection groups) would run on it.
+    """
+    if importlib.util.find_spec("jax") is None:
         return None
+    from backend.training.threads import configure_worker
+
+    configure_worker("sbx", threads=1, device="cpu")  # a no-op when this process is configured so already
+    import jax
+    import jax.numpy as jnp
+
     key = jax.random.PRNGKey(0)
     a = jax.random.normal(key, (batch, n_in), dtype=jnp.float32)
     b = jax.random.normal(key, (n_in, n_out), dtype=jnp.float32)
