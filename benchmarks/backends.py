@@ -39,29 +39,11 @@ BATCH = 256
 
 
 def null_env(obs_dim: int = OBS_SIZE, act_dim: int = 1, episode: int = EPISODE_BARS):
-    """The benchmarks' one null env: the given spaces, zero observations, reward 0, truncated every ``episode`` steps.
+    """The harness's null env (``auto_backend.null_env``, the one its backend measurement uses) at the
+    benchmarks' default spaces: zero observations, reward 0, truncated every ``episode`` steps."""
+    from backend.training.auto_backend import null_env as harness_null_env
 
-    No work at all, so a learner's steps/s on it is the learner alone. Imports inside: a harness worker is
-    configured (``algorithms.configure_worker``) before gymnasium and numpy are imported.
-    """
-    import gymnasium as gym
-    import numpy as np
-    from gymnasium import spaces
-
-    class NullEnv(gym.Env):
-        observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-        action_space = spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.t = 0
-            return np.zeros(obs_dim, np.float32), {}
-
-        def step(self, action):
-            self.t += 1
-            return np.zeros(obs_dim, np.float32), 0.0, False, self.t >= episode, {}
-
-    return NullEnv()
+    return harness_null_env(obs_dim, act_dim, episode)
 
 
 def _child(backend: str, arch: list[int], steps: int, warmup: int) -> dict[str, float]:

@@ -32,6 +32,7 @@ class MiniSweep:
     workers: int = 2
     backend: str | None = None  # None: the configs' own agent.backend
     in_process: bool = False
+    keep: Path | None = None  # write the sweep here and keep it (run.py --keep-sweep), e.g. for benchmarks/parity.py
 
     def config_paths(self) -> list[Path]:
         return sorted((ROOT / "tmp").glob("mini_config_v*.json"))[: self.configs]
@@ -86,7 +87,7 @@ def _members(out: Path) -> tuple[int, float, list[str]]:
 def bench_mini_sweep(sweep: MiniSweep) -> dict[str, Any]:
     """Run the mini sweep; its record (sizes, wall seconds, idle share, members completed, backends that trained)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "sweep"
+        out = sweep.keep or Path(tmp) / "sweep"
         wall, _ = wf(_argv(sweep, out), in_process=sweep.in_process, check=False)  # a failed member is a figure
         if not (out / "sweep.json").exists():
             raise RuntimeError(f"the mini sweep wrote no sweep.json ({' '.join(_argv(sweep, out))})")

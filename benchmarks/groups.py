@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from benchmarks import bench_mini_sweep as mini
 
@@ -166,7 +167,8 @@ def _default_backend(res: Results) -> None:
 
 
 def _mini_sweep_group(size: dict, args: argparse.Namespace, res: Results) -> None:
-    record_mini_sweep(res, size["mini_sweep"])
+    keep = Path(args.keep_sweep) if getattr(args, "keep_sweep", None) else None
+    record_mini_sweep(res, dataclasses.replace(size["mini_sweep"], keep=keep))
 
 
 def record_mini_sweep(res: Results, sweep: mini.MiniSweep) -> None:

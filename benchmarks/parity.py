@@ -1,6 +1,7 @@
-"""Learning parity of two backends: the same sweep (configs × windows, same seeds) run on sb3 and on sbx.
+"""Learning parity of two settings: the same sweep (configs × windows, same seeds) run two ways.
 
-    python benchmarks/parity.py SWEEP_SB3 SWEEP_SBX [--out parity.json]
+    python benchmarks/parity.py SWEEP_SB3 SWEEP_SBX [--out parity.json]          # two backends
+    python benchmarks/parity.py SWEEP_A SWEEP_B --labels tf1,tf4                 # any two settings
 
 Prints, per config: out-of-sample Sharpe, return and trades on each backend, the mean training
 episode reward over the first and the last fifth of training (read from the TensorBoard events:
@@ -66,12 +67,16 @@ def member_figures(member: Path) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, object]]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sb3", type=Path)
-    parser.add_argument("sbx", type=Path)
+    parser.add_argument("first", type=Path, help="sweep folder of the first setting (sb3 by default)")
+    parser.add_argument("second", type=Path, help="sweep folder of the second setting (sbx by default)")
+    parser.add_argument("--labels", default="sb3,sbx", help="names of the two settings in the table (default sb3,sbx)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    labels = args.labels.split(",")
+    if len(labels) != 2 or not all(labels):
+        parser.error(f"--labels: two comma-separated names, got {args.labels!r}")
     rows: dict[str, dict[str, dict[str, object]]] = {}
-    for backend, folder in (("sb3", args.sb3), ("sbx", args.sbx)):
+    for backend, folder in zip(labels, (args.first, args.second), strict=True):
         for member in sorted(p for p in folder.iterdir() if (p / "summary.json").exists()):
             rows.setdefault(member.name, {})[backend] = member_figures(member)
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, object]
             return "n/a"
         return f"{x * 100:+.2f}%" if pct else f"{x:.2f}" if isinstance(x, float) else str(x)
 
-    head = f"{'config':<34}{'backend':<8}{'OOS Sharpe':>11}{'OOS ret':>9}{'trades':>7}{'win Sh sd':>10}"
+    head = f"{'config':<34}{'setting':<8}{'OOS Sharpe':>11}{'OOS ret':>9}{'trades':>7}{'win Sh sd':>10}"
     head += f"{'reward 1st/5':>13}{'reward last/5':>14}{'steps/s':>9}"
     print(head)
     for name, by in rows.items():

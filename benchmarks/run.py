@@ -143,6 +143,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sweep-seconds", type=float, default=None, help="a measured mini-sweep wall time, for mini_sweep_vs_floor"
     )
     parser.add_argument("--window-steps", type=int, default=None, help="steps per window of the windows group")
+    parser.add_argument(
+        "--keep-sweep", type=str, default=None, help="write the mini_sweep group's sweep to this new folder and keep it"
+    )
     args = parser.parse_args(argv)
     if args.only:
         unknown = set(args.only.split(",")) - set(GROUPS)

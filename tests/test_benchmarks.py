@@ -66,9 +66,12 @@ def _finite_positive(value: object) -> bool:
 def test_smoke_runs_every_group(tmp_path: Path) -> None:
     """`benchmarks/run.py --smoke` end to end, every group (what the before-stop hook runs): the JSON's keys."""
     out = tmp_path / "bench.json"
+    kept = tmp_path / "kept_sweep"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--sweep-seconds", "1000", "--out", str(out)]
+    cmd += ["--keep-sweep", str(kept)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (kept / "sweep.json").is_file()  # --keep-sweep: the mini sweep's folder stays (for benchmarks/parity.py)
     doc = json.loads(out.read_text())
     assert doc["mode"] == "smoke" and doc["machine"]["cpu_model"]
     assert set(doc["group_seconds"]) == {"floor", "env,peers", "training", "dry_run", "sweep", "replay", "load",

@@ -153,6 +153,8 @@ def test_parity_script(defaults_run: tuple[Path, str], tmp_path: Path) -> None:
         }
         assert _finite_positive(fig["steps_per_second"]) and math.isfinite(fig["oos_sharpe"])
     assert "net64x64_s0" in stdout
+    _script("parity.py", str(sweep), str(sweep), "--labels", "tf1,tf4", "--out", str(out))
+    assert set(json.loads(out.read_text())["net64x64_s0"]) == {"tf1", "tf4"}  # any two settings, named
 
 
 def test_parity_curve_averages_the_first_and_last_fifth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -229,7 +229,12 @@ def resolve(cfg: Config, obs_dim: int, act_dim: int = 1, build: Callable | None 
 # ------------------------------------------------------------------------------------------ measurement
 
 
-def _null_env(obs_dim: int, act_dim: int, episode: int = 78):
+def null_env(obs_dim: int, act_dim: int = 1, episode: int = 78):
+    """A learner's null env: the given spaces, zero observations, reward 0, truncated every ``episode`` steps.
+
+    No work at all, so a learner's steps/s on it is the learner alone (the measurement here, and the
+    benchmarks in benchmarks/). Imports inside: a worker is configured before gymnasium is imported.
+    """
     import gymnasium as gym
     import numpy as np
     from gymnasium import spaces
@@ -268,7 +273,7 @@ def measure_backends(
         probe = probe.model_copy(
             update={"sac": sac, "training": probe.training.model_copy(update={"total_timesteps": total})}
         )
-        model = build_model(probe, _null_env(obs_dim, act_dim), seed=0)
+        model = build_model(probe, null_env(obs_dim, act_dim), seed=0)
         model.learn(start + WARMUP_STEPS)
         models[backend] = model
     runs: dict[str, list[float]] = {b: [] for b in candidates}
