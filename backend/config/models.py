@@ -105,7 +105,7 @@ class DataConfig(Strict):
     def _range(self) -> DataConfig:
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"data.end ({self.end}) is before data.start ({self.start}); swap them")
-        from backend.core.calendars import check_calendar
+        from backend.core.calendars import check_calendar  # lazy: keeps wf --help free of pandas
 
         check_calendar(self.calendar, self.session_cut)
         _check_universe(self.symbol, self.symbols, self.path)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import platformdirs
 
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import interval_minutes
@@ -104,7 +105,7 @@ def describe_cut(calendar: str, session_cut: str | None, timezone: str) -> str:
 
 
 def _unknown_calendar(name: str) -> InputError:
-    import exchange_calendars as xcals
+    import exchange_calendars as xcals  # heavy: about 0.5 s; a cached session table never imports it
 
     names = [*CONTINUOUS_SESSIONS_PER_YEAR, *xcals.get_calendar_names(include_aliases=True)]
     close = difflib.get_close_matches(str(name).upper(), names, n=1)
@@ -120,7 +121,7 @@ def exchange_calendar(name: str, start_year: int | None = None, end_year: int | 
     """The exchange_calendars calendar ``name``, optionally built for [start_year, end_year] only."""
     if is_continuous(name) or not isinstance(name, str) or not _NAME.match(name):
         raise _unknown_calendar(name)
-    import exchange_calendars as xcals
+    import exchange_calendars as xcals  # heavy: about 0.5 s; a cached session table never imports it
 
     try:
         if start_year is None:
@@ -134,11 +135,7 @@ def exchange_calendar(name: str, start_year: int | None = None, end_year: int | 
         ) from e
 
 
-def _cache_folder() -> Path | None:
-    try:
-        import platformdirs
-    except ImportError:  # pragma: no cover - a dependency
-        return None
+def _cache_folder() -> Path:
     return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / "calendars"
 
 

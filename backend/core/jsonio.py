@@ -12,6 +12,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,8 +85,6 @@ def read_text_bounded(path: str | Path, what: str, limit: int | None = None) -> 
     The size is checked before reading (and the read itself is bounded, for files that grow or lie about their
     size); devices and FIFOs are refused without opening them; a decoding error names the byte offset.
     """
-    import stat
-
     path, limit = Path(path), MAX_JSON_BYTES if limit is None else limit
     try:
         st = os.stat(path)
@@ -113,8 +113,6 @@ def read_text_bounded(path: str | Path, what: str, limit: int | None = None) -> 
 
 def check_depth(text: str, path: str | Path, what: str, limit: int = MAX_JSON_DEPTH) -> None:
     """Refuse nesting deeper than ``limit`` before parsing (brackets inside strings are skipped)."""
-    import re
-
     if text.count("[") + text.count("{") <= limit:  # cannot nest deeper (the common case: no scan of the strings)
         return
     depth = 0

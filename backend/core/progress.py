@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any
 
+from tqdm import tqdm
+
 from backend.core import stages
 from backend.core.status import Status
 
@@ -52,8 +54,6 @@ class RunProgress:
         self.started = time.perf_counter()
         self.bar: Any = None
         if self.enabled and total > 0:
-            from tqdm import tqdm
-
             self.bar = tqdm(
                 total=total,
                 desc=desc,
@@ -140,8 +140,6 @@ class TrainingBar:
         self._shown = 0.0
         self.bar: Any = None
         if _terminal() if enabled is None else enabled:
-            from tqdm import tqdm
-
             self.bar = tqdm(
                 total=self.total,
                 desc=desc,
