@@ -20,6 +20,7 @@ import numpy as np
 
 from backend.config.models import DataConfig
 from backend.core.errors import HarnessError
+from backend.data.loader import load_bars
 
 MIN_COVERAGE = 0.95
 
@@ -33,8 +34,6 @@ class Benchmark:
 
 
 def load_benchmark(cfg: DataConfig, primary: Any, hint: tuple[date, date] | None) -> Benchmark:
-    from backend.data.loader import load_bars
-
     target = cfg.benchmark_symbol or ""
     is_file = Path(target).suffix.lower() in (".csv", ".parquet", ".pq")
     sub = cfg.model_copy(

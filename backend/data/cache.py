@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from backend.core import fsguard
 from backend.core.errors import DataError, InputError
@@ -114,8 +115,6 @@ def entry(folder: str | Path, symbol: str, interval: str, kind: str = "yfinance"
 @contextmanager
 def locked(e: Entry, timeout: float | None = None) -> Iterator[None]:
     """Hold the entry's lock (one per symbol + interval); a DataError if another process keeps it too long."""
-    from filelock import FileLock, Timeout
-
     try:
         e.folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -13,6 +13,7 @@ from backend.config.models import DataConfig
 from backend.core.errors import DataError
 from backend.core.intervals import INTERVAL_MINUTES, NS_PER_MIN
 from backend.data import cache, sources, validate, yahoo
+from backend.data.loader import load_bars
 
 IMPORT_TIMEZONE = "America/New_York"
 
@@ -174,8 +175,6 @@ def delete(folder: Path, symbol: str, interval: str, kind: str) -> list[Path]:
 
 def show(cfg: DataConfig) -> dict[str, Any]:
     """Range, sessions, gaps and the validation report of one symbol as the loader sees it."""
-    from backend.data.loader import load_bars
-
     bars = load_bars(cfg)
     assert bars.session_date is not None
     days, counts = np.unique(bars.session_date, return_counts=True)

@@ -15,7 +15,7 @@ from backend.config.models import DataConfig
 from backend.core import calendars
 from backend.core.errors import DataError, InputError
 from backend.core.intervals import INTERVAL_MINUTES, NS_PER_MIN
-from backend.data import cache, sessions, sources, validate
+from backend.data import cache, sessions, sources, validate, yahoo
 
 SYNTHETIC_DEFAULT_RANGE = ("2019-01-02", "2019-03-29")
 
@@ -74,8 +74,6 @@ def resolve_source(cfg: DataConfig) -> str:
 
 
 def _cache_dir(cfg: DataConfig) -> Path:
-    from backend.data import yahoo
-
     return Path(cfg.cache_dir) if cfg.cache_dir else yahoo.default_cache_dir()
 
 
@@ -175,8 +173,6 @@ def _read(
         }
         return frame, "synthetic", prov, []
     if source == "yfinance":
-        from backend.data import yahoo
-
         end = cfg.end or (hint_range[1] if hint_range else date.today())
         needed = cfg.start or (hint_range[0] if hint_range else end - timedelta(days=LIMIT_DAYS(cfg.interval)))
         start = (
@@ -292,8 +288,6 @@ def load_bars(cfg: DataConfig, hint_range: tuple[date, date] | None = None) -> B
 
 
 def LIMIT_DAYS(interval: str) -> int:
-    from backend.data.yahoo import LIMITS
-
-    if interval not in LIMITS:
-        raise InputError(f"yfinance does not serve interval {interval!r}; use one of {', '.join(LIMITS)}")
-    return LIMITS[interval][0] - 1
+    if interval not in yahoo.LIMITS:
+        raise InputError(f"yfinance does not serve interval {interval!r}; use one of {', '.join(yahoo.LIMITS)}")
+    return yahoo.LIMITS[interval][0] - 1

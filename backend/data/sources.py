@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from backend.core import calendars
 from backend.core.errors import DataError, InputError
@@ -152,8 +153,6 @@ def _from_strings(values: pd.Series, name: str) -> tuple[pd.DatetimeIndex, str]:
     first = text.dropna().iloc[0] if text.notna().any() else ""
     note = ""
     try:
-        from pandas.tseries.api import guess_datetime_format
-
         fmt = guess_datetime_format(str(first))
         if fmt and ("%m/%d" in fmt or "%d/%m" in fmt or "%d.%m" in fmt or "%m.%d" in fmt):
             note = f"times in column {name!r} read with format {fmt}; check that day and month are not swapped"

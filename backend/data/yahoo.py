@@ -7,6 +7,7 @@ the network; tests replace it.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import platformdirs
 
 from backend.core import fsguard
 from backend.core.errors import DataError, InputError
-from backend.data import cache
+from backend.data import cache, sources
 
 # harness interval -> (how far back Yahoo serves it in days, longest span per request in days)
 LIMITS: dict[str, tuple[int, int | None]] = {
@@ -37,10 +39,6 @@ BACKOFF_S = 2.0
 
 def default_cache_dir() -> Path:
     """$WF_CACHE_DIR/bars, else the user's cache dir (e.g. ~/.cache/wf-harness/bars)."""
-    import os
-
-    import platformdirs
-
     return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / "bars"
 
 
@@ -219,8 +217,6 @@ def _fetch_span(
     symbol: str, interval: str, code: str, start: date, end: date, cache_dir: Path, timezone: str
 ) -> pd.DataFrame:
     """[start, end] fetched chunk by chunk, normalised, de-duplicated (the last row wins) and sorted."""
-    from backend.data import sources
-
     parts = []
     for lo, hi in chunks(interval, start, end):
         frame = _fetch_with_retries(symbol, lo, hi, code, cache_dir)
