@@ -4,6 +4,7 @@
 (``env.feature_modules``); the code lives in the modules of this package.
 """
 
+from backend.config import models as _models
 from backend.features import pipeline as _pipeline  # noqa: F401 - sets builtin.PIPELINE
 from backend.features.builtin import (
     FEATURE_WARMUP,
@@ -16,19 +17,16 @@ from backend.features.builtin import (
     register_feature,
     warmup_bars,
 )
+from backend.features.specs import nonbuiltin_identity
 
 
 def _config_feature_identity(config):
-    from backend.features.specs import nonbuiltin_identity
-
     return nonbuiltin_identity(list(config.env.features))
 
 
 def _register_identity_hook() -> None:
-    from backend.config import models
-
-    if _config_feature_identity not in models.FEATURE_IDENTITY:
-        models.FEATURE_IDENTITY.append(_config_feature_identity)
+    if _config_feature_identity not in _models.FEATURE_IDENTITY:
+        _models.FEATURE_IDENTITY.append(_config_feature_identity)
 
 
 _register_identity_hook()

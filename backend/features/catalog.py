@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from backend.features import builtin, specs
+from backend.features import talib as ta
 from backend.features.user import FEATURE_MODULE
 
 
@@ -34,8 +35,6 @@ def registered() -> list[dict[str, str]]:
 
 def talib_functions() -> list[dict[str, Any]]:
     """Every TA-Lib abstract function: parameters with defaults, outputs, lookback and memory at the defaults."""
-    from backend.features import talib as ta
-
     out = []
     for name in ta.function_names():
         info = ta.info(name)

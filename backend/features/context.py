@@ -10,12 +10,15 @@ ending at its session's close (rows on non-session dates are dropped).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from backend.core.intervals import INTERVAL_MINUTES
+from backend.features import user
 from backend.features.builtin import MarketArrays
 
 
@@ -67,8 +70,8 @@ def daily(market: MarketArrays) -> MarketArrays:
 def daily_file(cfg: Any, path: str) -> MarketArrays | None:
     """A file of daily rows (at most one per date) as one bar per calendar session, ending at its close;
     None when the file is intraday (then its bars are aggregated per session)."""
-    from backend.core import calendars
-    from backend.data import sources
+    from backend.core import calendars  # lazy: wf eval's preflight loads features, no pandas
+    from backend.data import sources  # lazy: wf eval's preflight loads features, no data code
 
     frame = sources.read_bar_file(path, cfg.data.timezone).frame
     dates = frame.index.tz_convert(cfg.data.timezone).normalize().tz_localize(None).values.astype("datetime64[D]")
@@ -97,8 +100,7 @@ def daily_file(cfg: Any, path: str) -> MarketArrays | None:
 
 def load_context(cfg: Any, entry: Any, hint: Any) -> ContextSeries:
     """Load one ``data.context`` entry with the traded symbol's data settings (calendar, time zone, cache)."""
-    from backend.core.intervals import INTERVAL_MINUTES
-    from backend.data.loader import load_bars
+    from backend.data.loader import load_bars  # lazy: wf eval's preflight loads features, no data code
 
     if entry.interval == "1d" and entry.source == "file" and entry.path:
         market = daily_file(cfg, entry.path)
@@ -118,10 +120,6 @@ def load_context(cfg: Any, entry: Any, hint: Any) -> ContextSeries:
 
 def prepare(market: MarketArrays, cfg: Any, bars: Any, hint: Any, base_dir: Any) -> tuple[MarketArrays, list[str]]:
     """The traded market with its file columns, context series and user-module sources; notes for the dry run."""
-    from dataclasses import replace
-
-    from backend.features import user
-
     notes: list[str] = []
     columns = {name: bars.frame[name].to_numpy(np.float64) for name in cfg.data.columns}
     sources = user.read_sources(list(cfg.env.feature_modules), base_dir)
@@ -143,8 +141,6 @@ def extras_fingerprint(market: MarketArrays) -> str:
     (file columns are in the data hash already); '' when there are none. Keys the per-process feature cache."""
     if not market.context and not market.feature_sources:
         return ""
-    import hashlib
-
     h = hashlib.sha256()
     for name, source in market.feature_sources:
         h.update(name.encode() + b"\0" + source.encode() + b"\0")

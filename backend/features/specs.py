@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from backend.core.errors import InputError
-from backend.features import builtin
+from backend.features import builtin, user
+from backend.features import context as context_series
+from backend.features import talib as ta
 
 _TALIB = re.compile(
     r"^talib:(?P<fn>[A-Za-z0-9_]+)(?:\((?P<args>[^()]*)\))?(?:\.(?P<out>[A-Za-z_]\w*))?(?P<rel>/close)?$"
@@ -65,8 +67,6 @@ def parse(text: str, *, columns: list[str] | None = None, context: list[str] | N
         m = _TALIB.match(text)
         if not m:
             raise InputError(f"env.features: '{text}' is not talib:FUNC(k=v,...)[.output][/close]")
-        from backend.features import talib as ta
-
         fn = ta.info(m["fn"])["name"]
         params = ta.check(fn, _args(text, m["args"]), m["out"], text)
         return FeatureSpec(text, "talib", fn, params, m["out"], bool(m["rel"]))
@@ -106,8 +106,6 @@ def warmup(spec: FeatureSpec) -> tuple[int | str, int]:
     if spec.kind == "builtin":
         return builtin.FEATURE_WARMUP.get(spec.name, 0), builtin.SESSION_PREV_BARS.get(spec.name, 0)
     if spec.kind == "talib":
-        from backend.features import talib as ta
-
         return builtin.SESSION, ta.memory_bars(spec.name, spec.params)
     if spec.kind == "column":
         return 0, 0
@@ -128,12 +126,8 @@ def identity(spec: FeatureSpec) -> dict[str, Any]:
     """What a feature's values depend on beyond the data: spec, parameters, code hash, library version."""
     out: dict[str, Any] = {"spec": spec.text, "kind": spec.kind}
     if spec.kind == "talib":
-        from backend.features import talib as ta
-
         out.update(params=spec.params, output=spec.output, rel_close=spec.rel, ta_lib=ta.version())
     elif spec.kind == "builtin":
-        from backend.features import user
-
         src = user.source_hash_of(spec.name)
         if src:
             out["module_source_sha256"] = src
@@ -144,8 +138,6 @@ def identity(spec: FeatureSpec) -> dict[str, Any]:
 
 def nonbuiltin_identity(names: list[str]) -> dict[str, dict[str, Any]]:
     """Identities of the specs that are not plain package built-ins (empty for a built-in-only config)."""
-    from backend.features import user
-
     out: dict[str, dict[str, Any]] = {}
     for spec in parse_all(names):
         if spec.kind != "builtin" or user.source_hash_of(spec.name):
@@ -158,16 +150,12 @@ def compute_one(market: builtin.MarketArrays, spec: FeatureSpec) -> np.ndarray:
     if spec.kind == "builtin":
         return np.asarray(builtin.FEATURES[spec.name](market), dtype=np.float64)
     if spec.kind == "talib":
-        from backend.features import talib as ta
-
         return ta.compute(market, spec.name, spec.params, spec.output, spec.rel)
     if spec.kind == "column":
         if spec.name not in market.columns:
             raise InputError(f"env.features: '{spec.text}': the bars carry no column '{spec.name}' (data.columns)")
         return read_column(market, spec.name)
-    from backend.features import context
-
-    return context.aligned(market, spec, compute_one)
+    return context_series.aligned(market, spec, compute_one)
 
 
 def read_column(market: builtin.MarketArrays, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ The declared warm-up is ``session`` with ``memory_bars`` bars before the session
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,6 @@ def function_names() -> list[str]:
 
 def info(name: str) -> dict[str, Any]:
     """The abstract API's description of ``name`` (a did-you-mean hint when unknown)."""
-    import difflib
-
     talib, abstract = _talib()
     known = talib.get_functions()
     if name.upper() not in known:
@@ -60,8 +59,6 @@ def info(name: str) -> dict[str, Any]:
 
 def check(name: str, params: dict[str, Any], output: str | None, text: str) -> dict[str, Any]:
     """Validated parameters (typed as TA-Lib's defaults) and the output name; InputError naming the spec."""
-    import difflib
-
     fi = info(name)
     defaults = dict(fi["parameters"])
     typed: dict[str, Any] = {}
