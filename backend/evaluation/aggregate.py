@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from backend.core.errors import DataError
+from backend.evaluation.statistics import summary_statistics
 
 AGENT = ("net_return", "position", "held", "cost", "trade_cost", "traded")
 
 
 def _trajectory(columns: dict[str, np.ndarray], prefix: str):
-    from backend.evaluation.simulate import Trajectory
+    from backend.evaluation.simulate import Trajectory  # heavy: gymnasium (the env); the run driver imports this module
 
     n = len(columns["net_return"])
     return Trajectory(
@@ -51,8 +52,6 @@ def stitch(series: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def stitched(series: list[dict[str, Any]], periods_per_year: float, cfg: Any) -> tuple[dict | None, dict | None]:
     """Metrics of the stitched curve (agent and intraday buy-and-hold) and its statistics (PSR, Sharpe CI)."""
-    from backend.evaluation.statistics import summary_statistics
-
     if not series:
         return None, None
     cols = stitch(series)

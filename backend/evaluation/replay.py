@@ -19,6 +19,7 @@ import pandas as pd
 
 from backend.config.models import Config
 from backend.core.jsonio import write_atomic, write_json
+from backend.core.stages import fmt_num, fmt_pct
 from backend.envs.intraday_env import IntradayTradingEnv
 from backend.evaluation import baselines as bl
 from backend.evaluation.diagnostics import diagnose
@@ -26,6 +27,7 @@ from backend.evaluation.metrics import relative_metrics, trade_records
 from backend.evaluation.simulate import Trajectory, run_policy
 from backend.features.builtin import MarketArrays
 from backend.training import bundle
+from backend.training.trainer import set_threads
 from backend.walkforward.windows import Window
 
 COST_SCALES = (0.0, 1.0, 2.0)
@@ -86,8 +88,6 @@ def replay_agent(
     ``expected_hashes`` (from a run's summary) must match the bundle's files too.
     ``record_observations``, if given, receives (bar, observation) pairs of the 1× run (the audit).
     """
-    from backend.training.trainer import set_threads
-
     cfg = bundle.replay_config(cfg, bundle.read_metadata(bundle_dir), bundle_dir)  # auto: the backend that trained
     set_threads(cfg)
     agent, norm, clip_obs, meta = bundle.load_agent(bundle_dir, cfg, market, features, window, expected_hashes)
@@ -250,8 +250,6 @@ def read_series(path: Path) -> pd.DataFrame:
 
 
 def headline(evaluation: dict[str, Any]) -> str:
-    from backend.core.stages import fmt_num, fmt_pct
-
     return (
         f"Sharpe {fmt_num(evaluation.get('sharpe'))}, "
         f"return {fmt_pct(evaluation.get('total_return'))}, max DD {fmt_pct(evaluation.get('max_drawdown'))}, "

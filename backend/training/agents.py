@@ -15,6 +15,8 @@ from gymnasium import spaces
 
 from backend.config.models import Config
 from backend.core.errors import TrainingError
+from backend.envs.intraday_env import STATE_NAMES
+from backend.training import algorithms
 
 
 class SpacesOnly(gym.Env):
@@ -35,8 +37,6 @@ class SpacesOnly(gym.Env):
 
 
 def observation_size(cfg: Config, n_features: int) -> int:
-    from backend.envs.intraday_env import STATE_NAMES
-
     return cfg.env.lookback * n_features + len(STATE_NAMES)
 
 
@@ -47,8 +47,6 @@ class LoadedAgent:
         self.model, self.cfg = model, cfg
 
     def policy(self, deterministic: bool):
-        from backend.training import algorithms
-
         act = algorithms.make_policy(self.model, deterministic)
 
         def policy(obs: np.ndarray, env: Any) -> np.ndarray:
@@ -57,33 +55,23 @@ class LoadedAgent:
         return policy
 
     def seed_replay(self, seed: int) -> None:
-        from backend.training import algorithms
-
         algorithms.seed_everything(self.model, seed)
 
 
 def build(cfg: Config, env: Any, seed: int, device: str) -> Any:
-    from backend.training import algorithms
-
     return algorithms.build_model(cfg, env, seed, device)
 
 
 def warm_start(model: Any, model_path: Path, device: str) -> None:
     """Start from another bundle's weights (tensors only; nothing is unpickled)."""
-    from backend.training import algorithms
-
     algorithms.load_weights(model, model_path, device, error=TrainingError)
 
 
 def save(model: Any, path: Path | IO[bytes]) -> None:
-    from backend.training import algorithms
-
     algorithms.save_weights(model, path)
 
 
 def load_for_replay(cfg: Config, model_path: Path, n_features: int) -> LoadedAgent:
-    from backend.training import algorithms
-
     model = algorithms.build_model(
         cfg, SpacesOnly(observation_size(cfg, n_features)), cfg.training.seed, "cpu", for_replay=True
     )

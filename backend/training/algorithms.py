@@ -87,6 +87,7 @@ from backend.training.algo_kwargs import (
     unused_settings,
     unused_warning,
 )
+from backend.training.auto_backend import resolve
 from backend.training.model_classes import (
     AGENT_ENTRY,
     FAST_CLASSES,
@@ -148,8 +149,6 @@ def build_model(
     weights do not depend on it, memory does.
     """
     if cfg.agent.backend == AUTO:  # the faster backend for this machine and config (measured once, cached)
-        from backend.training.auto_backend import resolve
-
         shape, act = env.observation_space.shape, env.action_space.shape
         cfg = resolve(cfg, int(np.prod(shape)), int(np.prod(act)), build=build_model)
     algorithm, backend = cfg.agent.algorithm, cfg.agent.backend

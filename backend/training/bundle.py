@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import stat
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,9 @@ import numpy as np
 from backend.config.algorithms import AUTO, BACKENDS
 from backend.config.models import Config
 from backend.core.errors import EvaluationError, InputError
+from backend.core.jsonio import atomic_path, load_json
+from backend.features.specs import nonbuiltin_identity
+from backend.training.auto_backend import choice, concrete
 from backend.training.pth_scan import scan_model_zip
 
 MODEL_FILE = "model.zip"
@@ -55,9 +62,6 @@ def sha256_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
 
 def check_member(bundle_dir: Path, name: str, size: Any = None) -> Path:
     """A bundle file that is safe to open: a regular file inside the bundle folder, within its size limits."""
-    import os
-    import stat
-
     path = bundle_dir / name
     try:
         st = os.lstat(path)
@@ -110,8 +114,6 @@ def member_bound(meta: dict[str, Any]) -> int:
 
 def _zip_entry_count(path: Path) -> int:
     """Entries a zip declares in its end-of-central-directory record (zip64 too), read without parsing it all."""
-    import struct
-
     with open(path, "rb") as fh:
         fh.seek(0, 2)
         size = fh.tell()
@@ -131,8 +133,6 @@ def _zip_entry_count(path: Path) -> int:
 
 
 def _zip_infos(path: Path, max_entries: int) -> list[Any]:
-    import zipfile
-
     count = _zip_entry_count(path)
     if count > max_entries:
         raise EvaluationError(
@@ -216,8 +216,6 @@ def backend_fields(cfg: Config, obs_dim: int) -> dict[str, Any]:
     measured steps/s; replay compares only ``backend``, and uses it: :func:`replay_config`)."""
     if cfg.agent.backend != AUTO:
         return {"backend": cfg.agent.backend}
-    from backend.training.auto_backend import choice
-
     record = choice(cfg, obs_dim)  # the same record build_model used (cached in the process)
     keep = ("requested", "chosen", "steps_per_second", "measured_at", "cached")
     return {"backend": record["chosen"], "backend_choice": {k: record.get(k) for k in keep}}
@@ -234,8 +232,6 @@ def replay_config(cfg: Config, meta: dict[str, Any], bundle_dir: Path) -> Config
             "the config asks for agent.backend=auto, which replays with the backend that trained — set "
             "agent.backend explicitly or retrain the window"
         )
-    from backend.training.auto_backend import concrete
-
     return concrete(cfg, recorded)
 
 
@@ -248,8 +244,6 @@ def backend_record(bundle_dir: Path) -> dict[str, Any]:
 def feature_identity_field(cfg: Config) -> dict[str, Any]:
     """``feature_identity`` (spec -> parameters, user-module source hash, ta-lib version) when the config uses
     features beyond the package's built-ins; absent otherwise, so older bundles stay comparable."""
-    from backend.features.specs import nonbuiltin_identity
-
     identity = nonbuiltin_identity(list(cfg.env.features))
     return {"feature_identity": identity} if identity else {}
 
@@ -260,8 +254,6 @@ def required_files(compatibility: dict[str, Any]) -> list[str]:
 
 
 def read_metadata(bundle_dir: Path) -> dict[str, Any]:
-    from backend.core.jsonio import load_json
-
     path = bundle_dir / METADATA_FILE
     if not path.exists():
         raise EvaluationError(
@@ -340,7 +332,7 @@ def _feature_diffs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def latest(a: str, b: str | None) -> str:
     """The later of two ISO timestamps (b may be None)."""
-    import pandas as pd
+    import pandas as pd  # lazy: wf eval's preflight reads bundles without pandas
 
     return a if b is None or pd.Timestamp(a) >= pd.Timestamp(b) else b
 
@@ -355,7 +347,7 @@ def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, 
 
     That is its own train span and the data of the model it warm-started from (``data_end``).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: wf eval's preflight reads bundles without pandas
 
     saved = meta.get("window") or {}
     try:
@@ -381,8 +373,6 @@ def check_time_order(meta: dict[str, Any], window: Any, timestamps: np.ndarray, 
 
 def write_statistics(path: Path, mean: np.ndarray, var: np.ndarray, clip_obs: float, count: int) -> None:
     """Per-feature normalisation statistics in a plain format (npz, no pickle)."""
-    from backend.core.jsonio import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(
@@ -436,8 +426,8 @@ def load_agent(
 
     Returns (agent, normalisation, clip_obs, metadata); ``agent`` offers ``policy(deterministic)``.
     """
-    from backend.envs.intraday_env import STATE_NAMES
-    from backend.training import agents
+    from backend.envs.intraday_env import STATE_NAMES  # heavy: gymnasium
+    from backend.training import agents  # heavy: gymnasium
 
     meta = read_metadata(bundle_dir)
     cfg = replay_config(cfg, meta, bundle_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ import numpy as np
 
 from backend.config.models import Config, config_hash
 from backend.core.errors import ArtifactError, TrainingError
-from backend.core.jsonio import write_atomic, write_json
+from backend.core.jsonio import atomic_path, write_atomic, write_json
 from backend.core.status import Status
 from backend.envs.intraday_env import STATE_NAMES, IntradayTradingEnv
 from backend.features.builtin import MarketArrays, fit_normalisation
-from backend.training import bundle
+from backend.training import agents, algorithms, bundle
 from backend.training.warm_start import WarmStart
 from backend.walkforward.windows import Window
 
@@ -35,9 +36,7 @@ class TrainResult:
 
 def set_threads(cfg: Config, device: str = "cpu") -> None:
     """One thread per worker by default (training.torch_threads), for torch and, for the sbx backend, JAX."""
-    from backend.training.algorithms import configure_worker
-
-    configure_worker(cfg.agent.backend, cfg.training.torch_threads, device)
+    algorithms.configure_worker(cfg.agent.backend, cfg.training.torch_threads, device)
 
 
 def pick_device(cfg: Config) -> str:
@@ -112,8 +111,6 @@ def sb3_statistics_file(cfg: Config, env_fn, norm, count: int, path: Path) -> No
     The harness itself never loads it (it reads obs_stats.npz, which cannot run code).
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from backend.core.jsonio import atomic_path
 
     vn = VecNormalize(
         DummyVecEnv([env_fn]), training=False, norm_obs=True, norm_reward=False, clip_obs=CLIP_OBS, epsilon=0.0
@@ -237,8 +234,6 @@ def _build_model(cfg: Config, venv, seed: int, device: str, warm_path: Path | No
     """The algorithm on ``venv``, its weights from ``warm_path`` when given, logging to TensorBoard when asked."""
     from stable_baselines3.common.logger import configure
 
-    from backend.training import agents
-
     model = agents.build(cfg, venv, seed, device)
     if warm_path is not None:
         agents.warm_start(model, warm_path, device)
@@ -251,7 +246,7 @@ def _callbacks(cfg: Config, window: Window, out_dir: Path, progress_bar: Any, st
     """The progress-file callback (``_learn`` marks it on failure) and the list of every training callback."""
     from stable_baselines3.common.callbacks import CallbackList
 
-    from backend.training.callbacks import (
+    from backend.training.callbacks import (  # heavy: stable_baselines3
         EpisodeStatsCallback,
         FiniteCheckCallback,
         ProgressFileCallback,
@@ -303,8 +298,6 @@ def _metadata(
 
 
 def _check_finite_weights(model) -> None:
-    from backend.training import algorithms
-
     bad = algorithms.non_finite_parameters(model) if hasattr(algorithms, "non_finite_parameters") else []
     if bad:
         raise TrainingError(f"non-finite weights in {bad[0]} after training (check: loss); lower sac.learning_rate")
@@ -312,8 +305,6 @@ def _check_finite_weights(model) -> None:
 
 def _save_bundle(cfg: Config, model, env_fn, norm, window: Window, out_dir: Path) -> dict[str, str]:
     """Model and statistics first; metadata (holding their hashes) is written last by the caller."""
-    from backend.training import agents
-
     model_path = out_dir / bundle.MODEL_FILE
     buf = io.BytesIO()
     try:
@@ -331,10 +322,6 @@ def _save_bundle(cfg: Config, model, env_fn, norm, window: Window, out_dir: Path
 
 
 def _libraries(cfg: Config) -> dict[str, str | None]:
-    from backend.training import algorithms
-
     if hasattr(algorithms, "library_versions"):
         return algorithms.library_versions(cfg.agent.backend)
-    from importlib import metadata
-
     return {name: metadata.version(name) for name in ("stable-baselines3", "torch")}

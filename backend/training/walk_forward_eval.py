@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    from backend.cli.app import eval_command
+    from backend.cli.app import eval_command  # lazy: upward (entry shim); importing this module loads no CLI
 
     eval_command.main(args=argv, prog_name="python -m backend.training.walk_forward_eval")
 

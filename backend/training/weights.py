@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import zipfile
 from pathlib import Path
 from typing import IO, Any
@@ -85,8 +86,6 @@ def load_weights(
 
 def _load_torch_weights(model: Any, archive: zipfile.ZipFile, name: str, device: str, error: type) -> None:
     """Each ``.pth`` entry with ``torch.load(weights_only=True)``; ``data`` is never read."""
-    import pickle
-
     import torch
 
     params: dict[str, Any] = {}
