@@ -33,8 +33,12 @@ import pandas as pd
 from backend.checks.env_audit import EnvAuditOptions, EnvFinding, audit_env, describe, perturb_after
 from backend.checks.warmup_audit import first_undeclared_read
 from backend.core import fsguard
-from backend.features.builtin import MarketArrays
+from backend.core.errors import EvaluationError
+from backend.features.builtin import MarketArrays, compute_features
+from backend.run import driver as pipeline
+from backend.run.tasks import WarmStart, WindowTask, features_for, train_task, window_paths
 from backend.run.window_setup import Setup
+from backend.training import bundle
 from backend.walkforward.windows import Window
 
 PREFIX_HISTORY = 5_000  # bars of history before each test bar for the feature check (warm-up of every feature)
@@ -103,8 +107,6 @@ class Auditor:
         return market, f"{self.s.bars.data_hash()}-audit-{self._variant}"
 
     def task(self, w: Window, market: MarketArrays, data_key: str, root: Path):
-        from backend.run.tasks import WindowTask
-
         return WindowTask(
             run="audit",
             config=self.cfg,
@@ -122,9 +124,6 @@ class Auditor:
     # -- 1. training
     def train_chain(self, target: Window, market: MarketArrays, data_key: str, root: Path, reuse: bool = False) -> Path:
         """Train ``target`` as the run would: its warm-start chain first (sources planned by the real code)."""
-        from backend.run import driver as pipeline
-        from backend.run.tasks import WarmStart, features_for, train_task, window_paths
-
         by_id = {w.id: w for w in self.s.windows}
         sources = pipeline.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
         chain, k = [target.id], target.id
@@ -140,8 +139,6 @@ class Auditor:
             task = self.task(by_id[wid], market, data_key, root)
             src = sources.get(wid)
             if src is not None and (root / src / "model.zip").exists():
-                from backend.training import bundle
-
                 meta = bundle.read_metadata(root / src)
                 task.warm_start = WarmStart(src, (root / src / "model.zip").read_bytes(), bundle.data_end(meta))
             wdir, tb_dir = window_paths(root, wid)
@@ -151,8 +148,6 @@ class Auditor:
 
     def audit_metadata(self, w: Window, reference: Path) -> None:
         """The bundle's own record of what it trained on must end with the window's train span."""
-        from backend.training import bundle
-
         meta = bundle.read_metadata(reference)
         claimed = pd.Timestamp((meta.get("window") or {}).get("train_end"))
         seen = pd.Timestamp(bundle.data_end(meta))
@@ -188,8 +183,7 @@ class Auditor:
 
     def audit_training_env(self, w: Window, other: MarketArrays, key: str, cut: int) -> None:
         """The trainer's own env factory, stepped through every train session with fixed actions."""
-        from backend.run.tasks import features_for
-        from backend.training.trainer import train_env_factory
+        from backend.training.trainer import train_env_factory  # heavy: gymnasium
 
         fa = features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
         fb = features_for(other, list(self.cfg.env.features), key)
@@ -222,9 +216,7 @@ class Auditor:
         return sorted(cuts)
 
     def audit_replay(self, w: Window, bundle_dir: Path) -> int:
-        from backend.core.errors import EvaluationError
-        from backend.evaluation.replay import replay_agent
-        from backend.run.tasks import features_for
+        from backend.evaluation.replay import replay_agent  # heavy: gymnasium
 
         names = list(self.cfg.env.features)
         ref_obs: list = []
@@ -272,9 +264,6 @@ class Auditor:
         do not depend on where the history starts once warmed up); a feature that reads any later bar — at one
         bar a session, at noon, on Mondays — differs at that bar. No random cut has to land on it.
         """
-        from backend.features.builtin import compute_features
-        from backend.run.tasks import features_for
-
         names = list(self.cfg.env.features)
         full = features_for(self.s.market, names, self.s.bars.data_hash())
         for t in range(w.test_start, w.test_end):
@@ -323,8 +312,7 @@ class Auditor:
 
     # -- 3. structure
     def audit_structure(self, w: Window) -> None:
-        from backend.run.tasks import features_for
-        from backend.training.trainer import train_env_factory
+        from backend.training.trainer import train_env_factory  # heavy: gymnasium
 
         if w.train_end + self.s.embargo > w.test_start:
             self.findings.append(
@@ -347,8 +335,6 @@ class Auditor:
 
     def audit_env(self) -> None:
         """Every bar of every session of both spans: the real env factories on original, perturbed, truncated bars."""
-        from backend.run.tasks import features_for
-
         feats = features_for(self.s.market, list(self.cfg.env.features), self.s.bars.data_hash())
         found, stats = audit_env(self.cfg, self.s.market, feats, self.s.windows, EnvAuditOptions(seed=self.opts.seed))
         for f in found:
@@ -368,8 +354,6 @@ class Auditor:
         return describe(f, self.stamp)
 
     def run(self) -> None:
-        from backend.run.tasks import features_for
-
         if self.opts.env_check:
             self.audit_env()
         if not self.opts.agent:

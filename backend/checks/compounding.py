@@ -15,9 +15,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from backend.config.models import DataConfig, EnvConfig
 from backend.core.errors import EXIT_OK
 from backend.core.intervals import INTERVAL_MINUTES
+from backend.data.loader import load_bars
+from backend.evaluation.metrics import trade_records
+from backend.features.builtin import MarketArrays, compute_features
 
 
 def compounding_error(trade_returns: np.ndarray, bar_returns: np.ndarray) -> float:
@@ -28,8 +33,6 @@ def compounding_error(trade_returns: np.ndarray, bar_returns: np.ndarray) -> flo
 
 
 def window_figures(folder: Path) -> tuple[int, float]:
-    import pandas as pd
-
     trades = pd.read_csv(folder / "trades.csv")
     bars = pd.read_csv(folder / "equity.csv")
     return len(trades), compounding_error(trades["return"].to_numpy(), bars["net_return"].to_numpy())
@@ -37,12 +40,8 @@ def window_figures(folder: Path) -> tuple[int, float]:
 
 def ledger_figures(interval: str, sessions: int, seed: int = 0) -> tuple[int, float]:
     """A seeded random target policy (entries, flips, exits, holds) through the real env and the real ledger."""
-    from backend.config.models import DataConfig, EnvConfig
-    from backend.data.loader import load_bars
-    from backend.envs.intraday_env import IntradayTradingEnv
-    from backend.evaluation.metrics import trade_records
-    from backend.evaluation.simulate import run_policy
-    from backend.features.builtin import MarketArrays, compute_features
+    from backend.envs.intraday_env import IntradayTradingEnv  # heavy: gymnasium
+    from backend.evaluation.simulate import run_policy  # heavy: gymnasium
 
     # model_validate: mypy reads Field(<positional default>) as a required argument of the constructor
     bars = load_bars(DataConfig.model_validate({"interval": interval}))

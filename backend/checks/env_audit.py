@@ -41,7 +41,8 @@ from backend.checks.env_audit_variants import (
     perturb_after,
     tour,
 )
-from backend.features.builtin import MarketArrays
+from backend.checks.env_tours import STEP_COLS, Tours, first_difference, order_depends_on_bars
+from backend.features.builtin import MarketArrays, compute_features
 
 ENV_HISTORY = 512  # bars of history before each session in its local slice (feature warm-up)
 TARGETS = (1.0, -1.0, 0.0, 0.5, None)  # entries/flips, exits, partial sizes; None = hold the previous target
@@ -123,7 +124,7 @@ def reshape_after(market: MarketArrays, cut: int, ep_last: int, rng: np.random.G
 
 def slot_name(i: int, names: list[str], lookback: int) -> str:
     """Observation slot ``i`` by name: feature k at lag j (rows are oldest first), or the state variable."""
-    from backend.envs.intraday_env import STATE_NAMES
+    from backend.envs.intraday_env import STATE_NAMES  # heavy: gymnasium
 
     n_feat = len(names)
     if i < lookback * n_feat:
@@ -174,8 +175,6 @@ class SessionCheck:
     def env(self, market: MarketArrays, dropped: int = 0) -> Any:
         """The span's real factory on a local market (features recomputed by the real feature code); ``dropped``:
         bars of the session removed from ``market`` (the reshaped variant)."""
-        from backend.features.builtin import compute_features
-
         feats = compute_features(market, self.ctx.names)
         s, e = self.a - self.lo, min(len(market), self.b - self.lo - dropped)
         w = dataclasses.replace(self.ctx.window, train_start=s, train_end=e, test_start=s, test_end=e)
@@ -300,11 +299,11 @@ class EnvAuditContext:
     def factory(self, span: str, market: MarketArrays, feats: np.ndarray, w: Any) -> Any:
         """The trainer's own factory (train) or the replay's own factory (test): the code that really runs."""
         if span == "train":
-            from backend.training.trainer import train_env_factory
+            from backend.training.trainer import train_env_factory  # heavy: gymnasium
 
             make, _ = train_env_factory(self.cfg, market, feats, w, stats=self.norm)
             return make()
-        from backend.evaluation.replay import test_env_factory
+        from backend.evaluation.replay import test_env_factory  # heavy: gymnasium
 
         return test_env_factory(self.cfg, market, feats, w, self.norm, self.clip_obs)()
 
@@ -319,7 +318,7 @@ def audit_env(
     cfg: Any, market: MarketArrays, features: np.ndarray, windows: list, opts: EnvAuditOptions | None = None
 ) -> tuple[list[EnvFinding], EnvAuditStats]:
     """Run the exhaustive env check over ``windows``; stops a window at its first finding."""
-    from backend.training.trainer import CLIP_OBS, feature_stats
+    from backend.training.trainer import CLIP_OBS, feature_stats  # heavy: gymnasium
 
     opts = opts or EnvAuditOptions()
     stats, findings = EnvAuditStats(), []
@@ -362,8 +361,6 @@ def span_finding(ctx: EnvAuditContext, job: InPlaceJob) -> EnvFinding | None:
 
 def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | None:
     """Both spans played as the trainer and the replay play them, against their sessions alone (env_tours.py)."""
-    from backend.checks.env_tours import Tours, first_difference, order_depends_on_bars
-
     probe = ctx.factory("train", ctx.market, features, ctx.window)  # for its action mapping only
 
     def actions(first: int, n: int, visit: int) -> list[np.ndarray]:
@@ -402,8 +399,6 @@ def tour_finding(ctx: EnvAuditContext, features: np.ndarray) -> EnvFinding | Non
 
 
 def _tour_what(ctx: EnvAuditContext, kind: str, col: int) -> str:
-    from backend.checks.env_tours import STEP_COLS
-
     if kind == "obs":
         return "observation: " + slot_name(col, ctx.names, ctx.lookback)
     return f"{STEP_COLS[col]} of the step into the bar" if kind == "step" else "episode length"

@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,9 +208,6 @@ class InPlaceRunner:
             job = dataclasses.replace(job, opts=dataclasses.replace(job.opts, worker_init=None))
             return self.perturbed(job, self.references(job))
         if not self.pools:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             spawn = multiprocessing.get_context("spawn")
             self.pools = [ProcessPoolExecutor(1, mp_context=spawn) for _ in range(2)]
         refs = self.pools[0].submit(self.references, job).result()

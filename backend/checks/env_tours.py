@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.features.builtin import compute_features
+
 TOUR_ROUNDS = 10  # the train tour stops once every session was visited, or after this many times their count
 STEP_COLS = ("reward", "net return", "held position", "equity", "cost", "position chosen", "trade cost", "account")
 
@@ -88,7 +90,7 @@ class Tours:
 
     def train_tour(self, market: Any, features: np.ndarray) -> tuple[list[Visit], Any]:
         """The train span as the trainer plays it: its vec-env wrapper, seed and plain resets, random order."""
-        from backend.training.trainer import train_vec_env
+        from backend.training.trainer import train_vec_env  # heavy: gymnasium
 
         made: list = []
 
@@ -112,7 +114,7 @@ class Tours:
 
     def test_tour(self) -> tuple[list[Visit], Any]:
         """The test span as the replay plays it: its own loop (``run_policy``), episodes in order, no seed."""
-        from backend.evaluation.simulate import run_policy
+        from backend.evaluation.simulate import run_policy  # heavy: gymnasium
 
         env = self.ctx.factory("test", self.ctx.market, self.features, self.ctx.window)
         visits = record(env)
@@ -183,8 +185,6 @@ def _first_diff(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
 def order_depends_on_bars(tours: Tours, visits: list[Visit], perturbed: Any) -> int | None:
     """The train tour replayed on ``perturbed`` bars (the market perturbed from the span's start; features
     recomputed): the first visit whose session differs (None: the same order)."""
-    from backend.features.builtin import compute_features
-
     other = perturbed
     again, _ = tours.train_tour(other, compute_features(other, tours.ctx.names))
     for k, (a, b) in enumerate(zip(visits, again, strict=False)):

@@ -21,6 +21,8 @@ from backend.core import fsguard, stages
 from backend.core.errors import EXIT_OK, EXIT_PARTIAL
 from backend.core.jsonio import load_json, write_json
 from backend.core.status import Status
+from backend.run import driver as pipeline
+from backend.run.options import DriverOptions, SetupOptions
 
 PSR_LEVEL = 0.95
 EDGE = 0.3
@@ -47,9 +49,6 @@ CONFIG: dict[str, Any] = {
 
 
 def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac") -> int:
-    from backend.run import driver as pipeline
-    from backend.run.options import DriverOptions, SetupOptions
-
     for name in ("edge", "random_walk"):  # both runs overwrite their folder: never one reached through a link
         fsguard.check_no_escape(out, out / name, "the sanity folder")
     out.mkdir(parents=True, exist_ok=True)

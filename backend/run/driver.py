@@ -27,6 +27,7 @@ from backend.core.errors import (
 )
 from backend.core.jsonio import write_json, write_text
 from backend.core.status import Status
+from backend.evaluation import report
 from backend.evaluation.aggregate import stitched
 from backend.run import executors
 from backend.run import folder as rf
@@ -179,7 +180,7 @@ class RunDriver:
         write_json(self.out / "environment.json", environment())
 
     def _restore(self, wid: str, entry: dict[str, Any]) -> None:
-        from backend.evaluation.replay import headline, read_series
+        from backend.evaluation.replay import headline, read_series  # heavy: gymnasium
 
         assert self.summary is not None
         k = next(i for i, w in enumerate(self.summary.doc["windows"]) if w["id"] == wid)
@@ -242,7 +243,7 @@ class RunDriver:
             self.summary.save()
 
     def on_result(self, result: WindowResult) -> None:
-        from backend.evaluation.replay import headline
+        from backend.evaluation.replay import headline  # heavy: gymnasium
 
         assert self.summary is not None
         wid, entry = result.window_id, self.summary.window(result.window_id)
@@ -342,9 +343,7 @@ class RunDriver:
         assert self.summary is not None
         t0 = time.perf_counter()
         try:
-            from backend.evaluation.report import build_report
-
-            path = build_report(self.out)
+            path = report.build_report(self.out)
         except KeyboardInterrupt:
             self.summary.doc["warnings"].append("report interrupted (Ctrl-C); rebuild it with --resume")
             self.summary.stage("report", Status.INTERRUPTED, time.perf_counter() - t0)

@@ -55,7 +55,7 @@ def replay(
     out, root, what = _output_folder(bundle_dir, output_dir)  # checked before the data are even loaded
     config, windows = _run_files(bundle_dir.parent, config, windows)
     bundle.preflight(bundle_dir, _summary_hashes(bundle_dir.parent, bundle_dir.name))  # a hostile bundle: exit 5 now
-    from backend.run.window_setup import setup  # after the preflight: a refused bundle loads no data code
+    from backend.run.window_setup import setup  # lazy: after the preflight; a refused bundle loads no data code
 
     opts = SetupOptions(
         symbol=symbol,
@@ -70,7 +70,7 @@ def replay(
     s = setup(opts)
     window = _pick_window(s, window_id, bundle_dir.name, windows)
     result, doc = _replay(s, bundle_dir, window, model)
-    from backend.evaluation.replay import headline, write_replay_files
+    from backend.evaluation.replay import headline, write_replay_files  # heavy: gymnasium
 
     fsguard.make_dirs(root, out, what)  # again: a link made meanwhile
     write_replay_files(out, result, s.market, s.timezone, doc, s.cfg.env.initial_capital)
@@ -122,7 +122,7 @@ def _pick_window(s, window_id: str | None, folder_name: str, windows: str):
 
 def _replay(s, bundle_dir: Path, window, model: Path):
     """The replay (checked against the bundle's metadata and, inside a run folder, its summary) and its document."""
-    from backend.evaluation.replay import evaluation_document, replay_bundle
+    from backend.evaluation.replay import evaluation_document, replay_bundle  # heavy: gymnasium
 
     meta = bundle.read_metadata(bundle_dir)
     if meta.get("data_hash") != s.bars.data_hash():

@@ -228,7 +228,7 @@ def _failed(out: WindowResult, stage: str, status: str, code: int, kind: str, me
 
 def train_task(task: WindowTask, market: MarketArrays, features: np.ndarray, *, wdir: Path, tb_dir: Path, stop: Any):
     """The training half of a window task (also what `wf audit` trains with): the trainer with the task's inputs."""
-    from backend.training.trainer import train_window
+    from backend.training.trainer import train_window  # heavy: gymnasium
 
     bar = _progress_bar(task) if task.progress else None
     try:
@@ -254,7 +254,12 @@ def train_task(task: WindowTask, market: MarketArrays, features: np.ndarray, *, 
 def _replay(
     task: WindowTask, market: MarketArrays, features: np.ndarray, wdir: Path, tb_dir: Path, out: WindowResult
 ) -> None:
-    from backend.evaluation.replay import equity_frame, evaluation_document, replay_bundle, write_replay_files
+    from backend.evaluation.replay import (  # heavy: gymnasium
+        equity_frame,
+        evaluation_document,
+        replay_bundle,
+        write_replay_files,
+    )
 
     cfg = task.config
     rep = replay_bundle(wdir, cfg, market, features, task.window, task.periods_per_year, benchmark=task.benchmark)
