@@ -50,7 +50,7 @@ def collect(paths: list[str]) -> list[dict[str, Any]]:
         elif (folder / "summary.json").exists():
             kind = load_json(folder / "summary.json", "summary").get("kind")
             if kind == "universe":
-                from backend.studies.compare_universe import universe_rows
+                from backend.studies.compare_universe import universe_rows  # lazy: keeps wf --help free of pandas
 
                 rows.extend(universe_rows(folder, source))
             elif kind == "multi_seed":

@@ -98,7 +98,7 @@ def groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, A
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    import numpy as np
+    import numpy as np  # lazy: keeps wf --help free of numpy
 
     if not values:
         return None, None

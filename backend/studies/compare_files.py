@@ -5,6 +5,8 @@ Part of :mod:`backend.studies.compare` (which re-exports it).
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,6 @@ from backend.studies.compare_constants import COLLAPSE_PREFIX
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """Rows as CSV (columns in order of first appearance; None → empty), readable by ``pandas.read_csv``."""
-    import csv
-    import io
-
     cols = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_")))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
@@ -51,9 +50,12 @@ def sweep_statistics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     Trials are the members that produced an out-of-sample Sharpe; the variance of the trials'
     per-bar Sharpe ratios sets the expected maximum Sharpe of unskilled trials.
     """
-    import numpy as np
+    import numpy as np  # lazy: keeps wf --help free of numpy
 
-    from backend.evaluation.statistics import deflated_sharpe_ratio, expected_max_sharpe
+    from backend.evaluation.statistics import (  # lazy: keeps wf --help free of numpy
+        deflated_sharpe_ratio,
+        expected_max_sharpe,
+    )
 
     with_sr = [r for r in rows if r.get("_stats") and r["_stats"].get("sharpe_per_bar") is not None]
     n_trials = len(with_sr)

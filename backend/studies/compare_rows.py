@@ -51,7 +51,7 @@ def config_label(summary: dict[str, Any], name: str | None = None) -> str:
 
 def member_row(summary_path: Path, name: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """One comparison row from a run's summary.json."""
-    import numpy as np
+    import numpy as np  # lazy: keeps wf --help free of numpy
 
     s = load_json(summary_path, "summary")
     agg = s.get("aggregate") or {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.core.stages import fmt_num, fmt_pct
 from backend.studies.compare_columns import _few, add_config_columns, comparability, groups
 from backend.studies.compare_constants import SHORT_VERDICT
 from backend.studies.compare_rows import is_finite
@@ -35,8 +36,6 @@ def render_table(head: list[tuple[str, str]], body: list[list[str]]) -> list[str
 
 
 def plus_minus(mean: float | None, sd: float | None, pct: bool = False) -> str:
-    from backend.core.stages import fmt_num, fmt_pct
-
     if mean is None:
         return "—"
     fmt = fmt_pct if pct else fmt_num
@@ -46,8 +45,6 @@ def plus_minus(mean: float | None, sd: float | None, pct: bool = False) -> str:
 
 
 def _ci(lo: float | None, hi: float | None) -> str:
-    from backend.core.stages import fmt_num
-
     if lo is None or hi is None:
         return "—"
     return f"[{fmt_num(lo)}, {fmt_num(hi)}]"
@@ -97,8 +94,6 @@ CONFIG_TABLE_HEAD: list[tuple[str, str]] = [
 
 def _iqm_cell(g: dict[str, Any]) -> str:
     """The config's IQM with its CI, or a dash."""
-    from backend.core.stages import fmt_num
-
     if g.get("config_iqm") is None:
         return "—"
     if g.get("config_iqm_ci_low") is None:
@@ -150,8 +145,6 @@ def config_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> li
 
 def member_table(rows: list[dict[str, Any]]) -> list[str]:
     """One line per member: full name, seed, status, Sharpe and its bootstrap CI, PSR, DSR with its N, flags."""
-    from backend.core.stages import fmt_num, fmt_pct
-
     srcs = _sources(rows)
     trials = {r.get("dsr_n_trials") for r in rows if r.get("dsr") is not None}
     one_n = len(trials) == 1
@@ -210,8 +203,6 @@ def format_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> st
 
     Rows without the per-config columns get them here (no selection: no IQM or verdict).
     """
-    from backend.core.stages import fmt_num
-
     if rows and any("config_sharpe_mean" not in r for r in rows):
         add_config_columns(rows)
     out = [
@@ -222,7 +213,7 @@ def format_table(rows: list[dict[str, Any]], sort_key: str = "oos_sharpe") -> st
         "Members",
         *member_table(rows),
     ]
-    from backend.studies import compare_universe as cu
+    from backend.studies import compare_universe as cu  # lazy: keeps wf --help free of pandas
 
     symbols = cu.universe_body(rows)
     if symbols:

@@ -12,12 +12,14 @@ Part of :mod:`backend.studies.compare`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from backend.core.jsonio import load_json
+from backend.core.stages import fmt_num, fmt_pct
 from backend.core.status import Status
 from backend.evaluation.documents import SelectionDocument
 from backend.evaluation.selection import (
@@ -88,8 +90,6 @@ HEAD: list[tuple[str, str]] = [
 
 
 def _symbol_line(name: str, symbol: str, e: dict[str, Any]) -> list[str]:
-    from backend.core.stages import fmt_num, fmt_pct
-
     scores = [x for xs in (e.get("window_sharpes") or {}).values() for x in xs]
     beat = e.get("beats_buy_and_hold")
     return [
@@ -108,8 +108,6 @@ def _symbol_line(name: str, symbol: str, e: dict[str, Any]) -> list[str]:
 
 
 def _cross_line(name: str, cross: dict[str, Any]) -> list[str]:
-    from backend.core.stages import fmt_num
-
     ws = cross.get("window_sharpe") or {}
     iqm = fmt_num(ws.get("iqm"))
     if ws.get("ci_low") is not None:
@@ -215,7 +213,5 @@ def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any)
         doc["alignment"] = {"n_bars": len(data.returns), "dropped_bars": data.dropped_bars}
         return doc
     except Exception as e:  # the sweep's boundary: its members' results must still be written
-        import warnings
-
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
         return {"schema_version": SCHEMA_VERSION, "status": Status.FAILED, "reason": f"{type(e).__name__}: {e}"}

@@ -18,8 +18,18 @@ from typing import TYPE_CHECKING, Any
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
 from backend.core.status import Status
+from backend.evaluation.selection import selection_from_rows
+from backend.evaluation.sweep_report import build_sweep_report
+from backend.run import executors
+from backend.run import folder as rf
+from backend.run.dispatch import run_drivers
+from backend.run.driver import RunDriver, window_setup_detail
 from backend.run.options import DriverOptions, RunRequest
+from backend.run.universe import Universe, is_universe, symbol_setups
+from backend.run.window_setup import load_run_config, setup
+from backend.studies import compare
 from backend.studies.compare import member_row
+from backend.studies.compare_universe import universe_rows, universe_selection
 from backend.walkforward.windows import check_id
 
 if TYPE_CHECKING:
@@ -66,8 +76,6 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
 
 def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
     """Set up every member, run all (member × window) tasks on ``executor``; 0 if all completed, else 1 (130)."""
-    from backend.run.dispatch import run_drivers
-
     with ExitStack() as stack:
         planned, drivers = [], {}
         for m in members:
@@ -107,10 +115,6 @@ def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
 
 def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
     """A member's driver and its (driver, tasks) pairs: one RunDriver, or a universe's (data.symbols / --symbols)."""
-    from backend.run.driver import RunDriver
-    from backend.run.universe import Universe, symbol_setups
-    from backend.run.window_setup import load_run_config, setup
-
     loaded = load_run_config(req.setup)
     if loaded.config.data.symbols:  # SWEEP/<member>/<SYMBOL>/: every symbol's windows on the sweep's pool
         universe = Universe(req.driver, symbol_setups(req.setup, loaded), None)
@@ -124,8 +128,6 @@ def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, l
 
 
 def _setup_line(s: Any) -> str:
-    from backend.run.driver import window_setup_detail
-
     return window_setup_detail(s)
 
 
@@ -138,9 +140,6 @@ def _first_error(driver: Any) -> str | None:
 
 def rows_for(members: list[Member]) -> list[dict[str, Any]]:
     """One row per member; a universe member gives one row per symbol (``<member>/<SYMBOL>``)."""
-    from backend.run.universe import is_universe
-    from backend.studies.compare_universe import universe_rows
-
     rows = []
     for m in members:
         path = m.output_dir / "summary.json"
@@ -166,11 +165,7 @@ def rows_for(members: list[Member]) -> list[dict[str, Any]]:
 
 def selection(rows: list[dict[str, Any]]) -> SelectionDocument:
     """PBO, SPA/StepM against the baselines, IQM and P(A > B) of the sweep (never raises: refusals are reasons)."""
-    from backend.evaluation.selection import selection_from_rows
-
     if any(r.get("universe") for r in rows):  # units: symbol × window (SPY/w01 ...), see sweep_report
-        from backend.studies.compare_universe import universe_selection
-
         return universe_selection(rows, seed=0)
     return selection_from_rows(rows, seed=0)
 
@@ -178,8 +173,6 @@ def selection(rows: list[dict[str, Any]]) -> SelectionDocument:
 def report(out: Path) -> None:
     """The sweep's report.html; a failure is shown, never fatal."""
     try:
-        from backend.evaluation.sweep_report import build_sweep_report
-
         path = build_sweep_report(out)
     except Exception as e:  # the sweep's results are written already
         stages.emit(False, "Sweep report", f"{type(e).__name__}: {e}")
@@ -212,8 +205,6 @@ def run_sweep(patterns: list[str], seeds: list[int], request: RunRequest) -> int
     ``request`` holds the CLI's parsed flags: every member sets up with ``request.setup`` (its own config and
     seed) and runs with ``request.driver`` (its own folder under ``output_dir``).
     """
-    from backend.run import folder as rf
-
     options = request.driver
     out = rf.check_output_dir(options.output_dir)
     if not patterns:
@@ -242,11 +233,8 @@ def _refuse_existing(members: list[Member], out: Path, options: DriverOptions) -
 def _run_and_write(
     members: list[Member], out: Path, request: RunRequest
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    from backend.run.executors import make_executor
-    from backend.studies import compare
-
     options = request.driver
-    executor = make_executor(options.executor, options.workers, ray_address=options.ray_address)
+    executor = executors.make_executor(options.executor, options.workers, ray_address=options.ray_address)
     code = execute(members, request, executor)
     rows = rows_for(members)
     extra = compare.sweep_statistics(rows)
@@ -260,8 +248,6 @@ def _run_and_write(
 def _print_outcome(
     members: list[Member], rows: list[dict[str, Any]], extra: dict[str, Any], code: int, out: Path
 ) -> None:
-    from backend.studies import compare
-
     print(compare.format_table(compare.sort_rows(rows)), flush=True)
     print_selection(extra["selection"])
     done = sum(m.status in (Status.COMPLETED, Status.SKIPPED) for m in members)

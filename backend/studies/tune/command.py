@@ -45,6 +45,7 @@ from backend.studies.tune.storage import (
     open_study,
     shown_url,
 )
+from backend.studies.tune.strict import plan_table, run_strict, strict_plan
 from backend.studies.tune.study import Search, check_replaceable
 
 # ------------------------------------------------------------------------------------------ the command
@@ -63,8 +64,6 @@ def run_tune(t: TuneOptions) -> int:
         print(dry_run_table(s), flush=True)
         print(validation_table(s, inner), flush=True)
         if t.strict:
-            from backend.studies.tune.strict import plan_table, strict_plan
-
             print(plan_table(s, strict_plan(s, inner)), flush=True)
         else:
             for w in _seen_warning(s, inner):
@@ -82,8 +81,6 @@ def run_tune(t: TuneOptions) -> int:
     with rf.FolderLock(out, "tune"):
         _check_owner(out, name)
         if t.strict:
-            from backend.studies.tune.strict import run_strict
-
             with sigterm_as_interrupt():
                 return run_strict(t, s, space, inner, out, name, url, pruner)
         study = open_study(url, name, pruner)

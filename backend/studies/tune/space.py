@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from backend.config.models import Config, validate
 from backend.core.errors import InputError
 from backend.core.jsonio import load_json
+from backend.features.builtin import check_feature_names
 
 SPACE_TYPES: dict[str, tuple[str, ...]] = {
     "float": ("type", "low", "high", "log", "step"),
@@ -75,8 +78,6 @@ class Space:
 
     def config(self, base: dict[str, Any], values: dict[str, Any]) -> Config:
         """The base config (a raw dict) with ``values`` set, validated strictly."""
-        from backend.features.builtin import check_feature_names
-
         raw = copy.deepcopy(base)
         for key, value in values.items():
             _set(raw, key, value)
@@ -111,8 +112,6 @@ def _set(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def _config_keys(model: Any = Config, prefix: str = "") -> tuple[dict[str, Any], set[str]]:
     """Every settable key path of the Config model (leaves) and every section path."""
-    from pydantic import BaseModel
-
     leaves: dict[str, Any] = {}
     sections: set[str] = set()
     for name, info in model.model_fields.items():

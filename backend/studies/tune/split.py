@@ -7,11 +7,13 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from backend.core.errors import DataError, InputError
 from backend.evaluation import metrics
 from backend.evaluation.statistics import moments
 from backend.evaluation.trials import decode_returns, encode_returns  # noqa: F401  (re-exported)
+from backend.features import warmup_bars
 from backend.run.driver import Setup
 from backend.walkforward.windows import Window, WindowSpec
 
@@ -97,8 +99,6 @@ def _split(w: Window, s: Setup, days: int | None, not_before: int = 0) -> Window
     ts, tz = s.market.timestamps, s.timezone
 
     def stamp(i: int) -> Any:
-        import pandas as pd
-
         return pd.Timestamp(int(ts[i]), tz="UTC").tz_convert(tz)
 
     text = {
@@ -116,8 +116,6 @@ def read_behind(s: Setup) -> int:
     """Bars a span's episode reads before its first bar: the observation look-back (``env.lookback`` bars including
     the current one) plus the longest feature warm-up (:func:`backend.features.warmup_bars`; a SESSION feature reads
     back to its session's start, counted with the longest session present)."""
-    from backend.features import warmup_bars
-
     sid = np.asarray(s.market.session_id)
     session_bars = int(np.unique(sid, return_counts=True)[1].max()) if len(sid) else 0
     return s.cfg.env.lookback - 1 + warmup_bars(list(s.cfg.env.features), session_bars)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backend.config.models import config_hash
+from backend.config.models import DEFAULT_CONFIG, config_hash, parse_override
 from backend.core.errors import (
     InputError,
 )
@@ -63,15 +64,13 @@ def default_storage(out: Path) -> str:
 
 
 def default_study_name(config: str | None, space: str) -> str:
-    from backend.config.models import DEFAULT_CONFIG
-
     return f"{Path(config or DEFAULT_CONFIG).stem}--{Path(space).stem}"
 
 
 def shown_url(url: str) -> str:
     """A storage URL without its password (for files and stage lines)."""
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # heavy: sqlalchemy (optuna's storage)
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -109,8 +108,6 @@ def _pruner(t: TuneOptions) -> Any:
 
 def open_study(url: str, name: str, pruner: Any) -> Any:
     """Create or load the study (maximise); a storage that cannot be opened is exit 2."""
-    import warnings
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the stage lines say what happens
@@ -161,8 +158,6 @@ def _check_study(study: Any, t: TuneOptions, inputs: dict[str, Any], name: str) 
 
 
 def _override_warnings(t: TuneOptions, space: Space) -> list[str]:
-    from backend.config.models import parse_override
-
     searched = {p.key for p in space.params}
     keys = [".".join(parse_override(item)[0]) for item in t.run.setup.sets]
     return [

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from backend.config.models import LoadedConfig, config_dict, config_hash
 from backend.core import fsguard, stages
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, InputError
@@ -27,6 +29,7 @@ from backend.run import folder as rf
 from backend.run.driver import Setup, execute
 from backend.studies.tune.split import read_range
 from backend.studies.tune.storage import _check_study, _study_inputs, open_study, shown_url
+from backend.studies.tune.study import Search
 from backend.walkforward.windows import Window
 
 
@@ -68,15 +71,11 @@ def plan_table(s: Setup, plan: list[StrictStudy]) -> str:
 
 
 def stamp(s: Setup, i: int) -> str:
-    import pandas as pd
-
     return pd.Timestamp(int(s.market.timestamps[i]), tz="UTC").tz_convert(s.timezone).isoformat()
 
 
 def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, name: str, url: str, pruner: Any) -> int:
     """One study per outer window, then each window's final run with its own study's best config."""
-    from backend.studies.tune.study import Search
-
     plan = strict_plan(s, inner)
     entries: list[dict[str, Any]] = []
     code = EXIT_OK

@@ -46,6 +46,7 @@ from backend.core.errors import (
 from backend.core.jsonio import load_json, write_json
 from backend.core.status import Status
 from backend.evaluation.trials import deflated_sharpe, trials_pbo
+from backend.run import executors
 from backend.run import folder as rf
 from backend.run.driver import (
     Setup,
@@ -129,10 +130,8 @@ class Search:
 
     def _executor(self) -> Any:
         if self.executor is None:
-            from backend.run.executors import make_executor
-
             r = self.t.run.driver
-            self.executor = make_executor(
+            self.executor = executors.make_executor(
                 r.executor, r.workers, ray_address=r.ray_address, threads=self.s.cfg.training.torch_threads
             )
         return self.executor

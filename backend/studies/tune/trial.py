@@ -15,6 +15,7 @@ from typing import Any
 from backend.core import stages
 from backend.core.errors import EXIT_OK
 from backend.core.status import Status
+from backend.evaluation.aggregate import stitched
 from backend.run import folder as rf
 from backend.run.driver import RunDriver
 from backend.run.options import DriverOptions
@@ -85,8 +86,6 @@ class _TrialDriver(RunDriver):
     def finish(self, interrupted: bool) -> int:
         if self.halted != PRUNED or interrupted:
             return super().finish(interrupted)
-        from backend.evaluation.aggregate import stitched
-
         assert self.summary is not None
         doc = self.summary.doc
         done = [e for e in doc["windows"] if e["status"] == Status.COMPLETED]
