@@ -7,12 +7,18 @@ wf eval ...    replay a saved agent on its test window (also: python -m backend.
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from backend.cli.common import StageGroup, data_options, executor_options, handle_errors, window_options
+from backend.cli.config import config_group
+from backend.cli.data import data_group
+from backend.cli.features import features_command
+from backend.cli.inspect import compare_command, diff_command, ls_command
+from backend.cli.tune import tune_command
 from backend.config.agent import ALGORITHMS, BACKENDS
 from backend.config.models import DATA_SOURCES
 from backend.core import stages
@@ -51,8 +57,8 @@ SYMBOLS_HELP = "A universe: run the config on each symbol (comma-separated), a r
 @handle_errors("Window Setup")
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""
-    from backend.run import driver as pipeline
-    from backend.run.window_setup import load_run_config
+    from backend.run import driver as pipeline  # lazy: wf --help loads no numpy/pandas
+    from backend.run.window_setup import load_run_config  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
     seeds = _seed_list(kw.pop("n_seeds"), kw.pop("seed_list"), kw.get("seed"))
@@ -68,10 +74,8 @@ def run_command(**kw: Any) -> int:
         stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
         return EXIT_OK
     if opts.output_dir is None:
-        from datetime import datetime
-
         opts.output_dir = str(Path("runs") / f"{s.bars.symbol}-{s.cfg.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
-    from backend.run.folder import check_output_dir
+    from backend.run.folder import check_output_dir  # lazy: wf --help loads no numpy/pandas
 
     check_output_dir(opts.output_dir)  # before Window Setup is declared ok: one truthful marker per stage
     if not opts.quiet:
@@ -80,7 +84,7 @@ def run_command(**kw: Any) -> int:
         print(f"warning: {w}", file=sys.stderr, flush=True)
     stages.emit(True, "Window Setup", pipeline.window_setup_detail(s), opts.prefix)
     if seeds is not None:
-        from backend.run.seeds import run_seeds
+        from backend.run.seeds import run_seeds  # lazy: wf --help loads no numpy/pandas
 
         return run_seeds(opts, s, seeds)
     return pipeline.execute(opts, s)
@@ -88,16 +92,14 @@ def run_command(**kw: Any) -> int:
 
 def _run_universe(req: RunRequest, loaded: Any, seeds: list[int] | None) -> int:
     """`wf run --symbols A,B,C` (or data.symbols): backend.run.universe."""
-    from backend.run import universe
+    from backend.run import universe  # lazy: wf --help loads no numpy/pandas
 
     if req.setup.dry_run:
         return universe.dry_run(req, loaded)
     opts = req.driver
     if opts.output_dir is None:
-        from datetime import datetime
-
         opts.output_dir = str(Path("runs") / f"universe-{loaded.config.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
-    from backend.run.folder import check_output_dir
+    from backend.run.folder import check_output_dir  # lazy: wf --help loads no numpy/pandas
 
     check_output_dir(opts.output_dir)
     for w in loaded.warnings:
@@ -134,7 +136,7 @@ def _seed_list(n: int | None, listed: str | None, single: int | None) -> list[in
 @handle_errors("Evaluation")
 def eval_command(**kw: Any) -> int:
     """Replay a saved agent on its window's test span, against baselines."""
-    from backend.run.replay import replay
+    from backend.run.replay import replay  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
     return replay(**kw)
@@ -160,8 +162,8 @@ def eval_command(**kw: Any) -> int:
 @handle_errors("Audit")
 def audit_command(**kw: Any) -> int:
     """Prove that training and replay are blind to the future: perturb it, compare bit for bit."""
-    from backend.checks.audit import AuditOptions, run_audit
-    from backend.run import driver as pipeline
+    from backend.checks.audit import AuditOptions, run_audit  # lazy: wf --help loads no numpy/pandas
+    from backend.run import driver as pipeline  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
     opts = AuditOptions(
@@ -216,9 +218,7 @@ def sanity_command(
     timesteps: int, seed: int, output_dir: str | None, backend: str, algorithm: str, quiet: bool, debug: bool
 ) -> int:
     """Planted edge must be found; a random walk must not show one."""
-    from datetime import datetime
-
-    from backend.checks.sanity import run_sanity
+    from backend.checks.sanity import run_sanity  # lazy: wf --help loads no numpy/pandas
 
     if timesteps < 600:
         raise InputError("--timesteps must be at least 600 (SAC starts learning after 500 steps)")
@@ -252,7 +252,7 @@ def sanity_command(
 @handle_errors("Sweep")
 def sweep_command(**kw: Any) -> int:
     """Run every config × seed as a walk-forward member and compare them."""
-    from backend.studies import sweep
+    from backend.studies import sweep  # lazy: wf --help loads no numpy/pandas
 
     seeds = _seed_list(kw.pop("seeds"), kw.pop("seed_list"), None) or [0]
     patterns = list(kw.pop("configs")) + list(kw.pop("more_configs"))
@@ -266,12 +266,6 @@ def main() -> None:
 
 
 def _register_subcommands() -> None:
-    from backend.cli.config import config_group
-    from backend.cli.data import data_group
-    from backend.cli.features import features_command
-    from backend.cli.inspect import compare_command, diff_command, ls_command
-    from backend.cli.tune import tune_command
-
     cli.add_command(data_group)
     cli.add_command(tune_command)
     cli.add_command(config_group)

@@ -29,8 +29,8 @@ def data_group() -> None:
 @handle_errors("Data")
 def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str | None, debug: bool) -> int:
     """Fetch bars from yfinance into the cache (Yahoo's limits are checked first)."""
-    from backend.data import cache, catalog, yahoo
-    from backend.walkforward.windows import parse_day
+    from backend.data import cache, catalog, yahoo  # lazy: wf --help loads no numpy/pandas
+    from backend.walkforward.windows import parse_day  # lazy: wf --help loads no numpy/pandas
 
     symbol = cache.check_symbol(symbol, "SYMBOL")
     lo, hi = parse_day(start, "--start"), parse_day(end, "--end")
@@ -55,7 +55,7 @@ def data_fetch(symbol: str, interval: str, start: str, end: str, cache_dir: str 
 @handle_errors("Data")
 def data_list(cache_dir: str | None, as_json: bool, debug: bool) -> int:
     """List the bundled sample and the cached symbols and intervals (each entry verified)."""
-    from backend.data import catalog
+    from backend.data import catalog  # lazy: wf --help loads no numpy/pandas
 
     folder = catalog.cache_dir(cache_dir)
     rows = catalog.list_cache(folder)
@@ -92,7 +92,7 @@ def data_list(cache_dir: str | None, as_json: bool, debug: bool) -> int:
 @handle_errors("Data")
 def data_import(file: str, symbol: str, interval: str, timezone: str, cache_dir: str | None, debug: bool) -> int:
     """Normalise a broker/vendor CSV or Parquet into the cache (merged with earlier imports of the symbol)."""
-    from backend.data import catalog
+    from backend.data import catalog  # lazy: wf --help loads no numpy/pandas
 
     _check_timezone(timezone)
     m = catalog.import_file(file, symbol, interval, catalog.cache_dir(cache_dir), timezone)
@@ -116,7 +116,7 @@ def data_import(file: str, symbol: str, interval: str, timezone: str, cache_dir:
 @handle_errors("Data")
 def data_delete(symbol: str, interval: str, imported: bool, cache_dir: str | None, debug: bool) -> int:
     """Delete one cache entry (e.g. a corrupt one) so it can be fetched or imported again."""
-    from backend.data import catalog
+    from backend.data import catalog  # lazy: wf --help loads no numpy/pandas
 
     removed = catalog.delete(catalog.cache_dir(cache_dir), symbol, interval, "import" if imported else "yfinance")
     what = ", ".join(str(p) for p in removed) if removed else "nothing (no such entry)"
@@ -125,7 +125,7 @@ def data_delete(symbol: str, interval: str, imported: bool, cache_dir: str | Non
 
 
 def _check_timezone(tz: str) -> None:
-    import pandas as pd
+    import pandas as pd  # lazy: wf --help loads no numpy/pandas
 
     try:
         pd.Timestamp("2020-01-01", tz=tz)
@@ -149,9 +149,9 @@ def _check_timezone(tz: str) -> None:
 @handle_errors("Data")
 def data_show(symbol: str, as_json: bool, **kw: Any) -> int:
     """Range, sessions, gaps and the validation report of a symbol."""
-    from backend.data import catalog
-    from backend.data.loader import resolve_source
-    from backend.walkforward.windows import parse_day
+    from backend.data import catalog  # lazy: wf --help loads no numpy/pandas
+    from backend.data.loader import resolve_source  # lazy: wf --help loads no numpy/pandas
+    from backend.walkforward.windows import parse_day  # lazy: wf --help loads no numpy/pandas
 
     fields: dict[str, Any] = {"symbol": symbol}
     for key in ("source", "interval", "cache_dir", "calendar", "session_cut", "timezone"):

@@ -12,11 +12,12 @@ from backend.cli.common import StageCommand, handle_errors
 from backend.config.models import load_config
 from backend.core import stages
 from backend.core.errors import EXIT_OK, InputError
+from backend.run.options import SetupOptions
 
 
 def _listing(config: str | None, data: str | None, talib_too: bool) -> dict:
-    from backend.features import catalog
-    from backend.features.user import install_entries
+    from backend.features import catalog  # lazy: wf --help loads no numpy/pandas
+    from backend.features.user import install_entries  # lazy: wf --help loads no numpy/pandas
 
     doc: dict = {}
     cfg = None
@@ -31,7 +32,7 @@ def _listing(config: str | None, data: str | None, talib_too: bool) -> dict:
             doc["talib_unavailable"] = str(e)
     path = data or (cfg.data.path if cfg is not None and cfg.data.source in ("file", "auto") else None)
     if path:
-        from backend.data import sources
+        from backend.data import sources  # lazy: wf --help loads no numpy/pandas
 
         frame = sources.read_bar_file(path, cfg.data.timezone if cfg else "America/New_York").frame
         doc["columns"] = {"file": path, "extra": [c for c in frame.columns if c not in sources.OHLCV]}
@@ -56,9 +57,8 @@ def _print_listing(doc: dict) -> None:
 
 
 def _preview(config: str, windows: str) -> dict:
-    from backend.features import catalog
-    from backend.run.options import SetupOptions
-    from backend.run.window_setup import setup
+    from backend.features import catalog  # lazy: wf --help loads no numpy/pandas
+    from backend.run.window_setup import setup  # lazy: wf --help loads no numpy/pandas
 
     s = setup(SetupOptions(config=config, windows=windows))
     w = s.windows[0]

@@ -73,7 +73,7 @@ def compare_command(
 
 def _print_selections(folders: tuple[str, ...]) -> None:
     """The selection line of every sweep folder given (which config, how sure)."""
-    from backend.studies.sweep import print_selection
+    from backend.studies.sweep import print_selection  # lazy: wf --help loads no numpy/pandas
 
     for folder in folders:
         path = Path(folder) / "sweep.json"

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from backend.cli.common import StageCommand, data_options, executor_options, handle_errors, window_options
+from backend.run.options import RunRequest
 
 
 class _Registered(click.ParamType):
@@ -20,7 +21,7 @@ class _Registered(click.ParamType):
         self.attribute, self.name = attribute, name
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from backend.studies.tune import study as tune
+        from backend.studies.tune import study as tune  # lazy: wf --help loads no numpy/pandas
 
         names = list(getattr(tune, self.attribute))
         if value not in names:
@@ -92,9 +93,8 @@ class _Registered(click.ParamType):
 @handle_errors("Tune")
 def tune_command(**kw: Any) -> int:
     """Search hyperparameters on validation sessions carved from the train spans; test the chosen config once."""
-    from backend.run.options import RunRequest
-    from backend.studies.tune.command import run_tune
-    from backend.studies.tune.storage import TuneOptions
+    from backend.studies.tune.command import run_tune  # lazy: wf --help loads no numpy/pandas
+    from backend.studies.tune.storage import TuneOptions  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
     tune_keys = set(TuneOptions.__dataclass_fields__) - {"run"}
