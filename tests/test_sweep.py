@@ -153,6 +153,29 @@ def test_seed_list_names_members(configs, windows, tmp_path):
     assert rows[0]["oos_sharpe"] != rows[1]["oos_sharpe"]
 
 
+def test_the_sweep_pool_gets_the_members_torch_threads(windows, tmp_path, monkeypatch):
+    """As in `wf run`, the executor's worker thread limits come from training.torch_threads (one pool serves every
+    member: the largest)."""
+    from backend.run import executors
+
+    made = []
+
+    def recording(kind, workers, *, ray_address=None, threads=1):
+        made.append((kind, workers, threads))
+        raise executors.ExecutorError("recorded, not started")  # no training in this test
+
+    monkeypatch.setattr(executors, "make_executor", recording)
+    folder = tmp_path / "cfgs"
+    folder.mkdir()
+    for name, threads in (("one", 1), ("three", 3)):
+        cfg = json.loads(json.dumps(TINY_CONFIG))
+        cfg["training"]["torch_threads"] = threads
+        (folder / f"{name}.json").write_text(json.dumps(cfg))
+    res = sweep(folder, windows, tmp_path / "out")
+    assert res.exit_code == 2 and "recorded, not started" in res.output, res.output
+    assert made == [("local", 2, 3)]
+
+
 def test_ray_executor_without_ray_exits_2(configs, windows, tmp_path, monkeypatch):
     import sys
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,17 +75,18 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
     return members
 
 
-def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
-    """Set up every member, run all (member × window) tasks on ``executor``; 0 if all completed, else 1 (130)."""
+def execute(members: list[Member], base: RunRequest, start_executor: Callable[[int], Any]) -> int:
+    """Set up every member, then run all (member × window) tasks on ``start_executor(threads)``; 0 if all completed,
+    else 1 (130). ``threads``: the members' largest ``training.torch_threads`` (one pool serves them all)."""
     with ExitStack() as stack:
-        planned, drivers = [], {}
+        planned, drivers, threads = [], {}, [1]
         for m in members:
             req = RunRequest(
                 dataclasses.replace(base.setup, config=m.config, seed=m.seed),
                 dataclasses.replace(base.driver, output_dir=str(m.output_dir), prefix=m.name, quiet=True),
             )
             try:
-                d, pairs = _member_driver(req, m.name, stack)
+                d, pairs, n_threads = _member_driver(req, m.name, stack)
             except HarnessError as e:
                 m.status, m.exit_code, m.error = Status.FAILED, e.exit_code, f"{type(e).__name__}: {e}"
                 stages.emit(False, "Run Folder" if isinstance(e, FolderError) else "Window Setup", m.error, m.name)
@@ -94,6 +96,8 @@ def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
                 stages.emit(True, "Sweep member", "completed earlier, not rerun (--resume)", m.name)
             drivers[m.name] = d
             planned.extend(pairs)
+            threads.append(n_threads)
+        executor = start_executor(max(threads))
         interrupted = run_drivers(planned, executor, quiet=base.driver.quiet)
         for m in members:
             if m.name in drivers:
@@ -113,18 +117,20 @@ def execute(members: list[Member], base: RunRequest, executor: Any) -> int:
     return EXIT_OK if all(m.status in (Status.COMPLETED, Status.SKIPPED) for m in members) else EXIT_PARTIAL
 
 
-def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]]]:
-    """A member's driver and its (driver, tasks) pairs: one RunDriver, or a universe's (data.symbols / --symbols)."""
+def _member_driver(req: RunRequest, name: str, stack: ExitStack) -> tuple[Any, list[tuple[Any, list[Any]]], int]:
+    """A member's driver, its (driver, tasks) pairs and its training.torch_threads: one RunDriver, or a universe's
+    (data.symbols / --symbols)."""
     loaded = load_run_config(req.setup)
+    threads = loaded.config.training.torch_threads
     if loaded.config.data.symbols:  # SWEEP/<member>/<SYMBOL>/: every symbol's windows on the sweep's pool
         universe = Universe(req.driver, symbol_setups(req.setup, loaded), None)
         for symbol, s in universe.setups:
             stages.emit(True, "Window Setup", _setup_line(s), f"{name}/{symbol}")
-        return universe, universe.plan(stack)
+        return universe, universe.plan(stack), threads
     s = setup(req.setup, loaded)
     stages.emit(True, "Window Setup", _setup_line(s), name)
     d = stack.enter_context(RunDriver(req.driver, s, name))
-    return d, [(d, d.plan())]
+    return d, [(d, d.plan())], threads
 
 
 def _setup_line(s: Any) -> str:
@@ -234,8 +240,13 @@ def _run_and_write(
     members: list[Member], out: Path, request: RunRequest
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
     options = request.driver
-    executor = executors.make_executor(options.executor, options.workers, ray_address=options.ray_address)
-    code = execute(members, request, executor)
+
+    def start_executor(threads: int) -> Any:  # as `wf run`: the worker thread limits from training.torch_threads
+        return executors.make_executor(
+            options.executor, options.workers, ray_address=options.ray_address, threads=threads
+        )
+
+    code = execute(members, request, start_executor)
     rows = rows_for(members)
     extra = compare.sweep_statistics(rows)
     extra["selection"] = selection(rows)
