@@ -81,6 +81,41 @@ def test_overwrite_clears_a_run_folder_but_only_its_own_entries(tmp_path):
     assert (out / "photos" / "cat.jpg").read_bytes() == b"cat"
 
 
+def _trial_folder(folder: Path, status: str) -> Path:
+    """A `wf tune` trial's run folder as the trial driver leaves it: w01 trained, w02 trained or (pruned) not run."""
+    ran = ["w01"] if status == "pruned" else ["w01", "w02"]
+    for wid in ran:
+        (folder / wid).mkdir(parents=True)
+        (folder / wid / "model.zip").write_bytes(b"weights")
+        (folder / wid / "evaluation.json").write_text("{}")
+    windows = [{"id": w, "status": "completed" if w in ran else status} for w in ("w01", "w02")]
+    (folder / "summary.json").write_text(json.dumps({"status": status, "config_hash": "c0", "windows": windows}))
+    (folder / "config.resolved.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    return folder
+
+
+def test_overwrite_takes_a_pruned_trial_folder_like_a_completed_one(tmp_path):
+    from backend.studies.tune.study import check_replaceable
+    from backend.studies.tune.trial import PRUNED
+
+    trials = tmp_path / "trials"
+    completed, pruned = _trial_folder(trials / "0", "completed"), _trial_folder(trials / "1", PRUNED)
+    for folder in (completed, pruned):
+        check_replaceable(folder, f"the run folder of trial {folder.name}")  # what a trial checks before replacing
+        rf.clear(folder)
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"], folder  # ours removed, the user's kept
+    _trial_folder(tmp_path / "again" / "0", "completed")
+    _trial_folder(tmp_path / "again" / "1", PRUNED)
+    rf.clear(tmp_path / "again")  # a folder holding only trial folders: ours as well
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "again").rglob("*")) == [
+        "again/0", "again/0/notes.txt", "again/1", "again/1/notes.txt"
+    ]  # fmt: skip
+    _trial_folder(tmp_path / "odd", "bogus")  # negative control: a status neither Status nor pruned is foreign
+    with pytest.raises(FolderError):
+        rf.check_clearable(tmp_path / "odd")
+
+
 def test_overwrite_of_an_empty_folder_is_fine(tmp_path):
     rf.clear(tmp_path)  # negative control: nothing to refuse
 

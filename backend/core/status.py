@@ -22,5 +22,10 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # a sweep point or trial not run (already done, or filtered)
 
 
+#: A `wf tune` trial stopped by the pruner: its summary's status and its windows not run. Not a `Status` member
+#: (the tune package's own word, used by backend.studies.tune.trial); kept here, below the run layer, because a
+#: pruned trial's folder is a run folder of ours all the same (backend.run.folder: `--overwrite` recognises it).
+PRUNED = "pruned"
+
 #: Statuses after which nothing more happens to a window or run.
 FINISHED = frozenset({Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.INTERRUPTED, Status.SKIPPED})

@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from backend.core import fsguard
 from backend.core.errors import EvaluationError, FolderError, InputError
 from backend.core.jsonio import load_json, write_atomic, write_json
-from backend.core.status import Status
+from backend.core.status import PRUNED, Status
 from backend.training import bundle
 
 LOCK_FILE = ".wf.lock"
@@ -125,7 +125,7 @@ HARNESS_FILES = frozenset(
 def _is_harness_folder(out: Path) -> bool:
     """A folder this harness wrote, recognised by its own distinctive summary.json or sweep.json.
 
-    A run summary has a ``config_hash``, a ``status`` that is a :class:`Status` and a ``windows`` list of
+    A run summary has a ``config_hash``, a ``status`` of :data:`SUMMARY_STATUSES` and a ``windows`` list of
     objects with an ``id``; a multi-seed / universe summary has ``kind`` ``multi_seed`` / ``universe``, a
     ``status`` and a ``runs`` list; a sweep.json has a ``schema_version`` and a ``members`` list of objects.
     An unparseable or foreign file is not ours: --overwrite then refuses the folder (exit 2).
@@ -142,9 +142,12 @@ def _read_doc(path: Path) -> Any:
         return None
 
 
+SUMMARY_STATUSES = frozenset({*Status, PRUNED})  # a summary's status: a Status, or a pruned `wf tune` trial's
+
+
 def _summary_is_ours(path: Path) -> bool:
     doc = _read_doc(path)
-    if not isinstance(doc, dict) or doc.get("status") not in set(Status):
+    if not isinstance(doc, dict) or doc.get("status") not in SUMMARY_STATUSES:
         return False
     if doc.get("kind") in ("multi_seed", "universe"):
         return isinstance(doc.get("runs"), list)

@@ -14,7 +14,7 @@ from typing import Any
 
 from backend.core import stages
 from backend.core.errors import EXIT_OK
-from backend.core.status import Status
+from backend.core.status import PRUNED, Status
 from backend.evaluation.aggregate import stitched
 from backend.run import folder as rf
 from backend.run.driver import RunDriver
@@ -24,9 +24,6 @@ from backend.run.window_setup import Setup
 from backend.studies.tune.split import objective_value
 
 SKIPPED = Status.SKIPPED  # a window a halted trial does not run (a result status internal to the tune package)
-PRUNED = "pruned"
-"""A trial stopped by the pruner: its summary's status and its windows not run (the tune package's own word, not a
-:class:`Status`: an --overwrite does not take a folder holding it for a run folder of ours)."""
 
 
 class TrialFailed(Exception):
