@@ -41,10 +41,7 @@ LAZY_REASON = "# lazy:"
 
 # path -> how many light function-level imports it may still hold, and why. Shrink-only: a count above the
 # file's real one fails below, so an entry goes when its file is cleaned.
-ALLOWED: dict[str, tuple[int, str]] = {
-    "backend/training/auto_backend.py": (7, "the lead's file while the backend timings are measured (issue 22)"),
-    "backend/training/threads.py": (4, "the lead's file while the backend timings are measured (issue 22)"),
-}
+ALLOWED: dict[str, tuple[int, str]] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -25,13 +25,22 @@ import hashlib
 import json
 import math
 import os
+import platform
+import statistics
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import platformdirs
+
 from backend.config.algorithms import AUTO, installed_backends
+from backend.core import fsguard
+from backend.core.errors import InputError
+from backend.core.jsonio import read_text_bounded, write_json
+from backend.training.algo_kwargs import model_kwargs
+from backend.training.versions import library_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config.models import Config
@@ -48,15 +57,11 @@ _CHOSEN: dict[str, dict[str, Any]] = {}  # key hash -> choice, per process (buil
 
 def cache_dir() -> Path:
     """``$WF_CACHE_DIR/backend_choice``, else the user's cache dir (e.g. ~/.cache/wf-harness/backend_choice)."""
-    import platformdirs
-
     return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / CACHE_SUBDIR
 
 
 def cpu_model() -> str:
     """The CPU model string (Linux /proc/cpuinfo; else platform.processor())."""
-    import platform
-
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
@@ -69,8 +74,6 @@ def cpu_model() -> str:
 
 def usable_backends(cfg: Config) -> tuple[str, ...]:
     """Installed backends that can train ``cfg`` (sbx has no gSDE and a TQC of exactly 2 critics)."""
-    from backend.core.errors import InputError
-    from backend.training.algo_kwargs import model_kwargs
 
     out = []
     for backend in installed_backends():
@@ -84,7 +87,6 @@ def usable_backends(cfg: Config) -> tuple[str, ...]:
 
 def choice_key(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
     """What the faster backend depends on: machine, libraries, algorithm, network, batch, spaces, threads."""
-    from backend.training.versions import library_versions
 
     return {
         "format": CACHE_FORMAT,
@@ -121,8 +123,6 @@ def _valid(entry: Any, key: dict[str, Any]) -> bool:
 
 
 def _read(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    from backend.core.errors import InputError
-    from backend.core.jsonio import read_text_bounded
 
     if not path.exists():
         return None
@@ -138,7 +138,7 @@ def _read(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 def _locked(path: Path):
     """An exclusive lock on ``path`` (POSIX); elsewhere no lock (two workers may then both measure)."""
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only (ImportError on Windows)
     except ImportError:  # pragma: no cover - Windows
         yield
         return
@@ -170,7 +170,6 @@ def choice(
         record = {"requested": AUTO, "chosen": candidates[0], "steps_per_second": None, "cached": False}
         _CHOSEN[digest] = record
         return record
-    from backend.core import fsguard
 
     folder = cache_dir()
     fsguard.make_dirs(folder.parent, folder, "the cache")  # never through a link leaving the cache (exit 2)
@@ -205,7 +204,6 @@ def choice(
 
 
 def _write(path: Path, entry: dict[str, Any]) -> None:
-    from backend.core.jsonio import write_json
 
     try:
         write_json(path, entry)
@@ -262,8 +260,6 @@ def measure_backends(
 
     ``build_model`` is ``algorithms.build_model`` (passed in: that module imports this one).
     """
-    import statistics
-
     start = max(cfg.sac.batch_size, 64)
     total = start + WARMUP_STEPS + ROUNDS * TIMED_STEPS
     models = {}

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-from backend.core.errors import TrainingError
+import platformdirs
+
+from backend.config.algorithms import installed_backends
+from backend.core import fsguard
+from backend.core.errors import FolderError, TrainingError
+from backend.training.auto_backend import cpu_model
 
 # ------------------------------------------------------------------------------------------ threads, device
 
@@ -36,8 +43,6 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
 
     torch.set_num_threads(threads)
     if backend == "auto":  # either may train (auto_backend measures both): prepare JAX when it is installed
-        from backend.config.algorithms import installed_backends
-
         backend = "sbx" if "sbx" in installed_backends() else "sb3"
     if backend != "sbx":
         return
@@ -61,13 +66,6 @@ def jax_cache_dir() -> Path | None:
     """
     if os.environ.get("WF_JAX_CACHE", "").lower() in ("off", "0", "false", "no"):
         return None
-    import hashlib
-    from importlib import metadata
-
-    import platformdirs
-
-    from backend.training.auto_backend import cpu_model
-
     try:
         jaxlib = metadata.version("jaxlib")
     except metadata.PackageNotFoundError:  # pragma: no cover - sbx without jaxlib cannot run
@@ -87,9 +85,6 @@ def enable_compilation_cache() -> Path | None:
     if folder is None:
         return None
     import jax
-
-    from backend.core import fsguard
-    from backend.core.errors import FolderError
 
     try:
         fsguard.make_dirs(folder.parent.parent, folder, "the cache")
