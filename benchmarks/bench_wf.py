@@ -52,8 +52,10 @@ def wf(argv: list[str], *, in_process: bool = False, check: bool = True) -> tupl
 
 
 def task_seconds(summary: dict) -> float:
-    """Seconds the run's window tasks were busy (summary stages window_<id>; Window Setup excluded)."""
-    return sum(v["seconds"] for k, v in summary["stages"].items() if k.startswith("window_") and k != "window_setup")
+    """Seconds the run's window tasks were busy: the harness's own count (``backend.run.summary.task_seconds``)."""
+    from backend.run.summary import task_seconds as harness_task_seconds
+
+    return harness_task_seconds(summary)
 
 
 def bench_dry_run(repeats: int) -> float:

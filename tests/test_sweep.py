@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from backend.run.summary import pool_use, task_seconds
 from tests.conftest import TINY_CONFIG
 from tests.helpers import strict_json, wf
 
@@ -85,6 +86,19 @@ def test_sweep_records_failures_and_goes_on(first_sweep):
     table = res.output[res.output.index("member") :]
     assert table.index("alpha_s0") < table.index("typo_s0")  # failed rows sort last
     assert not (out / ".sweep.lock").exists()
+    # the pool's use: busy = the members' window-task seconds, idle share printed on the Sweep line
+    pool = doc["pool"]
+    busy = sum(task_seconds(strict_json(out / m / "summary.json")) for m in ("alpha_s0", "beta_s0"))
+    assert pool["workers"] == 2 and pool["busy_seconds"] == round(busy, 1) > 0
+    assert pool["idle_share"] == pytest.approx(max(0.0, 1 - busy / (2 * pool["wall_seconds"])), abs=0.01)
+    assert f"pool of 2 idle {pool['idle_share']:.0%} of " in res.output
+    assert "[alpha_s0] [STAGE ✅] Training [w01] — " in res.output and " steps/s on sb3" in res.output
+
+
+def test_pool_use_arithmetic():
+    assert pool_use(90.0, 60.0, 2) == {"workers": 2, "wall_seconds": 60.0, "busy_seconds": 90.0, "idle_share": 0.25}
+    assert pool_use(130.0, 60.0, 2)["idle_share"] == 0.0  # clock skew between tasks and the driver: never negative
+    assert pool_use(0.0, 0.0, 2)["idle_share"] == 0.0
 
 
 def test_resume_skips_finished_members_and_retries_failed(first_sweep, configs, windows):

@@ -254,10 +254,12 @@ class RunDriver:
             self._completed(entry, result)
             t = result.training or {}
             warm = f", warm start from {t['warm_start_from']}" if t.get("warm_start_from") else ""
+            on = f" on {t['backend']}{' (auto)' if t.get('backend_choice') else ''}" if t.get("backend") else ""
+            rate = f"{t['steps_per_second']:,.0f} steps/s{on}"
             stages.emit(
                 True,
                 f"Training [{wid}]",
-                f"{t['timesteps']:,} steps, {t['seconds']:.1f} s, {t['steps_per_second']:,.0f} steps/s{warm}{why}",
+                f"{t['timesteps']:,} steps, {t['seconds']:.1f} s, {rate}{warm}{why}",
                 self.name,
             )
             stages.emit(True, f"Evaluation [{wid}]", headline(result.evaluation or {}), self.name)

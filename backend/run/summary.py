@@ -229,3 +229,21 @@ def run_status(*, interrupted: bool, fatal: bool, done: int, total: int, failure
     if done > 0:
         return Status.PARTIAL, EXIT_PARTIAL
     return Status.FAILED, (failures[0] if failures else EXIT_PARTIAL)
+
+
+def task_seconds(doc: Any) -> float:
+    """Seconds a run's window tasks were busy: its ``window_<id>`` stages (Window Setup excluded)."""
+    stages = doc.get("stages") or {}
+    return float(sum(v["seconds"] for k, v in stages.items() if k.startswith("window_") and k != "window_setup"))
+
+
+def pool_use(busy_seconds: float, wall_seconds: float, workers: int) -> dict[str, float | int]:
+    """How busy a pool of ``workers`` was over ``wall_seconds``: the workers' idle share (0 = always busy)."""
+    capacity = workers * wall_seconds
+    idle = max(0.0, 1.0 - busy_seconds / capacity) if capacity > 0 else 0.0
+    return {
+        "workers": workers,
+        "wall_seconds": round(wall_seconds, 1),
+        "busy_seconds": round(busy_seconds, 1),
+        "idle_share": round(idle, 3),
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from backend.run import folder as rf
 from backend.run.dispatch import run_drivers
 from backend.run.driver import RunDriver, window_setup_detail
 from backend.run.options import DriverOptions, RunRequest
+from backend.run.summary import pool_use, task_seconds
 from backend.run.universe import Universe, is_universe, symbol_setups
 from backend.run.window_setup import load_run_config, setup
 from backend.studies import compare
@@ -75,9 +77,12 @@ def plan(configs: list[str], seeds: list[int], out: Path) -> list[Member]:
     return members
 
 
-def execute(members: list[Member], base: RunRequest, start_executor: Callable[[int], Any]) -> int:
+def execute(
+    members: list[Member], base: RunRequest, start_executor: Callable[[int], Any], pool: dict[str, Any] | None = None
+) -> int:
     """Set up every member, then run all (member × window) tasks on ``start_executor(threads)``; 0 if all completed,
-    else 1 (130). ``threads``: the members' largest ``training.torch_threads`` (one pool serves them all)."""
+    else 1 (130). ``threads``: the members' largest ``training.torch_threads`` (one pool serves them all).
+    ``pool``, when given, receives the pool's use (:func:`backend.run.summary.pool_use`)."""
     with ExitStack() as stack:
         planned, drivers, threads = [], {}, [1]
         for m in members:
@@ -98,7 +103,9 @@ def execute(members: list[Member], base: RunRequest, start_executor: Callable[[i
             planned.extend(pairs)
             threads.append(n_threads)
         executor = start_executor(max(threads))
+        started = time.perf_counter()
         interrupted = run_drivers(planned, executor, quiet=base.driver.quiet)
+        wall = time.perf_counter() - started
         for m in members:
             if m.name in drivers:
                 code = drivers[m.name].finish(interrupted)
@@ -109,6 +116,9 @@ def execute(members: list[Member], base: RunRequest, start_executor: Callable[[i
                         code, Status.FAILED
                     )
                     m.error = None if code == EXIT_OK else _first_error(drivers[m.name])
+        if pool is not None:
+            busy = sum(task_seconds(d.doc) for d in drivers.values())
+            pool.update(pool_use(busy, wall, base.driver.workers))
     if interrupted:
         for m in members:
             if m.status == Status.PENDING:
@@ -246,9 +256,11 @@ def _run_and_write(
             options.executor, options.workers, ray_address=options.ray_address, threads=threads
         )
 
-    code = execute(members, request, start_executor)
+    pool: dict[str, Any] = {}
+    code = execute(members, request, start_executor, pool)
     rows = rows_for(members)
     extra = compare.sweep_statistics(rows)
+    extra["pool"] = pool
     extra["selection"] = selection(rows)
     compare.write_results(out, rows, extra)
     if not options.no_report:
@@ -263,4 +275,10 @@ def _print_outcome(
     print_selection(extra["selection"])
     done = sum(m.status in (Status.COMPLETED, Status.SKIPPED) for m in members)
     note = " (interrupted; rerun with --resume)" if code == EXIT_INTERRUPTED else ""
-    stages.emit(code == EXIT_OK, "Sweep", f"{done}/{len(members)} members completed{note} — {out / 'sweep.json'}")
+    pool = extra.get("pool") or {}
+    use = (
+        f", pool of {pool['workers']} idle {pool['idle_share']:.0%} of {pool['wall_seconds']:,.0f} s"
+        if pool.get("busy_seconds")
+        else ""
+    )
+    stages.emit(code == EXIT_OK, "Sweep", f"{done}/{len(members)} members completed{use}{note} — {out / 'sweep.json'}")
