@@ -46,10 +46,21 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+def vector_isa() -> list[str]:
+    """The CPU's vector instruction sets that change float kernels (AVX2, AVX-512 ...), from /proc/cpuinfo's flags."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(f for f in flags if f in ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"))
+
+
 def machine() -> dict[str, object]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu_model": cpu_model(),
+        "vector_isa": vector_isa(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

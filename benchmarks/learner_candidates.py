@@ -9,8 +9,12 @@ benchmarks/backends.py):
 * ``sb3``            stable_baselines3.SAC as it is (the library class, not the harness's FastSAC)
 * ``sb3_fast``       backend.training.fast_sac.FastSAC (same math, lean update, foreach Adam)
 * ``sb3_fast_fused`` FastSAC with torch's fused CPU Adam kernel instead of foreach
-* ``sbx``            sbx.SAC with the harness's XLA flags (one-thread Eigen)
-* ``sbx_xnnpack``    sbx.SAC with ``--xla_cpu_use_xnnpack=true`` added
+* ``sbx_lib``        sbx.SAC as it is (the library class, not the harness's FastSBXSAC)
+* ``sbx``            backend.training.fast_sbx.FastSBXSAC, the harness's sbx SAC (same jitted update, less
+                     host-side work), with the harness's XLA flags (one-thread Eigen)
+* ``sbx_tf4``        the same with ``train_freq = gradient_steps = 4`` (the mini configs' setting: the same
+                     gradient steps, four per compiled call)
+* ``sbx_xnnpack``    FastSBXSAC with ``--xla_cpu_use_xnnpack=true`` added
 
 The candidates alternate (the order rotates every repeat), so load from other jobs on the machine
 hits all of them; compare the ratios of one run, not figures across runs. Printed per candidate:
@@ -30,7 +34,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy: a one-thread BLAS for the floor (as run.py)
 ROOT = Path(__file__).resolve().parents[1]
-CANDIDATES = ("sb3", "sb3_fast", "sb3_fast_fused", "sbx", "sbx_xnnpack")
+CANDIDATES = ("sb3", "sb3_fast", "sb3_fast_fused", "sbx_lib", "sbx", "sbx_tf4", "sbx_xnnpack")
 
 
 def _model(candidate: str, arch: list[int], total: int):
@@ -44,10 +48,12 @@ def _model(candidate: str, arch: list[int], total: int):
     algorithms.configure_worker(backend, threads=1, device="cpu")
     from backend.config.models import Config
 
+    every = 4 if candidate.endswith("_tf4") else 1
+    sac = {"net_arch": list(arch), "batch_size": BATCH, "learning_starts": LEARNING_STARTS}
     cfg = Config.model_validate(
         {
             "agent": {"algorithm": "sac", "backend": backend},
-            "sac": {"net_arch": list(arch), "batch_size": BATCH, "learning_starts": LEARNING_STARTS},
+            "sac": sac | {"train_freq": every, "gradient_steps": every},
             "training": {"total_timesteps": total, "device": "cpu"},
         }
     )
@@ -61,9 +67,9 @@ def _model(candidate: str, arch: list[int], total: int):
                 for group in opt.param_groups:
                     group["fused"], group["foreach"] = True, False
         return model
-    if candidate == "sb3":  # the library's own SAC (build_model would give FastSAC)
+    if candidate in ("sb3", "sbx_lib"):  # the library's own SAC (build_model would give FastSAC / FastSBXSAC)
         kwargs, _ = algorithms.model_kwargs(cfg)
-        cls = algorithms.model_class("sac", "sb3", library=True)
+        cls = algorithms.model_class("sac", backend, library=True)
         return cls("MlpPolicy", null_env(), seed=0, device="cpu", verbose=0, **kwargs)
     return algorithms.build_model(cfg, null_env(), seed=0)
 

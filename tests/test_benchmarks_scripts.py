@@ -63,12 +63,13 @@ def test_backends_script(tmp_path: Path) -> None:
 
 
 def test_learner_candidates_script(tmp_path: Path) -> None:
-    """The library SAC and FastSAC with fused Adam (the sbx branch is build_model: the backends smoke runs it)."""
+    """The library SACs (SB3's, SBX's) and FastSAC with fused Adam (the harness's sbx is build_model: the backends smoke
+    runs it)."""
     out = tmp_path / "candidates.json"
     args = ("--arch", "16,16", "--steps", "8", "--warmup", "4", "--repeats", "1", "--concurrent")
-    _script("learner_candidates.py", *args, "--candidates", "sb3,sb3_fast_fused", "--out", str(out))
+    _script("learner_candidates.py", *args, "--candidates", "sb3,sb3_fast_fused,sbx_lib", "--out", str(out))
     doc = json.loads(out.read_text())
-    assert set(doc["candidates"]) == {"sb3", "sb3_fast_fused"}
+    assert set(doc["candidates"]) == {"sb3", "sb3_fast_fused", "sbx_lib"}
     for c, row in doc["candidates"].items():
         for key in ("steps_per_second", "steps_per_cpu_second", "updates_per_second", "learner_fraction_of_floor"):
             assert _finite_positive(row[key]), (c, key)
@@ -92,15 +93,19 @@ def test_learner_ab_script(tmp_path: Path) -> None:
     _script("learner_ab.py", "--rounds", "2", "--updates", "2", "--arch", "16,16", "--batch", "32", "--out", str(out))
     doc = json.loads(out.read_text())
     for key in (
-        "sb3_updates_per_second",
-        "sb3_fast_updates_per_second",
-        "fast_vs_sb3",
+        "library_updates_per_second",
+        "fast_updates_per_second",
+        "fast_vs_library",
         "round_ratio_median",
         "round_ratio_min",
         "round_ratio_max",
     ):
         assert _finite_positive(doc[key]), key
-    assert (doc["arch"], doc["batch"]) == ("16,16", 32)
+    assert (doc["arch"], doc["batch"], doc["backend"]) == ("16,16", 32, "sb3")
+    args = ("--backend", "sbx", "--train-freq", "2", "--rounds", "2", "--updates", "4", "--arch", "16,16")
+    _script("learner_ab.py", *args, "--batch", "32", "--out", str(out))  # sbx.SAC.learn vs FastSBXSAC.learn
+    doc = json.loads(out.read_text())
+    assert (doc["backend"], doc["train_freq"]) == ("sbx", 2) and _finite_positive(doc["fast_vs_library"])
 
 
 @pytest.fixture(scope="module")
