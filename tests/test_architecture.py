@@ -219,25 +219,94 @@ EXIT_LITERAL_FILES = [
 ]
 
 
+def _names_an_exit_code(node: ast.AST | str | None) -> bool:
+    """A name (variable, attribute, keyword) that holds an exit code: it contains ``code`` or ``exit``."""
+    name = node if isinstance(node, str) or node is None else getattr(node, "id", getattr(node, "attr", None))
+    return isinstance(name, str) and ("code" in name.lower() or "exit" in name.lower())
+
+
+_ORDER = (ast.Lt, ast.Gt, ast.LtE, ast.GtE)  # a sign test, not a code
+_FOREIGN = {"returncode", "exitcode"}  # a subprocess's / multiprocessing worker's code: another program's
+
+
+def _is_int(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int
+
+
 def _literal_exit_codes(source: str) -> list[int]:
-    """Line numbers of `return <int>`, `sys.exit(<int>)` and `exit_code=<int>` with a bare integer literal."""
+    """Line numbers of bare integer literals used as exit codes.
+
+    ``return <int>``, ``sys.exit(<int>)`` (an int anywhere in its argument but an index); an int compared with
+    (``==``, ``!=``, ``in``), assigned to or passed as a name containing ``code``/``exit`` (``m.exit_code != 2``,
+    ``code = 4``, ``exit_code=5``); and an int value of a dict literal that is an exit-code table: assigned to such
+    a name, or beside an ``EXIT_*`` value, or under a key naming an exit code (``{"Training": 4}``,
+    ``{"exit_code": 3}``). Not flagged: a sign test (``code < 0``: a worker killed by a signal) and another
+    program's code (``out.returncode != 0`` of git, ``proc.exitcode``), which the ``EXIT_*`` constants do not
+    name; nor the other ints of dicts in a module that uses ``EXIT_*`` (``"schema_version": 1``, a config's
+    ``"lookback": 1``).
+    """
     bad = []
     for node in ast.walk(ast.parse(source)):
-        value = None
+        values: list[ast.AST | None] = []
         if isinstance(node, ast.Return):
-            value = node.value
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "exit" and node.args:
-            value = node.args[0]
-        if isinstance(value, ast.Constant) and type(value.value) is int:
-            bad.append(node.lineno)
-    return bad
+            values = [node.value]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "exit":
+            inner = list(ast.walk(node.args[0])) if node.args else []  # sys.exit(TABLE.get(stage, 3)) too
+            index = {id(n) for sub in inner if isinstance(sub, ast.Subscript) for n in ast.walk(sub.slice)}
+            values = [n for n in inner if id(n) not in index]  # not sys.exit(main(sys.argv[1:]))
+        elif isinstance(node, ast.Compare) and not all(isinstance(o, _ORDER) for o in node.ops):
+            sides = [node.left, *node.comparators]
+            if any(_names_an_exit_code(s) and getattr(s, "attr", "") not in _FOREIGN for s in sides):
+                values = [i for s in sides for i in (s.elts if isinstance(s, ast.Tuple | ast.List | ast.Set) else [s])]
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            flat = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple | ast.List) else [t])]
+            if any(_names_an_exit_code(t) for t in flat):
+                value = node.value
+                values = list(value.elts) if isinstance(value, ast.Tuple | ast.List) else [value]
+                values += list(value.values) if isinstance(value, ast.Dict) else []
+        elif isinstance(node, ast.keyword) and _names_an_exit_code(node.arg):
+            values = [node.value]
+        elif isinstance(node, ast.Dict):
+            table = any(getattr(v, "id", "").startswith("EXIT_") for v in node.values)
+            values = [
+                v
+                for k, v in zip(node.keys, node.values, strict=True)
+                if table or (isinstance(k, ast.Constant) and isinstance(k.value, str) and _names_an_exit_code(k.value))
+            ]
+        if any(_is_int(v) for v in values):
+            bad.append(getattr(node, "lineno", 0))
+    return sorted(set(bad))
 
 
 def test_exit_codes_only_via_exit_constants():
     assert len(EXIT_LITERAL_FILES) > 40 and "backend/run/driver.py" in EXIT_LITERAL_FILES  # the glob found them
     found = {f: _literal_exit_codes((ROOT / f).read_text(encoding="utf-8")) for f in EXIT_LITERAL_FILES}
     assert {f: v for f, v in found.items() if v} == {}, "use backend.core.errors.EXIT_* instead of literals"
-    assert _literal_exit_codes("def f():\n    return 4\n") == [2]  # negative control
+
+
+def test_exit_code_literals_are_found():  # negative control on synthetic source
+    source = (
+        "def f(m):\n"  # 1
+        "    return 4\n"  # 2
+        "def g(m):\n"  # 3
+        "    if m.exit_code != 2:\n"  # 4
+        "        sys.exit(3)\n"  # 5
+        "    code = 5\n"  # 6
+        "    row.update(exit_code=6)\n"  # 7
+        "    return EXIT_OK\n"  # 8: a constant, fine
+        "_INTERNAL_EXIT = {'Evaluation': 5, 'Training': EXIT_TRAINING}\n"  # 9
+        "workers = 2\n"  # 10: not an exit code
+        "ok = exit_code in (0, EXIT_PARTIAL)\n"  # 11
+        "_CODES = {'a': 3}\n"  # 12
+        "row = {'exit_code': 3, 'schema_version': 1}\n"  # 13
+        "cfg = {'lookback': 1, 'n': EXIT_OK}\n"  # 14: beside an EXIT_* value
+        "if proc.exitcode < 0 or out.returncode != 0 or code < 0:\n"  # 15: a sign test, other programs' codes
+        "    doc = {'schema_version': 1}\n"  # 16: not an exit-code table
+        "sys.exit(_TABLE.get(stage, 3))\n"  # 17
+        "sys.exit(main(sys.argv[1:]))\n"  # 18: an index, not a code
+    )
+    assert _literal_exit_codes(source) == [2, 4, 5, 6, 7, 9, 11, 12, 13, 14, 17]
 
 
 def test_gitignore_leaves_new_evaluation_subpackages_to_git():

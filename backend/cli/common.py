@@ -16,7 +16,10 @@ import click
 from backend.config.models import DATA_SOURCES
 from backend.core import stages
 from backend.core.errors import (
+    EXIT_DATA,
+    EXIT_EVALUATION,
     EXIT_INTERRUPTED,
+    EXIT_TRAINING,
     ArtifactError,
     DataError,
     EvaluationError,
@@ -42,8 +45,8 @@ RUN_LIKE_STAGES = ("Window Setup", "Audit")
 """Commands whose ``handle_errors`` stage is one of these label errors by type (:data:`STAGE_OF`); every other
 command (``wf compare``, ``wf data …``, ``wf sweep``, ``wf eval`` …) labels every error with its own stage."""
 
-_INTERNAL_EXIT = {"Evaluation": 5, "Training": 4}
-"""Exit code of an unexpected exception by the command's stage (3 otherwise, as in the first round)."""
+_INTERNAL_EXIT = {"Evaluation": EXIT_EVALUATION, "Training": EXIT_TRAINING}
+"""Exit code of an unexpected exception by the command's stage (``EXIT_DATA`` otherwise, as in the first round)."""
 
 
 def _quiet_libraries() -> None:
@@ -101,7 +104,7 @@ def handle_errors(
                 )
                 if debug:
                     traceback.print_exc()
-                sys.exit(_INTERNAL_EXIT.get(default_stage, 3))
+                sys.exit(_INTERNAL_EXIT.get(default_stage, EXIT_DATA))
             sys.exit(code)
 
         wrapper.wf_stage = default_stage  # type: ignore[attr-defined]

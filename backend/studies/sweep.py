@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.core import fsguard, stages
-from backend.core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, FolderError, HarnessError, InputError
+from backend.core.errors import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    FolderError,
+    HarnessError,
+    InputError,
+)
 from backend.core.status import Status
 from backend.evaluation.selection import selection_from_rows
 from backend.evaluation.sweep_report import build_sweep_report
@@ -159,9 +167,9 @@ def rows_for(members: list[Member]) -> list[dict[str, Any]]:
     rows = []
     for m in members:
         path = m.output_dir / "summary.json"
-        if m.exit_code != 2 and is_universe(m.output_dir):
+        if m.exit_code != EXIT_INPUT and is_universe(m.output_dir):
             found = universe_rows(m.output_dir, str(m.output_dir.parent), keep_stats=True)
-        elif path.exists() and m.exit_code != 2:
+        elif path.exists() and m.exit_code != EXIT_INPUT:
             found = [member_row(path, m.name, m.seed)]
         else:
             found = [{"name": m.name, "path": str(m.output_dir), "status": Status.FAILED, "config_hash": None}]
