@@ -127,8 +127,8 @@ def test_modules_named_in_architecture_doc_exist():
 def _table_rows(text: str, heading: str) -> list[list[str]]:
     """The cells of the markdown table under ``heading`` (header and rule left out)."""
     section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()]
-    return [r for r in rows if len(r) > 1][2:]
+    lines = [line.strip() for line in section.splitlines() if line.strip().startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines][2:]
 
 
 def test_architecture_doc_lists_every_layer_folder_and_command():
@@ -146,47 +146,132 @@ def test_architecture_doc_lists_every_layer_folder_and_command():
     assert len(cli.commands) >= 12 and missing == [], f"commands without a row in {ARCH_DOC.name}: {missing}"
 
 
+def _stage_literal(node: ast.AST, names: set[str]) -> None:
+    """Add the stage name(s) an expression spells: a string, an f-string's head, both arms of ``a if c else b``, a
+    name of ``backend.core.stages`` (``stages.EXECUTOR``)."""
+    from backend.core import stages
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        names.add(node.value)
+    elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+        names.add(str(node.values[0].value).rstrip(" ["))  # f"Training [{wid}]" -> Training
+    elif isinstance(node, ast.IfExp):
+        _stage_literal(node.body, names)
+        _stage_literal(node.orelse, names)
+    elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "stages":
+        _stage_literal(ast.Constant(getattr(stages, node.attr, None)), names)
+
+
+def _call_name(node: ast.AST) -> str | None:
+    return getattr(node.func, "attr", getattr(node.func, "id", None)) if isinstance(node, ast.Call) else None
+
+
+def _stage_relays(tree: ast.AST) -> dict[str, int]:
+    """Function name -> position of its parameter ``stage``, for the functions that hand ``stage`` to ``emit``."""
+    relays = {}
+    for f in ast.walk(tree):
+        params = [a.arg for a in f.args.args] if isinstance(f, ast.FunctionDef) else []
+        calls = ast.walk(f) if "stage" in params else ()
+        if any(
+            _call_name(c) == "emit" and len(c.args) > 1 and getattr(c.args[1], "id", None) == "stage" for c in calls
+        ):
+            relays[f.name] = params.index("stage")
+    return relays
+
+
 def _stage_names(source: str) -> set[str]:
     """The stage names a module emits: constant (or f-string head) second arguments of ``emit``, first arguments
-    of ``handle_errors`` and the values of a ``STAGE_OF`` table."""
+    of ``handle_errors``, the values of a ``STAGE_OF`` table, an error class's own ``stage`` (``stage = "X"`` or
+    ``stages.X``, which ``handle_errors`` prints), and the arguments given to a module function that passes its
+    parameter ``stage`` on to ``emit`` (``_judge("Sanity (edge)", ...)``)."""
     names: set[str] = set()
-
-    def literal(node: ast.AST) -> None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names.add(node.value)
-        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
-            names.add(str(node.values[0].value).rstrip(" ["))  # f"Training [{wid}]" -> Training
-        elif isinstance(node, ast.IfExp):
-            literal(node.body)
-            literal(node.orelse)
-
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "attr", getattr(node.func, "id", None))
-            if name == "emit" and len(node.args) > 1:
-                literal(node.args[1])
-            elif name == "handle_errors" and node.args:
-                literal(node.args[0])
+    tree = ast.parse(source)
+    relays = _stage_relays(tree)
+    for node in ast.walk(tree):
+        name = _call_name(node)
+        args = node.args if isinstance(node, ast.Call) else []
+        if name == "emit" and len(args) > 1:
+            _stage_literal(args[1], names)
+        elif name == "handle_errors" and args:
+            _stage_literal(args[0], names)
+        elif name in relays and len(args) > relays[name]:
+            _stage_literal(args[relays[name]], names)
         elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "STAGE_OF" for t in node.targets):
             for value in getattr(node.value, "values", []):
-                literal(value)
+                _stage_literal(value, names)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.Assign) and any(getattr(t, "id", "") == "stage" for t in item.targets):
+                    _stage_literal(item.value, names)
     return names
 
 
-def test_architecture_doc_names_the_module_of_every_stage_marker():
-    from backend.core import stages
+def _emitted_by_module() -> dict[str, set[str]]:
+    return {p.relative_to(ROOT).as_posix(): _stage_names(p.read_text(encoding="utf-8")) for p in BACKEND.rglob("*.py")}
 
-    emitted = {stages.EXECUTOR}
-    for path in BACKEND.rglob("*.py"):
-        emitted |= _stage_names(path.read_text(encoding="utf-8"))
-    markers = [r[0] for r in _table_rows(ARCH_DOC.read_text(encoding="utf-8"), "## Stage markers and their modules")]
+
+def _stage_rows() -> list[list[str]]:
+    return _table_rows(ARCH_DOC.read_text(encoding="utf-8"), "## Stage markers and their modules")
+
+
+def test_architecture_doc_names_the_module_of_every_stage_marker():
+    emitted = set().union(*_emitted_by_module().values())
+    markers = [r[0] for r in _stage_rows()]
     missing = sorted(n for n in emitted if not any(n in m for m in markers))
     assert len(emitted) > 25 and missing == [], f"stage markers without a row in {ARCH_DOC.name}: {missing}"
+    assert {"Executor", "Sanity (edge)", "Sanity (random walk)", "Artifacts"} <= emitted  # the extraction's reach
+
+
+def _rows_without_their_emitter(rows: list[list[str]], by_module: dict[str, set[str]]) -> list[str]:
+    """``marker (module)`` for each marker of a row that the row's first named module does not emit.
+
+    A row names the emitting module first and the work behind it after (``Data``: `backend/cli/data.py`, not the
+    work's `backend/data/catalog.py`). ``Training [wNN]`` and ``Trial N`` are emitted as f-strings: their heads,
+    ``Training`` and ``Trial``, are what a module emits.
+    """
+    wrong = []
+    for marker_cell, modules_cell, *_ in rows:
+        named = re.findall(r"`(backend/[\w/]+\.py)`", modules_cell)
+        first = named[0] if named else "no module named"
+        for marker in (m.strip() for m in marker_cell.split(",")):
+            head = re.sub(r" (\[wNN\]|N)$", "", marker)
+            if head not in by_module.get(first, set()):
+                wrong.append(f"{marker} ({first})")
+    return wrong
+
+
+def test_each_stage_row_names_a_module_that_emits_its_markers():
+    rows = _stage_rows()
+    assert len(rows) > 15, "the stage table's parser broke"
+    wrong = _rows_without_their_emitter(rows, _emitted_by_module())
+    assert wrong == [], f"{ARCH_DOC.name}: stage rows naming no module that emits the marker: {wrong}"
+
+
+def test_stage_row_check_catches_a_row_naming_the_work_module_only():  # negative control
+    by_module = _emitted_by_module()
+    rows = [  # the rows as they were: the work module named first
+        ["Data", "`backend/data/catalog.py`, command in `backend/cli/data.py`"],
+        ["Compare, List", "`backend/studies/compare.py`, commands in `backend/cli/inspect.py`"],
+        ["Trial N", "`backend/studies/tune/study.py`"],  # right: an f-string head
+        ["Config", "`backend/cli/config.py` (the work: `backend/config/docs.py`)"],  # right
+    ]
+    assert _rows_without_their_emitter(rows, by_module) == [
+        "Data (backend/data/catalog.py)",
+        "Compare (backend/studies/compare.py)",
+        "List (backend/studies/compare.py)",
+    ]
 
 
 def test_stage_names_are_found_in_emit_calls():  # negative control of the extraction
     source = 'emit(True, "Alpha", d)\nstages.emit(ok, f"Beta [{w}]", d)\nemit(ok, "Gamma" if x else "Delta", d)\n'
     assert _stage_names(source) == {"Alpha", "Beta", "Gamma", "Delta"}
+    relayed = (
+        "class E(Exception):\n    stage = stages.EXECUTOR\n"
+        "def judge(stage, code):\n    stages.emit(code == 0, stage, 'x')\n"
+        "def other(stage):\n    print(stage)\n"
+        "judge('Eps', 0)\nother('Not a stage')\n"
+    )
+    assert _stage_names(relayed) == {"Executor", "Eps"}
 
 
 def test_staleness_check_catches_a_missing_module(tmp_path):  # negative control
