@@ -3,9 +3,9 @@
 The hyperparameters the four algorithms share stay in the `sac` section, so every config runs
 with `--set agent.algorithm=tqc` (or crossq, td3) as it is; what only one algorithm has lives
 in its sub-section here (`agent.tqc`, `agent.crossq`, `agent.td3`), with the libraries'
-defaults. Which shared keys each algorithm uses, and how every key reaches the library's
-constructor, is declared in :mod:`backend.training.algorithms` — the one algorithm list, which
-this module imports (it imports neither torch nor JAX).
+defaults. The algorithm list, with the shared keys each algorithm ignores, is ``SPECS`` in
+:mod:`backend.config.algorithms`, which this module imports (it imports neither torch nor JAX); how every key
+reaches the library's constructor is :mod:`backend.training.algo_kwargs`.
 """
 
 from __future__ import annotations

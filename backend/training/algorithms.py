@@ -1,8 +1,12 @@
-"""The one algorithm list: every algorithm- and backend-specific step of the harness.
+"""The training layer's entry to the algorithms: builds a model, and gathers every algorithm- and backend-specific step.
 
-The trainer and the replay stay algorithm-agnostic by calling only this module. Importing it
-imports neither torch nor JAX (the dry-run and the config import it); each backend's libraries
-are imported inside the functions that need them, JAX only when the backend is ``sbx``.
+The list of algorithms itself is ``SPECS`` in :mod:`backend.config.algorithms`; an algorithm's own settings are a
+section of :mod:`backend.config.agent`, its constructor kwargs come from :mod:`backend.training.algo_kwargs`, its
+class from :mod:`backend.training.model_classes`, its weights are saved and loaded by
+:mod:`backend.training.weights`. This module builds the model and re-exports those names, so the trainer and the
+replay stay algorithm-agnostic by calling only this module. Importing it imports neither torch nor JAX (the
+dry-run imports it); each backend's libraries are imported inside the functions that need them, JAX only when the
+backend is ``sbx``.
 
 Algorithms × backends (``agent.algorithm`` × ``agent.backend``; docs/algorithms.md)::
 
