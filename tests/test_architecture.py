@@ -284,9 +284,15 @@ def test_staleness_check_catches_a_missing_module(tmp_path):  # negative control
 
 # --- shared vocabulary ------------------------------------------------------------------------------------------
 def test_status_members_equal_their_strings_in_json():
-    from backend.core.status import Status
+    from backend.core.jsonio import dumps
+    from backend.core.status import STAGE_OK, Status
+    from backend.evaluation.documents import DocumentState
 
     assert Status.COMPLETED == "completed" and json.dumps({"s": Status.PARTIAL}) == '{"s": "partial"}'
+    typed = {"status": DocumentState.REFUSED, "pbo": {"status": DocumentState.OK}, "stage": {"status": STAGE_OK}}
+    plain = {"status": "refused", "pbo": {"status": "ok"}, "stage": {"status": "ok"}}
+    assert dumps(typed) == dumps(plain) and json.dumps(typed) == json.dumps(plain)  # the JSON stays byte-identical
+    assert [str(s) for s in DocumentState] == ["ok", "refused", "failed"] and f"{DocumentState.FAILED}" == "failed"
     assert f"{Status.INTERRUPTED}" == "interrupted"
     documented = set(re.findall(r"`(\w+)`", (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8")))
     assert {s.value for s in Status} - {"skipped"} <= documented, "a Status member missing from docs/outputs.md"
@@ -432,11 +438,23 @@ def test_dry_run_imports_no_heavy_or_optional_library():
 STATUS_LITERAL_FILES = _modules("backend")  # every module: a status is compared as a Status member
 
 
-def _status_literal_comparisons(source: str) -> list[int]:
-    """Line numbers of comparisons with a bare status string (``== "completed"``, ``in ("failed", ...)``)."""
-    from backend.core.status import Status
+def _status_words() -> set[str]:
+    """Every status word of the typed vocabularies: Status, the statistics documents' states, a stage record's
+    ``ok``, ``pruned``, tune_summary.json's ``searched``, training_progress.json's words."""
+    import typing
 
-    values = {s.value for s in Status}
+    from backend.core.status import PRUNED, STAGE_OK, Status
+    from backend.evaluation.documents import DocumentState
+    from backend.studies.tune.study import SEARCHED
+    from backend.training.callbacks import Progress
+
+    return {*Status, *DocumentState, STAGE_OK, PRUNED, SEARCHED, *typing.get_args(Progress)}
+
+
+def _status_literal_comparisons(source: str) -> list[int]:
+    """Line numbers of comparisons with a bare status string (``== "completed"``, ``in ("failed", ...)``,
+    ``!= "ok"``)."""
+    values = {str(v) for v in _status_words()}
     bad = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Compare):
@@ -452,5 +470,9 @@ def test_statuses_are_compared_as_status_members():
     assert len(STATUS_LITERAL_FILES) > 100 and "backend/studies/tune/trial.py" in STATUS_LITERAL_FILES
     found = {f: _status_literal_comparisons((ROOT / f).read_text(encoding="utf-8")) for f in STATUS_LITERAL_FILES}
     assert {f: v for f, v in found.items() if v} == {}, "compare with backend.core.status.Status members"
-    negative = 'if w["status"] == "completed":\n    pass\nok = s not in ("failed", "pending")\n'
-    assert _status_literal_comparisons(negative) == [1, 3]  # negative control
+    negative = (
+        'if w["status"] == "completed":\n    pass\nok = s not in ("failed", "pending")\n'
+        'two = poi.get("status") == "ok"\nif sel.get("status") not in ("refused", None):\n    pass\n'
+        "if x == DocumentState.OK:\n    pass\n"
+    )
+    assert _status_literal_comparisons(negative) == [1, 3, 4, 5]  # negative control

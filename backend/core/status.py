@@ -7,6 +7,7 @@ documents, comparisons with values read back from disk and CSV columns stay exac
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final, Literal, TypeAlias
 
 
 class Status(StrEnum):
@@ -25,7 +26,13 @@ class Status(StrEnum):
 #: A `wf tune` trial stopped by the pruner: its summary's status and its windows not run. Not a `Status` member
 #: (the tune package's own word, used by backend.studies.tune.trial); kept here, below the run layer, because a
 #: pruned trial's folder is a run folder of ours all the same (backend.run.folder: `--overwrite` recognises it).
-PRUNED = "pruned"
+PRUNED: Final = "pruned"
 
-#: Statuses after which nothing more happens to a window or run.
-FINISHED = frozenset({Status.COMPLETED, Status.PARTIAL, Status.FAILED, Status.INTERRUPTED, Status.SKIPPED})
+SummaryStatus: TypeAlias = Status | Literal["pruned"]
+"""A status summary.json carries, of the run or of a window: a `Status`, or `pruned` in a `wf tune` trial's folder."""
+
+STAGE_OK: Final = "ok"
+"""A stage record's status (summary.json's ``stages``) when the stage succeeded."""
+
+StageStatus: TypeAlias = SummaryStatus | Literal["ok"]
+"""A stage record's status: ``ok``, or how the stage (a window's, the report's) ended."""

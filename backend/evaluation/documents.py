@@ -7,7 +7,20 @@ the builders write them in, unchanged. ``total=False`` where a refused or failed
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, TypedDict
+
+
+class DocumentState(StrEnum):
+    """The ``status`` of a statistics document (a selection, PBO, a test against a baseline, an IQM, P(A > B)).
+
+    Each member equals its string in the JSON: ``ok`` (computed), ``refused`` (too little to compute it on; the
+    ``reason`` says what), ``failed`` (an unexpected error; the ``reason`` is its type and message).
+    """
+
+    OK = "ok"
+    REFUSED = "refused"
+    FAILED = "failed"
 
 
 class Logits(TypedDict):
@@ -31,7 +44,7 @@ class PboDocument(TypedDict, total=False):
     """:func:`~backend.evaluation.selection.pbo_document`: refused ones carry status, reason, trials (and n_trials,
     n_bars when the statistic itself refused)."""
 
-    status: str
+    status: DocumentState
     reason: str | None
     trials: str
     trial_names: list[str]
@@ -87,7 +100,7 @@ class SelectionDocument(TypedDict, total=False):
     """
 
     schema_version: int
-    status: str
+    status: DocumentState
     reason: str | None
     seed: int
     n_bars: int

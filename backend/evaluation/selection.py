@@ -34,7 +34,14 @@ import pandas as pd
 from backend.core.jsonio import sanitize
 from backend.core.status import Status
 from backend.evaluation import statistics as st
-from backend.evaluation.documents import Alignment, ConfigPart, ConfigRow, PboDocument, SelectionDocument
+from backend.evaluation.documents import (
+    Alignment,
+    ConfigPart,
+    ConfigRow,
+    DocumentState,
+    PboDocument,
+    SelectionDocument,
+)
 from backend.evaluation.member_returns import MemberReturns, load_member_returns
 
 SCHEMA_VERSION = 1
@@ -53,8 +60,8 @@ MAX_PAIRS_SHOWN = 1000
 # ----------------------------------------------------------------------------- statistics
 
 
-def _state(reason: str | None) -> str:
-    return "refused" if reason else "ok"
+def _state(reason: str | None) -> DocumentState:
+    return DocumentState.REFUSED if reason else DocumentState.OK
 
 
 def _status(reason: str | None = None, **values: Any) -> dict[str, Any]:
@@ -168,7 +175,7 @@ def _iqm(scores: list[np.ndarray], n_boot: int, seed: int) -> dict[str, Any]:
     value, lo, hi = st.iqm_ci(scores, n_boot=n_boot, seed=seed)
     reason = None if math.isfinite(lo) else "one seed per window: the stratified bootstrap has nothing to resample"
     return {
-        "status": "ok",
+        "status": DocumentState.OK,
         "reason": reason,
         "value": value,
         "ci_low": lo,
@@ -196,7 +203,7 @@ def _verdict(
     """
     against, missing = [], []
     if is_best and n_configs >= 2:
-        if pbo["status"] != "ok":
+        if pbo["status"] != DocumentState.OK:
             missing.append(f"PBO refused: {pbo['reason']}")
         elif pbo["pbo"] > PBO_LIMIT:
             against.append(
@@ -204,7 +211,7 @@ def _verdict(
                 "below the median out of sample"
             )
     for base, res in snooping.items():
-        if res["status"] != "ok":
+        if res["status"] != DocumentState.OK:
             missing.append(f"tests against {base} refused: {res['reason']}")
             continue
         if is_best and res["spa_pvalue"] > SPA_LEVEL:
@@ -264,7 +271,7 @@ def selection_statistics(
     iqm = {c: _config_iqm(s, n_boot, seed) for c, s in scores.items()}
     doc: SelectionDocument = {
         "schema_version": SCHEMA_VERSION,
-        "status": "ok",
+        "status": DocumentState.OK,
         "reason": None,
         "seed": seed,
         "n_bars": len(returns),
@@ -284,7 +291,7 @@ def _refused_document(seed: int, warns: list[str]) -> SelectionDocument:
     reason = "no member with out-of-sample returns"
     doc: SelectionDocument = {
         "schema_version": SCHEMA_VERSION,
-        "status": "refused",
+        "status": DocumentState.REFUSED,
         "seed": seed,
         "warnings": warns,
         "reason": reason,
@@ -421,4 +428,4 @@ def selection_from_rows(rows: Sequence[Mapping[str, Any]], seed: int = 0, **kwar
         return doc
     except Exception as e:  # the sweep's boundary: its members' results must still be written
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        return {"schema_version": SCHEMA_VERSION, "status": Status.FAILED, "reason": f"{type(e).__name__}: {e}"}
+        return {"schema_version": SCHEMA_VERSION, "status": DocumentState.FAILED, "reason": f"{type(e).__name__}: {e}"}

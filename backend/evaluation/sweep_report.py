@@ -21,6 +21,7 @@ import pandas as pd
 from backend.core.jsonio import load_json, write_text
 from backend.core.stages import fmt_num, fmt_pct
 from backend.core.status import Status
+from backend.evaluation.documents import DocumentState
 from backend.evaluation.selection import LUCK, SKILL, MemberReturns, config_name, load_member_returns
 from backend.evaluation.selection import selection_from_rows as _selection
 
@@ -139,7 +140,7 @@ def _equity(data: MemberReturns, member_config: dict[str, str], colors: dict[str
 
 
 def _pbo_plots(pbo: Mapping[str, Any]) -> bytes | None:
-    if pbo.get("status") != "ok":
+    if pbo.get("status") != DocumentState.OK:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 4.2))
@@ -181,7 +182,7 @@ def _seed_plots(sel: Mapping[str, Any]) -> bytes | None:
     if not rows:
         return None
     plt = _plt()
-    two = poi.get("status") == "ok"
+    two = poi.get("status") == DocumentState.OK
     fig, axes = plt.subplots(1, 2 if two else 1, figsize=(WIDTH, 1.6 + 0.5 * max(len(rows), 3)), squeeze=False)
     ax = axes[0, 0]
     y = np.arange(len(rows))
@@ -261,7 +262,7 @@ def _members_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _verdict_html(sel: Mapping[str, Any]) -> str:
-    if sel.get("status") != "ok":
+    if sel.get("status") != DocumentState.OK:
         return f'<p class="box undetermined">No selection statistics: {_e(sel.get("reason"))}</p>'
     cls = {LUCK: "luck", SKILL: "skill"}.get(sel["verdict"], "undetermined")
     why = "".join(f"<li>{html.escape(w)}</li>" for w in sel.get("verdict_reasons") or [])
@@ -316,7 +317,7 @@ def _snooping_table(sel: Mapping[str, Any]) -> str:
     head = ["baseline", "SPA p (consistent)", "SPA p (lower)", "Reality Check p", "StepM superior", "block", "reps"]
     rows = []
     for base, r in (sel.get("data_snooping") or {}).items():
-        if r.get("status") != "ok":
+        if r.get("status") != DocumentState.OK:
             rows.append([_e(base), f"refused: {_e(r.get('reason'))}", "", "", "", "", ""])
             continue
         rows.append(
@@ -334,7 +335,7 @@ def _snooping_table(sel: Mapping[str, Any]) -> str:
 
 
 def _pbo_text(pbo: Mapping[str, Any]) -> str:
-    if pbo.get("status") != "ok":
+    if pbo.get("status") != DocumentState.OK:
         return f"<p>PBO refused: {_e(pbo.get('reason'))}</p>"
     deg = pbo["degradation"]
     chosen = ", ".join(f"{html.escape(k)} {v}" for k, v in pbo["chosen_counts"].items())
@@ -435,11 +436,11 @@ def _page(name: str, rows: list[dict[str, Any]], data: MemberReturns, sel: Mappi
     for member in data.returns.columns:
         configs.setdefault(member_config.get(member, member), []).append(member)
     colors = _colors(list(configs))
-    pbo = sel.get("pbo") or {"status": "refused", "reason": sel.get("reason")}
+    pbo = sel.get("pbo") or {"status": DocumentState.REFUSED, "reason": sel.get("reason")}
     seeds = sorted({str(r.get("seed")) for r in rows})
     n_configs = len({config_name(r) for r in rows})
     notes_html = _notes_html(sel, data)
-    ok = sel.get("status") == "ok"
+    ok = sel.get("status") == DocumentState.OK
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Sweep report — {html.escape(name)}</title>

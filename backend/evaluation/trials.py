@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.evaluation.documents import PboDocument
+from backend.evaluation.documents import DocumentState, PboDocument
 from backend.evaluation.selection import pbo_document
 from backend.evaluation.statistics import deflated_sharpe_ratio, expected_max_sharpe
 
@@ -85,13 +85,13 @@ def trials_pbo(complete: list[Any]) -> PboDocument:
     bars = {tr.user_attrs.get("validation_bars_hash") for tr in complete if "validation_returns" in tr.user_attrs}
     if len(cols) < 2:
         return {
-            "status": "refused",
+            "status": DocumentState.REFUSED,
             "reason": f"PBO needs at least 2 completed trials to choose among; {len(cols)} completed",
             "trials": "trials",
         }
     if len(bars) > 1 or len({len(c) for c in cols.values()}) > 1:
         return {
-            "status": "refused",
+            "status": DocumentState.REFUSED,
             "reason": "the completed trials were validated on different bars",
             "trials": "trials",
         }

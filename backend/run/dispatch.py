@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from backend.core.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_TRAINING
 from backend.core.progress import RunProgress
-from backend.core.status import Status
+from backend.core.status import Status, SummaryStatus
 from backend.run.executor_api import Executor
 from backend.run.tasks import WarmStart, WindowResult, WindowTask
 
@@ -46,7 +46,7 @@ class TaskOwner(Protocol):
         """A task's result landed."""
         ...
 
-    def not_run(self, task: WindowTask, why: str, status: str = Status.INTERRUPTED) -> None:
+    def not_run(self, task: WindowTask, why: str, status: SummaryStatus = Status.INTERRUPTED) -> None:
         """``task`` will not run (interrupted, or its warm-start source failed)."""
         ...
 
@@ -155,7 +155,7 @@ def _release(d: TaskOwner, task: WindowTask, result: WindowResult, waiting: dict
             _release(d, dep, WindowResult(dep.run, dep.window.id, Status.FAILED, EXIT_PARTIAL), waiting, ready)
 
 
-def _drop(d: TaskOwner, ready: list[WindowTask], waiting: dict, why: str, status: str) -> None:
+def _drop(d: TaskOwner, ready: list[WindowTask], waiting: dict, why: str, status: SummaryStatus) -> None:
     for t in [t for t in ready if t.run == d.name]:
         ready.remove(t)
         d.not_run(t, why, status)

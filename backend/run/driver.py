@@ -26,7 +26,7 @@ from backend.core.errors import (
     InputError,
 )
 from backend.core.jsonio import write_json, write_text
-from backend.core.status import Status
+from backend.core.status import STAGE_OK, Status, SummaryStatus
 from backend.evaluation import report
 from backend.evaluation.aggregate import stitched
 from backend.run import executors
@@ -298,7 +298,7 @@ class RunDriver:
             self.summary.doc["warnings"].append(f"{result.window_id}: {warning}")
             stages.say(f"warning: {(self.name + ': ') if self.name else ''}{result.window_id}: {warning}", err=True)
 
-    def not_run(self, task: WindowTask, why: str, status: str = Status.INTERRUPTED) -> None:
+    def not_run(self, task: WindowTask, why: str, status: SummaryStatus = Status.INTERRUPTED) -> None:
         assert self.summary is not None
         entry = self.summary.window(task.window.id)
         if entry["status"] in (Status.PENDING, Status.TRAINING):
@@ -333,7 +333,7 @@ class RunDriver:
         summary.save()
         if not self.opts.no_report and done and not interrupted:
             code = self._report(code)
-        summary.stage("summary", "ok", 0.0)
+        summary.stage("summary", STAGE_OK, 0.0)
         text = f"{summary.path}" + (
             "" if summary.doc["status"] == Status.COMPLETED else f" (status {summary.doc['status']})"
         )
@@ -365,6 +365,6 @@ class RunDriver:
             self.summary.stage("report", Status.FAILED, time.perf_counter() - t0)
             stages.emit(False, "Report", f"{type(e).__name__}: {e}", self.name)
             return code
-        self.summary.stage("report", "ok", time.perf_counter() - t0)
+        self.summary.stage("report", STAGE_OK, time.perf_counter() - t0)
         stages.emit(True, "Report", str(path), self.name)
         return code

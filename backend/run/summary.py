@@ -16,7 +16,7 @@ from typing import Any, NotRequired, TypedDict
 
 from backend.core.errors import EXIT_ARTIFACTS, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from backend.core.jsonio import write_json
-from backend.core.status import Status
+from backend.core.status import STAGE_OK, StageStatus, Status, SummaryStatus
 from backend.run import folder as rf
 from backend.run.window_setup import Setup, windows_hash
 from backend.walkforward.windows import Window
@@ -50,7 +50,7 @@ class WindowEntry(TypedDict):
     test_bars: int
     train_sessions: int
     test_sessions: int
-    status: str  # pending | training | completed | failed | interrupted (a tune trial's: also pruned, skipped)
+    status: SummaryStatus  # pending | training | completed | failed | interrupted (a tune trial's: also pruned)
     training: dict[str, Any] | None
     evaluation: dict[str, Any] | None
     baselines: dict[str, Any] | None
@@ -66,7 +66,7 @@ class WindowEntry(TypedDict):
 class StageRecord(TypedDict):
     """One stage of ``stages`` (``window_setup``, ``window_<id>``, ``report``, ``summary``)."""
 
-    status: str
+    status: StageStatus
     seconds: float
 
 
@@ -86,7 +86,7 @@ class RunSummary(TypedDict):
     """summary.json of one run folder (docs/outputs.md)."""
 
     schema_version: int
-    status: str  # running | completed | partial | failed | interrupted (a pruned tune trial: pruned)
+    status: SummaryStatus  # running | completed | partial | failed | interrupted (a pruned tune trial: pruned)
     symbol: str
     interval: str
     source: str
@@ -126,7 +126,7 @@ class SummaryFile:
     def save(self) -> None:
         write_json(self.path, self.doc)
 
-    def stage(self, name: str, status: str, seconds: float) -> None:
+    def stage(self, name: str, status: StageStatus, seconds: float) -> None:
         self.doc["stages"][name] = {"status": status, "seconds": round(seconds, 3)}
         self.save()
 
@@ -161,7 +161,7 @@ def summary_document(
             if s.benchmark
             else None
         ),
-        "stages": {"window_setup": {"status": "ok", "seconds": round(s.seconds, 3)}},
+        "stages": {"window_setup": {"status": STAGE_OK, "seconds": round(s.seconds, 3)}},
         "windows": entries,
         "aggregate": None,
         "statistics": None,
@@ -218,7 +218,7 @@ def gates(cfg: Any, evaluation: dict[str, Any], beats: dict[str, Any]) -> Window
     return {"checks": checks, "passed": all(v is True for v in checks.values())}
 
 
-def run_status(*, interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[str, int]:
+def run_status(*, interrupted: bool, fatal: bool, done: int, total: int, failures: list[int]) -> tuple[Status, int]:
     """The run's status and exit code from how its windows ended."""
     if fatal:
         return Status.FAILED, EXIT_ARTIFACTS

@@ -75,7 +75,7 @@ class WindowTask:
 class WindowResult:
     run: str
     window_id: str
-    status: str  # completed | failed | interrupted
+    status: Status  # completed | failed | interrupted (skipped: a halted tune trial's window, never run)
     exit_code: int
     error: dict[str, str] | None = None
     training: dict[str, Any] | None = None
@@ -220,7 +220,7 @@ def _code(error: Exception, default: int) -> int:
     return error.exit_code if isinstance(error, HarnessError) else default
 
 
-def _failed(out: WindowResult, stage: str, status: str, code: int, kind: str, message: str) -> WindowResult:
+def _failed(out: WindowResult, stage: str, status: Status, code: int, kind: str, message: str) -> WindowResult:
     out.status, out.exit_code = status, code
     out.error = {"stage": stage, "type": kind, "message": message}
     return out

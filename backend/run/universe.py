@@ -102,7 +102,7 @@ class Universe:
         self.out = rf.check_output_dir(opts.output_dir)
         self.drivers: list[tuple[str, int | None, Any]] = []  # (symbol, seed, RunDriver)
         self.started = rf.now()
-        self.status: str = Status.PENDING
+        self.status: Status = Status.PENDING
 
     @property
     def symbols(self) -> list[str]:
@@ -212,7 +212,7 @@ class Universe:
         self._write_top(status, runs, cross_symbol(self.out, runs))
         return code
 
-    def _write_top(self, status: str, runs: list[dict[str, Any]], cross: dict[str, Any] | None) -> None:
+    def _write_top(self, status: Status, runs: list[dict[str, Any]], cross: dict[str, Any] | None) -> None:
         s = self.setups[0][1]
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -235,7 +235,7 @@ class Universe:
             _emit(cross, status, self.out, self.opts.prefix)
 
 
-def _status(codes: list[int]) -> tuple[str, int]:
+def _status(codes: list[int]) -> tuple[Status, int]:
     if EXIT_INTERRUPTED in codes:
         return Status.INTERRUPTED, EXIT_INTERRUPTED
     if all(c == EXIT_OK for c in codes):
@@ -253,7 +253,7 @@ def _warnings(out: Path, runs: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def _emit(cross: dict[str, Any], status: str, out: Path, prefix: str) -> None:
+def _emit(cross: dict[str, Any], status: Status, out: Path, prefix: str) -> None:
     ws = cross["window_sharpe"]
     ci = "" if ws.get("ci_low") is None else f" [{stages.fmt_num(ws['ci_low'])}, {stages.fmt_num(ws['ci_high'])}]"
     stages.emit(

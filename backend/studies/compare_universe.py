@@ -21,7 +21,7 @@ import pandas as pd
 from backend.core.jsonio import load_json
 from backend.core.stages import fmt_num, fmt_pct
 from backend.core.status import Status
-from backend.evaluation.documents import SelectionDocument
+from backend.evaluation.documents import DocumentState, SelectionDocument
 from backend.evaluation.selection import (
     SCHEMA_VERSION,
     MemberReturns,
@@ -214,4 +214,4 @@ def universe_selection(rows: list[dict[str, Any]], seed: int = 0, **kwargs: Any)
         return doc
     except Exception as e:  # the sweep's boundary: its members' results must still be written
         warnings.warn(f"selection statistics failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        return {"schema_version": SCHEMA_VERSION, "status": Status.FAILED, "reason": f"{type(e).__name__}: {e}"}
+        return {"schema_version": SCHEMA_VERSION, "status": DocumentState.FAILED, "reason": f"{type(e).__name__}: {e}"}

@@ -28,6 +28,7 @@ from backend.core.errors import (
     InputError,
 )
 from backend.core.status import Status
+from backend.evaluation.documents import DocumentState
 from backend.evaluation.selection import selection_from_rows
 from backend.evaluation.sweep_report import build_sweep_report
 from backend.run import executors
@@ -53,7 +54,7 @@ class Member:
     config: str
     seed: int
     output_dir: Path
-    status: str = Status.PENDING
+    status: Status = Status.PENDING
     exit_code: int | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -206,7 +207,7 @@ def report(out: Path) -> None:
 
 def print_selection(sel: dict[str, Any]) -> None:
     """One line per statistic under the sweep table: which config, how sure."""
-    if sel.get("status") not in ("ok", None) and sel.get("reason"):  # a selection document: ok, refused, failed
+    if sel.get("status") not in (DocumentState.OK, None) and sel.get("reason"):  # a selection document's state
         print(f"selection statistics: not computed ({sel['reason']})")
         return
     best = sel.get("best_config")

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from backend.core.errors import TrainingError
 from backend.core.jsonio import write_json
+from backend.core.status import Status
+
+Progress: TypeAlias = Literal["running", "completed", "stopped"]
+"""training_progress.json's ``status`` while the learner runs and when it returns (``stopped``: before its total
+timesteps); an exception marks it with a :class:`Status` instead (``interrupted``, ``failed``)."""
 
 
 class ProgressFileCallback(BaseCallback):
@@ -23,7 +28,7 @@ class ProgressFileCallback(BaseCallback):
         self.start = time.perf_counter()
         self.episodes = 0
 
-    def snapshot(self, status: str) -> dict[str, Any]:
+    def snapshot(self, status: Progress | Status) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.start
         done = int(self.num_timesteps)
         return {
@@ -50,7 +55,7 @@ class ProgressFileCallback(BaseCallback):
     def _on_training_end(self) -> None:
         write_json(self.path, self.snapshot("completed" if self.num_timesteps >= self.total else "stopped"))
 
-    def mark(self, status: str) -> None:
+    def mark(self, status: Status) -> None:
         """Training ended by an exception (Ctrl-C, a failed check): say so in the progress file."""
         try:
             write_json(self.path, self.snapshot(status))

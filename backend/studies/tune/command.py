@@ -46,7 +46,7 @@ from backend.studies.tune.storage import (
     shown_url,
 )
 from backend.studies.tune.strict import plan_table, run_strict, strict_plan
-from backend.studies.tune.study import Search, check_replaceable
+from backend.studies.tune.study import SEARCHED, Search, check_replaceable
 
 # ------------------------------------------------------------------------------------------ the command
 
@@ -181,7 +181,7 @@ def _drive(search: Search) -> int:
     if not t.final:
         best_cfg = config_dict(search.space.config(search.base, best_doc["params"]))
         write_json(search.out / "best_config.json", best_cfg, search.out)
-        path = search.write(search.document("searched", stopped=stopped, best=best_doc))
+        path = search.write(search.document(SEARCHED, stopped=stopped, best=best_doc))
         stages.emit(True, "Summary", f"{path} (search only: --no-final; rerun without it to use the test spans)")
         return EXIT_OK
     return _final(search, best, best_doc, stopped)

@@ -29,7 +29,7 @@ from backend.run import folder as rf
 from backend.run.driver import Setup, execute
 from backend.studies.tune.split import read_range
 from backend.studies.tune.storage import _check_study, _study_inputs, open_study, shown_url
-from backend.studies.tune.study import Search
+from backend.studies.tune.study import SEARCHED, Search, StudyStatus
 from backend.walkforward.windows import Window
 
 
@@ -102,7 +102,7 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
                 search.executor.close()
         best = search.best()
         entry = _entry(s, p, search, best, name_k)
-        search.write(search.document("searched", stopped=stopped, best=entry["chosen"]))
+        search.write(search.document(SEARCHED, stopped=stopped, best=entry["chosen"]))
         if best is None:
             stages.emit(False, f"Study {p.outer.id}", "no trial completed; nothing to choose for this window")
             code = EXIT_PARTIAL
@@ -111,7 +111,7 @@ def run_strict(t: Any, s: Setup, space: Any, inner: list[Window], out: Path, nam
             code = max(code, entry["final"]["exit_code"])
         entries.append(entry)
     status = Status.COMPLETED if code == EXIT_OK else Status.PARTIAL
-    path = _write(out, t, s, name, url, entries, status if t.final else "searched")
+    path = _write(out, t, s, name, url, entries, status if t.final else SEARCHED)
     stages.emit(code == EXIT_OK, "Summary", f"{path} (strict: one study per outer window)")
     return code
 
@@ -166,7 +166,7 @@ def _final(t: Any, s: Setup, space: Any, w: Window, best: Any, out: Path) -> dic
     }
 
 
-def _write(out: Path, t: Any, s: Setup, name: str, url: str, entries: list, status: str) -> Path:
+def _write(out: Path, t: Any, s: Setup, name: str, url: str, entries: list, status: StudyStatus) -> Path:
     doc = {
         "schema_version": 1,
         "kind": "tune",

@@ -31,7 +31,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, Literal, NoReturn, TypeAlias
 
 import numpy as np
 
@@ -82,6 +82,10 @@ from backend.studies.tune.storage import (  # noqa: F401  (re-exported: backend.
 )
 from backend.studies.tune.trial import PRUNED, SKIPPED, TrialFailed, _Gate, _TrialDriver  # noqa: F401  (re-exported)
 from backend.walkforward.windows import Window
+
+SEARCHED: Final = "searched"
+StudyStatus: TypeAlias = Status | Literal["searched"]
+"""tune_summary.json's ``status``: a :class:`Status`, or ``searched`` (``--no-final``: trials ran, no final run)."""
 
 
 @dataclass
@@ -303,7 +307,7 @@ class Search:
             "waiting": state.count(TrialState.WAITING),
         }
 
-    def document(self, status: str, **extra: Any) -> dict[str, Any]:
+    def document(self, status: StudyStatus, **extra: Any) -> dict[str, Any]:
         trials = self.study.get_trials(deepcopy=False)
         return {
             "schema_version": SCHEMA_VERSION,

@@ -14,7 +14,7 @@ from typing import Any
 
 from backend.core import stages
 from backend.core.errors import EXIT_OK
-from backend.core.status import PRUNED, Status
+from backend.core.status import PRUNED, STAGE_OK, Status, SummaryStatus
 from backend.evaluation.aggregate import stitched
 from backend.run import folder as rf
 from backend.run.driver import RunDriver
@@ -38,10 +38,10 @@ class _TrialDriver(RunDriver):
         self.trial, self.objective = trial, objective
         self.order = [w.id for w in sorted(s.windows, key=lambda w: w.test_start)]
         self.values: list[float] = []
-        self.halted: str | None = None  # pruned | failed
+        self.halted: SummaryStatus | None = None  # pruned | failed
         self.why = ""
 
-    def halt(self, status: str, why: str) -> None:
+    def halt(self, status: SummaryStatus, why: str) -> None:
         if self.halted is None:
             self.halted, self.why = status, why
 
@@ -75,7 +75,7 @@ class _TrialDriver(RunDriver):
                     f"({self.objective} {value:.4g} so far)",
                 )
 
-    def not_run(self, task: WindowTask, why: str, status: str = Status.INTERRUPTED) -> None:
+    def not_run(self, task: WindowTask, why: str, status: SummaryStatus = Status.INTERRUPTED) -> None:
         if self.halted == PRUNED and status == Status.FAILED:  # a warm-start chain cut by pruning
             status, why = PRUNED, self.why
         super().not_run(task, why, status)
@@ -96,7 +96,7 @@ class _TrialDriver(RunDriver):
                 "seconds": round(time.perf_counter() - self.summary.started, 3),
             }
         )
-        self.summary.stage("summary", "ok", 0.0)
+        self.summary.stage("summary", STAGE_OK, 0.0)
         stages.emit(True, "Summary", f"{self.summary.path} (trial pruned)", self.name)
         return EXIT_OK
 
