@@ -36,21 +36,37 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the ``backend`` modules it imports (at any depth of the file, lazy imports included)."""
-    modules = {_module_name(p): p for p in BACKEND.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("backend"):
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute module an ``from ... import`` names: ``from ..run import driver`` in ``backend.cli.app`` ->
+    ``backend.run`` (the package of a package's ``__init__`` is itself)."""
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".") if is_package else module.split(".")[:-1]
+    base = parts[: len(parts) - (node.level - 1)] if node.level - 1 <= len(parts) else []
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _edges(source: str, module: str, is_package: bool, modules: set[str]) -> set[str]:
+    edges: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            target = _absolute(node, module, is_package)
+            if target == "backend" or target.startswith("backend."):
                 for alias in node.names:
-                    full = f"{node.module}.{alias.name}"
-                    edges.add(full if full in modules else node.module)  # type: ignore[arg-type]
-            elif isinstance(node, ast.Import):
-                edges |= {a.name for a in node.names if a.name.startswith("backend")}
-        graph[name] = edges - {name}
-    return graph
+                    full = f"{target}.{alias.name}"
+                    edges.add(full if full in modules else target)
+        elif isinstance(node, ast.Import):
+            edges |= {a.name for a in node.names if a.name.startswith("backend")}
+    return edges - {module}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the ``backend`` modules it imports (at any depth of the file, lazy imports included; relative
+    imports resolved against the importing module's package)."""
+    modules = {_module_name(p): p for p in BACKEND.rglob("*.py")}
+    return {
+        name: _edges(path.read_text(), name, path.name == "__init__.py", set(modules)) for name, path in modules.items()
+    }
 
 
 def _layer(module: str) -> int | None:
@@ -64,9 +80,9 @@ def test_every_module_lives_in_a_layer_folder():
     assert loose == [], f"modules outside the layer folders: {loose}"
 
 
-def test_imports_point_down_only():
+def _upward(graph: dict[str, set[str]]) -> list[str]:
     upward = []
-    for module, edges in import_graph().items():
+    for module, edges in graph.items():
         if module in ENTRY_SHIMS:
             continue
         mine = _layer(module)
@@ -74,7 +90,12 @@ def test_imports_point_down_only():
             theirs = _layer(target)
             if mine is not None and theirs is not None and theirs > mine:
                 upward.append(f"{module} -> {target}")
-    assert upward == [], "imports from a lower layer to a higher one:\n" + "\n".join(sorted(upward))
+    return sorted(upward)
+
+
+def test_imports_point_down_only():
+    upward = _upward(import_graph())
+    assert upward == [], "imports from a lower layer to a higher one:\n" + "\n".join(upward)
 
 
 def test_no_import_cycle():
@@ -106,6 +127,19 @@ def test_no_import_cycle():
 def test_the_graph_sees_lazy_imports():  # negative control: the checker finds a function-level import
     graph = import_graph()
     assert "backend.cli.app" in graph["backend.training.walk_forward_eval"]
+
+
+def test_the_graph_resolves_relative_imports():  # negative control: a relative upward import is an upward edge
+    modules = set(import_graph())
+    source = "from ..run import driver\nfrom . import bundle\n\n\ndef f():\n    from ..cli.app import cli\n"
+    edges = _edges(source, "backend.training.trainer", False, modules)
+    assert edges == {"backend.run.driver", "backend.training.bundle", "backend.cli.app"}
+    assert _upward({"backend.training.trainer": edges}) == [
+        "backend.training.trainer -> backend.cli.app",
+        "backend.training.trainer -> backend.run.driver",
+    ]
+    in_init = _edges("from .tune import command\nfrom .. import core\n", "backend.studies", True, modules)
+    assert in_init == {"backend.studies.tune.command", "backend.core"}
 
 
 # --- docs/architecture.md stays true -------------------------------------------------------------------------

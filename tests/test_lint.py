@@ -31,10 +31,13 @@ def test_ruff_is_clean():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_ruff_flags_an_unused_import_and_a_complex_function(tmp_path):  # negative control, the project's config
+def test_ruff_flags_an_unused_import_a_complex_function_and_a_relative_import(tmp_path):  # negative control
     branches = "".join(f"    elif x == {i}:\n        return {i}\n" for i in range(2, 14))
     bad = tmp_path / "bad.py"
-    bad.write_text(f"import os\n\n\ndef tangled(x):\n    if x == 1:\n        return 1\n{branches}    return 0\n")
-    p = _ruff("--config", str(ROOT / "pyproject.toml"), str(bad))
+    bad.write_text(
+        "import os\n\nfrom ..run import driver\n\n\n"
+        f"def tangled(x):\n    if x == 1:\n        return driver\n{branches}    return 0\n"
+    )
+    p = _ruff("--config", str(ROOT / "pyproject.toml"), str(bad))  # the project's config
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "F401" in p.stdout and "C901" in p.stdout, p.stdout
+    assert "F401" in p.stdout and "C901" in p.stdout and "TID252" in p.stdout, p.stdout
