@@ -245,7 +245,8 @@ def golden_series():
 
 
 def test_golden_series_statistics():
-    got = metrics.series_metrics(*golden_series(), PPY_5M, 100_000.0)
+    series = dict(zip(("returns", "positions", "costs", "traded", "session_id"), golden_series(), strict=True))
+    got = metrics.series_metrics(**series, periods_per_year=PPY_5M, initial_equity=100_000.0)
     assert set(got) == set(SERIES_GOLDEN)
     for key, want in SERIES_GOLDEN.items():
         assert got[key] == pytest.approx(want, rel=1e-8, abs=1e-12), key
@@ -317,11 +318,14 @@ def test_annualisation_is_an_input():
 
 
 def test_edge_cases_one_bar_and_empty():
-    one = metrics.compute(*([np.zeros(1)] * 6), np.zeros(1, int), 252.0)
+    arrays = ("returns", "positions", "held", "costs", "trade_costs", "traded")
+    one = metrics.compute(**dict.fromkeys(arrays, np.zeros(1)), session_id=np.zeros(1, int), periods_per_year=252.0)
     assert math.isnan(one["sharpe"]) and math.isnan(one["volatility"]) and one["total_return"] == 0.0
     assert math.isnan(one["cagr"])  # too short to annualise
     e = np.array([])
-    empty = metrics.compute(e, e, e, e, e, e, np.array([], int), 252.0)
+    empty = metrics.compute(**dict.fromkeys(arrays, e), session_id=np.array([], int), periods_per_year=252.0)
+    with pytest.raises(TypeError):  # negative control: by position, costs and trade_costs could be swapped
+        metrics.compute(e, e, e, e, e, e, np.array([], int), 252.0)  # type: ignore[misc]
     assert empty["n_bars"] == 0 and empty["max_drawdown"] == 0.0 and empty["n_trades"] == 0
 
 

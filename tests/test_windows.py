@@ -100,17 +100,26 @@ def test_spans_without_bars_and_embargo(market_5m):
         resolve(specs, market_5m.timestamps, market_5m.session_id, 100, "f")
 
 
+def span(days: list[date], train: int, test: int, step: int | None, mode: str) -> dict:
+    """auto_windows's keyword-only arguments over all of ``days``."""
+    return dict(
+        start=days[0], end=days[-1], train_days=train, test_days=test, step_days=step, mode=mode, tz="America/New_York"
+    )
+
+
 def test_auto_windows_rolling_and_anchored():
     days = [date(2019, 1, d) for d in range(1, 31)]
-    roll = auto_windows(days, days[0], days[-1], 10, 5, None, "rolling", "America/New_York")
-    anch = auto_windows(days, days[0], days[-1], 10, 5, 5, "anchored", "America/New_York")
+    roll = auto_windows(days, **span(days, 10, 5, None, "rolling"))
+    anch = auto_windows(days, **span(days, 10, 5, 5, "anchored"))
     assert len(roll) == len(anch) == 4
     assert [w.text["train_start"] for w in roll] == ["2019-01-01", "2019-01-06", "2019-01-11", "2019-01-16"]
     assert {w.text["train_start"] for w in anch} == {"2019-01-01"}
     for w in roll:
         assert w.test_start >= w.train_end
     with pytest.raises(DataError, match="fewer than"):
-        auto_windows(days[:5], days[0], days[4], 10, 5, None, "rolling", "America/New_York")
+        auto_windows(days[:5], **span(days[:5], 10, 5, None, "rolling"))
+    with pytest.raises(TypeError):  # negative control: by position, train and test sessions could be swapped
+        auto_windows(days, days[0], days[-1], 10, 5, None, "rolling", "America/New_York")  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- dates and spans (issue #12)
@@ -220,11 +229,11 @@ def test_date_only_windows_resolve_the_same_with_or_without_the_bars(sample_5m, 
 def test_automatic_windows_with_overlapping_test_spans_are_refused():
     days = [date(2019, 1, d) for d in range(1, 31)]
     with pytest.raises(InputError) as e:
-        auto_windows(days, days[0], days[-1], 10, 5, 2, "rolling", "America/New_York")
+        auto_windows(days, **span(days, 10, 5, 2, "rolling"))
     msg = str(e.value)
     assert "w01" in msg and "w02" in msg and "--step-days 5" in msg and "overlap" in msg
-    assert len(auto_windows(days, days[0], days[-1], 10, 5, 5, "rolling", "America/New_York")) == 4
-    assert len(auto_windows(days, days[0], days[-1], 10, 20, 3, "rolling", "America/New_York")) == 1  # one: no overlap
+    assert len(auto_windows(days, **span(days, 10, 5, 5, "rolling"))) == 4
+    assert len(auto_windows(days, **span(days, 10, 20, 3, "rolling"))) == 1  # one: no overlap
     res = wf("run", "--start", "2019-01-02", "--end", "2019-03-29", "--train-days", "10", "--test-days", "5",
              "--step-days", "2", "--dry-run")  # fmt: skip
     assert res.exit_code == 2 and "--step-days" in res.output

@@ -48,7 +48,9 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def run_sanity(out: Path, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac") -> int:
+def run_sanity(
+    out: Path, *, timesteps: int, seed: int, quiet: bool, backend: str = "sb3", algorithm: str = "sac"
+) -> int:
     for name in ("edge", "random_walk"):  # both runs overwrite their folder: never one reached through a link
         fsguard.check_no_escape(out, out / name, "the sanity folder")
     out.mkdir(parents=True, exist_ok=True)

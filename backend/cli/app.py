@@ -223,7 +223,7 @@ def sanity_command(
     if timesteps < 600:
         raise InputError("--timesteps must be at least 600 (SAC starts learning after 500 steps)")
     out = Path(output_dir) if output_dir else Path("runs") / f"sanity-{datetime.now():%Y%m%d-%H%M%S}"
-    return run_sanity(out, timesteps, seed, quiet, backend, algorithm)
+    return run_sanity(out, timesteps=timesteps, seed=seed, quiet=quiet, backend=backend, algorithm=algorithm)
 
 
 @cli.command("sweep")

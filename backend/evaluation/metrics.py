@@ -334,6 +334,7 @@ def trade_statistics(entry_bar: np.ndarray, exit_bar: np.ndarray, net_return: np
 
 
 def series_metrics(
+    *,
     returns: np.ndarray,
     positions: np.ndarray,
     costs: np.ndarray,
@@ -371,6 +372,7 @@ def series_metrics(
 
 
 def compute(
+    *,
     returns: np.ndarray,
     positions: np.ndarray,
     held: np.ndarray,
@@ -383,10 +385,19 @@ def compute(
 ) -> dict[str, Any]:
     """Every metric of the summary schema (:data:`METRIC_KEYS`) for one per-bar series.
 
-    The trade statistics come from :func:`trades`, so they compound to ``total_return``.
+    The trade statistics come from :func:`trades`, so they compound to ``total_return``. Keyword-only: seven
+    arrays of one shape (``costs`` and ``trade_costs`` above all) must not be swappable by position.
     """
     t = _trade_arrays(positions, held, returns, trade_costs)
-    out = series_metrics(returns, positions, costs, traded, session_id, periods_per_year, initial_equity)
+    out = series_metrics(
+        returns=returns,
+        positions=positions,
+        costs=costs,
+        traded=traded,
+        session_id=session_id,
+        periods_per_year=periods_per_year,
+        initial_equity=initial_equity,
+    )
     out.update(trade_statistics(t["entry_bar"], t["exit_bar"], t["net_return"]))
     return {key: out[key] for key in METRIC_KEYS}
 

@@ -48,15 +48,15 @@ class Trajectory:
 
     def metrics(self, periods_per_year: float, initial_equity: float) -> dict[str, Any]:
         return metrics.compute(
-            self.returns,
-            self.positions,
-            self.held,
-            self.costs,
-            self.trade_costs,
-            self.traded,
-            self.session_id,
-            periods_per_year,
-            initial_equity,
+            returns=self.returns,
+            positions=self.positions,
+            held=self.held,
+            costs=self.costs,
+            trade_costs=self.trade_costs,
+            traded=self.traded,
+            session_id=self.session_id,
+            periods_per_year=periods_per_year,
+            initial_equity=initial_equity,
         )
 
 

@@ -210,13 +210,13 @@ def _resolved_windows(
         days = list(bars.session_dates())
         specs = auto_windows(
             days,
-            plan.start or days[0],
-            plan.end or days[-1],
-            opts.train_days,
-            opts.test_days,
-            opts.step_days,
-            opts.mode,
-            plan.timezone,
+            start=plan.start or days[0],
+            end=plan.end or days[-1],
+            train_days=opts.train_days,
+            test_days=opts.test_days,
+            step_days=opts.step_days,
+            mode=opts.mode,
+            tz=plan.timezone,
         )
         if plan.embargo:
             # keep the test span where it is and cut the train span short (no leakage)

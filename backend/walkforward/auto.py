@@ -13,7 +13,7 @@ from backend.core.errors import DataError, InputError
 from backend.walkforward.spec import WindowSpec, spec_from_text
 
 
-def _check_arguments(train_days: int, test_days: int, step_days: int | None, mode: str) -> int:
+def _check_arguments(*, train_days: int, test_days: int, step_days: int | None, mode: str) -> int:
     """The step in sessions, after checking the command-line sizes and mode."""
     if train_days < 1 or test_days < 1:
         raise InputError("--train-days and --test-days must be at least 1 (trading sessions)")
@@ -38,6 +38,7 @@ def _check_overlap(specs: list[WindowSpec], step: int, test_days: int) -> None:
 
 def auto_windows(
     session_dates: list[date],
+    *,
     start: date,
     end: date,
     train_days: int,
@@ -48,10 +49,11 @@ def auto_windows(
 ) -> list[WindowSpec]:
     """Rolling (fixed-length train) or anchored (expanding train) windows, in sessions.
 
-    ``session_dates`` are the names of the sessions that hold bars (``Bars.session_dates()``).
+    ``session_dates`` are the names of the sessions that hold bars (``Bars.session_dates()``). The rest is
+    keyword-only: two dates and three session counts that must not be swappable by position.
     A step shorter than the test span would make test spans overlap: refused (InputError).
     """
-    step = _check_arguments(train_days, test_days, step_days, mode)
+    step = _check_arguments(train_days=train_days, test_days=test_days, step_days=step_days, mode=mode)
     days = [d for d in session_dates if start <= d <= end]
     if len(days) < train_days + test_days:
         raise DataError(
