@@ -434,8 +434,48 @@ def test_exit_code_literals_are_found():  # negative control on synthetic source
     assert _literal_exit_codes(source) == [2, 4, 5, 6, 7, 9, 11, 12, 13, 14, 17]
 
 
-def test_gitignore_leaves_new_evaluation_subpackages_to_git():
-    """Only the demo's output folders inside backend/evaluation are ignored: a new subpackage there is code."""
+SOURCE_PATHS = [  # plausible code and fixtures: none may be ignored
+    "backend/evaluation/newpkg/__init__.py",
+    "backend/evaluation/sweep_stats/__init__.py",
+    "backend/evaluation/debugging.py",
+    "backend/run/outputs/x.py",
+    "backend/run/runs/x.py",
+    "backend/data/build/x.py",
+    "backend/envs/venv/x.py",
+    "tests/fixtures/outputs/a.json",
+    "tests/fixtures/runs/summary.json",
+]
+OUTPUT_PATHS = [  # run outputs, caches, venvs: all ignored
+    "backend/evaluation/demo/summary.json",
+    "backend/evaluation/debug/w01/model.zip",
+    "backend/evaluation/sweep1/sweep.json",
+    "runs/SPY-5m-20260101-000000/summary.json",
+    "outputs/a.json",
+    "benchmarks/latest.json",
+    ".venv/bin/python",
+    "venv/bin/python",
+    "backend/run/__pycache__/driver.cpython-311.pyc",
+    "backend.egg-info/PKG-INFO",
+    ".mypy_cache/3.11/x.json",
+    "build/lib/backend/__init__.py",
+]
+
+
+def _ignored(root: Path, paths: list[str]) -> list[str]:
+    """The paths ``git check-ignore`` (no index: as if new) says ``root``'s .gitignore ignores."""
+    p = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=root,
+        input="\n".join(paths) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode in (0, 1), p.stderr
+    return p.stdout.split()
+
+
+def _git_or_skip() -> None:
     import shutil
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -443,13 +483,27 @@ def test_gitignore_leaves_new_evaluation_subpackages_to_git():
 
         pytest.skip("not a git checkout")
 
-    def ignored(path: str) -> bool:
-        p = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, timeout=60)
-        return p.returncode == 0
 
-    assert not ignored("backend/evaluation/newpkg/__init__.py")
-    assert not ignored("backend/evaluation/newpkg/module.py")
-    assert ignored("backend/evaluation/demo/summary.json")  # negative control: the demo's output is ignored
+def test_gitignore_hides_outputs_and_caches_but_no_source_path():
+    """Run outputs, caches and venvs are ignored; a new subpackage or fixture folder of a like name is code."""
+    _git_or_skip()
+    assert _ignored(ROOT, SOURCE_PATHS) == [], "a source path is ignored: anchor the pattern or name the folder"
+    assert _ignored(ROOT, OUTPUT_PATHS) == OUTPUT_PATHS
+
+
+def test_gitignore_check_catches_unanchored_and_wildcard_patterns(tmp_path):  # negative control
+    _git_or_skip()
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    old = "build/\nruns/\noutputs/\nbackend/evaluation/debug*/\nbackend/evaluation/sweep*/\n"
+    (tmp_path / ".gitignore").write_text(old, encoding="utf-8")
+    assert _ignored(tmp_path, SOURCE_PATHS) == [
+        "backend/evaluation/sweep_stats/__init__.py",
+        "backend/run/outputs/x.py",
+        "backend/run/runs/x.py",
+        "backend/data/build/x.py",
+        "tests/fixtures/outputs/a.json",
+        "tests/fixtures/runs/summary.json",
+    ]
 
 
 def test_dry_run_imports_no_heavy_or_optional_library():
