@@ -31,4 +31,4 @@ def harness_setup(config: Path, windows: Path, sets: list[str]):
     """The harness's Window Setup (config, data, windows) with ``--set`` overrides, as a run does it."""
     from backend.run import driver  # the setup API the drivers and scripts use (re-exported there)
 
-    return driver.setup(driver.RunOptions(config=str(config), windows=str(windows), sets=sets))
+    return driver.setup(driver.SetupOptions(config=str(config), windows=str(windows), sets=sets))

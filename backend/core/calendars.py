@@ -46,7 +46,6 @@ CONTINUOUS_WEEKDAYS = {"24/7": 7, "24/5": 5}  # sessions named Monday (0) … up
 REFERENCE_YEARS = (2015, 2024)  # exchange calendars: sessions per year and session shape measured here
 _NAME = re.compile(r"^[A-Za-z0-9_]{2,32}$")
 _CUT = re.compile(r"^(\d{2}):(\d{2})$")
-DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True)

@@ -145,9 +145,6 @@ def _covered(meta: dict[str, Any], start: date, end: date) -> bool:
     return False
 
 
-_merge_ranges = cache.merge_ranges
-
-
 def load(
     symbol: str,
     interval: str,

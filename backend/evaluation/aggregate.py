@@ -13,8 +13,6 @@ import numpy as np
 from backend.core.errors import DataError
 from backend.evaluation.statistics import summary_statistics
 
-AGENT = ("net_return", "position", "held", "cost", "trade_cost", "traded")
-
 
 def _trajectory(columns: dict[str, np.ndarray], prefix: str):
     from backend.evaluation.simulate import Trajectory  # heavy: gymnasium (the env); the run driver imports this module

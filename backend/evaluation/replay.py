@@ -31,7 +31,6 @@ from backend.training.trainer import set_threads
 from backend.walkforward.windows import Window
 
 COST_SCALES = (0.0, 1.0, 2.0)
-SERIES_COLUMNS = ("net_return", "position", "held", "cost", "trade_cost", "traded", "session")
 
 
 @dataclass

@@ -47,10 +47,6 @@ from backend.training import bundle
 from backend.training.tb import log_hparams
 from backend.walkforward.windows import Window, windows_document
 
-RunOptions = SetupOptions
-"""The former name of Window Setup's options, kept for benchmarks/run.py (``pipeline.setup(pipeline.RunOptions(
-config=..., windows=..., sets=...))``, another owner's folder); new code names :class:`SetupOptions`."""
-
 
 def execute(opts: DriverOptions, s: Setup) -> int:
     """Train and evaluate every window of one run; returns the exit code."""
