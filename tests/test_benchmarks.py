@@ -1,6 +1,6 @@
 """The benchmark never crashes on main again (issue 25): the floor's arithmetic and a smoke run of benchmarks/run.py.
 
-The other benchmark scripts' smokes: tests/test_benchmark_scripts.py.
+The other benchmark scripts' smokes: tests/test_benchmarks_scripts.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`python -m backend.training.walk_forward_eval ...` — a thin shim over `wf eval` (the replay lives in
-:mod:`backend.evaluation.replay`)."""
+"""`python -m backend.training.walk_forward_eval ...` — a thin shim over `wf eval` (its work: :mod:`backend.run.replay`,
+which replays with :mod:`backend.evaluation.replay`)."""
 
 from __future__ import annotations
 
