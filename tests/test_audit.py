@@ -163,13 +163,13 @@ def test_canary_reward_using_bar_t_plus_2(files, monkeypatch):
 
 
 def test_canary_warm_start_from_a_window_whose_data_reach_the_test_span(files, monkeypatch):
-    from backend.run import driver as pipeline
+    from backend.run import driver
 
     def from_the_future(windows, embargo):  # each window starts from the next one in time
         ordered = sorted(windows, key=lambda w: w.test_start)
         return {w.id: (ordered[k + 1].id if k + 1 < len(ordered) else None) for k, w in enumerate(ordered)}
 
-    monkeypatch.setattr(pipeline, "warm_start_sources", from_the_future)
+    monkeypatch.setattr(driver, "warm_start_sources", from_the_future)
     res = audit(*files({"training": {"warm_start": True}}))
     assert found(res, "training"), res.output
     assert "window w01" in res.output

@@ -112,7 +112,7 @@ def test_two_node_ray_cluster_without_a_shared_folder(files, sequential, tmp_pat
     import ray
     from ray.cluster_utils import Cluster
 
-    from backend.run import driver as pipeline
+    from backend.run import driver
 
     scratch = [tmp_path / "node-a", tmp_path / "node-b"]
     for folder in scratch:
@@ -120,14 +120,14 @@ def test_two_node_ray_cluster_without_a_shared_folder(files, sequential, tmp_pat
     ray.shutdown()
     cluster = Cluster()
     seen = []
-    real = pipeline.RunDriver.on_result
+    real = driver.RunDriver.on_result
 
     def record(self, result):
         seen.append(result.worker)
         assert not result.worker or result.worker["scratch"] is not None  # a remote task never got a root
         return real(self, result)
 
-    monkeypatch.setattr(pipeline.RunDriver, "on_result", record)
+    monkeypatch.setattr(driver.RunDriver, "on_result", record)
     try:
         cluster.add_node(num_cpus=1, env_vars={"WF_SCRATCH_DIR": str(scratch[0])})
         cluster.add_node(num_cpus=1, env_vars={"WF_SCRATCH_DIR": str(scratch[1])})

@@ -281,13 +281,13 @@ def test_a_forced_exit_too_early_for_any_trade_fails_at_window_setup(tiny_config
 
 def test_a_model_warm_started_from_the_future_never_replays_on_the_past(tiny_config, tmp_path, monkeypatch):
     """Even if the dispatcher picked a later window as the source, replay refuses: data_end is in the bundle."""
-    from backend.run import driver as pipeline
+    from backend.run import driver
 
     def from_the_future(windows, embargo):
         ordered = sorted(windows, key=lambda w: w.test_start)
         return {w.id: (ordered[k + 1].id if k + 1 < len(ordered) else None) for k, w in enumerate(ordered)}
 
-    monkeypatch.setattr(pipeline, "warm_start_sources", from_the_future)
+    monkeypatch.setattr(driver, "warm_start_sources", from_the_future)
     anchored = [dict(TINY_WINDOWS[0]), dict(TINY_WINDOWS[1], train_start="2019-01-02")]
     (tmp_path / "w.json").write_text(json.dumps(anchored))
     res = run(tiny_config, tmp_path / "w.json", tmp_path / "out", "--set", "training.warm_start=true")

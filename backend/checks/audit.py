@@ -35,7 +35,7 @@ from backend.checks.warmup_audit import first_undeclared_read
 from backend.core import fsguard
 from backend.core.errors import EvaluationError
 from backend.features.builtin import MarketArrays, compute_features
-from backend.run import driver as pipeline
+from backend.run import driver
 from backend.run.tasks import WarmStart, WindowTask, features_for, train_task, window_paths
 from backend.run.window_setup import Setup
 from backend.training import bundle
@@ -125,7 +125,7 @@ class Auditor:
     def train_chain(self, target: Window, market: MarketArrays, data_key: str, root: Path, reuse: bool = False) -> Path:
         """Train ``target`` as the run would: its warm-start chain first (sources planned by the real code)."""
         by_id = {w.id: w for w in self.s.windows}
-        sources = pipeline.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
+        sources = driver.warm_start_sources(self.s.windows, self.s.embargo) if self.cfg.training.warm_start else {}
         chain, k = [target.id], target.id
         while (nxt := sources.get(k)) is not None:
             k = nxt

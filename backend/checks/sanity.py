@@ -21,7 +21,7 @@ from backend.core import fsguard, stages
 from backend.core.errors import EXIT_OK, EXIT_PARTIAL
 from backend.core.jsonio import load_json, write_json
 from backend.core.status import Status
-from backend.run import driver as pipeline
+from backend.run import driver
 from backend.run.options import DriverOptions, SetupOptions
 
 PSR_LEVEL = 0.95
@@ -63,10 +63,10 @@ def run_sanity(
         cfg["training"]["seed"] = seed
         cfg["agent"] = {"backend": backend, "algorithm": algorithm}
         write_json(out / f"{name}.config.json", cfg)
-        s = pipeline.setup(SetupOptions(config=str(out / f"{name}.config.json"), windows=str(out / "windows.json")))
-        stages.emit(True, "Window Setup", pipeline.window_setup_detail(s), name)
+        s = driver.setup(SetupOptions(config=str(out / f"{name}.config.json"), windows=str(out / "windows.json")))
+        stages.emit(True, "Window Setup", driver.window_setup_detail(s), name)
         opts = DriverOptions(output_dir=str(out / name), quiet=True, overwrite=True, no_report=True, prefix=name)
-        code = pipeline.execute(opts, s)
+        code = driver.execute(opts, s)
         results[name] = (code, load_json(out / name / "summary.json", "summary"))
 
     ok = _judge("Sanity (edge)", *results["edge"], _edge_found)

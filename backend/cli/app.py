@@ -57,7 +57,7 @@ SYMBOLS_HELP = "A universe: run the config on each symbol (comma-separated), a r
 @handle_errors("Window Setup")
 def run_command(**kw: Any) -> int:
     """Train SAC on each train span and replay it on the unseen test span."""
-    from backend.run import driver as pipeline  # lazy: wf --help loads no numpy/pandas
+    from backend.run import driver  # lazy: wf --help loads no numpy/pandas
     from backend.run.window_setup import load_run_config  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
@@ -68,10 +68,10 @@ def run_command(**kw: Any) -> int:
     loaded = load_run_config(req.setup)
     if loaded.config.data.symbols:
         return _run_universe(req, loaded, seeds)
-    s = pipeline.setup(req.setup, loaded)
+    s = driver.setup(req.setup, loaded)
     if req.setup.dry_run:
-        print(pipeline.dry_run_table(s), flush=True)
-        stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
+        print(driver.dry_run_table(s), flush=True)
+        stages.emit(True, "Window Setup", driver.window_setup_detail(s))
         return EXIT_OK
     if opts.output_dir is None:
         opts.output_dir = str(Path("runs") / f"{s.bars.symbol}-{s.cfg.data.interval}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -79,15 +79,15 @@ def run_command(**kw: Any) -> int:
 
     check_output_dir(opts.output_dir)  # before Window Setup is declared ok: one truthful marker per stage
     if not opts.quiet:
-        print(pipeline.dry_run_table(s), flush=True)
+        print(driver.dry_run_table(s), flush=True)
     for w in s.loaded.warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
-    stages.emit(True, "Window Setup", pipeline.window_setup_detail(s), opts.prefix)
+    stages.emit(True, "Window Setup", driver.window_setup_detail(s), opts.prefix)
     if seeds is not None:
         from backend.run.seeds import run_seeds  # lazy: wf --help loads no numpy/pandas
 
         return run_seeds(opts, s, seeds)
-    return pipeline.execute(opts, s)
+    return driver.execute(opts, s)
 
 
 def _run_universe(req: RunRequest, loaded: Any, seeds: list[int] | None) -> int:
@@ -163,7 +163,7 @@ def eval_command(**kw: Any) -> int:
 def audit_command(**kw: Any) -> int:
     """Prove that training and replay are blind to the future: perturb it, compare bit for bit."""
     from backend.checks.audit import AuditOptions, run_audit  # lazy: wf --help loads no numpy/pandas
-    from backend.run import driver as pipeline  # lazy: wf --help loads no numpy/pandas
+    from backend.run import driver  # lazy: wf --help loads no numpy/pandas
 
     kw.pop("debug")
     opts = AuditOptions(
@@ -176,8 +176,8 @@ def audit_command(**kw: Any) -> int:
     if not (opts.env_check or opts.agent):
         raise InputError("--env-only with --no-env-check leaves nothing to audit: drop one of them")
     kw["sets"] = list(kw["sets"])
-    s = pipeline.setup(RunRequest.from_flags(**kw).setup)
-    stages.emit(True, "Window Setup", pipeline.window_setup_detail(s))
+    s = driver.setup(RunRequest.from_flags(**kw).setup)
+    stages.emit(True, "Window Setup", driver.window_setup_detail(s))
     findings, notes = run_audit(s, opts)
     if not kw["quiet"]:
         for note in notes:
