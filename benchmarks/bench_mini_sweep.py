@@ -6,6 +6,8 @@ wall seconds, members completed, the workers' idle share (1 − busy window-task
 
     mini_sweep_vs_floor = wall / (tasks × steps × floor step seconds at [128,128] / workers)
 
+(None when a member did not complete: its steps were not all run.)
+
 The smoke runs the same code on tiny sizes (two configs × one window × 48 steps, in this process, pinned to sb3) just
 to keep it alive: its figures mean nothing.
 """
@@ -109,10 +111,15 @@ def bench_mini_sweep(sweep: MiniSweep) -> dict[str, Any]:
     }
 
 
-def vs_floor(record: dict, floor_step_seconds: float) -> float:
-    """The sweep's wall time as a multiple of its floor: total steps × floor step seconds / workers."""
+def vs_floor(record: dict, floor_step_seconds: float) -> float | None:
+    """The sweep's wall time as a multiple of its floor: total steps × floor step seconds / workers.
+
+    None when a member did not complete: a sweep whose members fail early is fast, not near its floor.
+    """
     from benchmarks.floor import sweep_vs_floor
 
+    if record["members_completed"] < record["configs"]:
+        return None
     return sweep_vs_floor(
         wall_seconds=record["seconds"],
         tasks=1,
@@ -128,5 +135,6 @@ def figures_of(record: dict) -> dict[str, float]:
     return {
         f"mini_sweep_{b}_seconds": record["seconds"],
         f"mini_sweep_{b}_members_completed": record["members_completed"],
+        f"mini_sweep_{b}_members_failed": record["configs"] - record["members_completed"],
         f"mini_sweep_{b}_idle_share": record["idle_share"],
     }

@@ -33,7 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
-from backend.training.auto_backend import cpu_model  # noqa: E402 - the one CPU-model reader (also the auto cache key)
+from backend.core.machine import cpu_model, vector_isa  # noqa: E402 - the one reader (also the caches' machine key)
+
+ONE_THREAD_BLAS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_thread_blas() -> None:
+    """A one-thread BLAS in this process (the floor is single-thread by definition), whatever the shell exported.
+
+    Call it before anything imports numpy or torch: BLAS reads these once, when it loads.
+    """
+    for name in ONE_THREAD_BLAS:
+        os.environ[name] = "1"
 
 
 def library_versions() -> dict[str, str | None]:
@@ -44,16 +55,6 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def vector_isa() -> list[str]:
-    """The CPU's vector instruction sets that change float kernels (AVX2, AVX-512 ...), from /proc/cpuinfo's flags."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return sorted(f for f in flags if f in ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"))
 
 
 def machine() -> dict[str, object]:
@@ -195,6 +196,7 @@ def floor_report(
         "step_gflop": round(flops / 1e9, 4),
         "floor_step_seconds": seconds,
         "floor_steps_per_second": round(1.0 / seconds, 2),
+        "blas_threads": os.environ.get("OMP_NUM_THREADS"),  # "1" unless the caller skipped one_thread_blas()
     }
 
 
@@ -241,4 +243,5 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    one_thread_blas()
     main()

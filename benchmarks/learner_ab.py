@@ -24,9 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.floor import one_thread_blas  # noqa: E402 - light (stdlib); before numpy: a one-thread BLAS
+
+one_thread_blas()
 
 
 def _models(arch: list[int], batch: int, obs: int):

@@ -32,8 +32,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy: a one-thread BLAS for the floor (as run.py)
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.floor import one_thread_blas  # noqa: E402 - light (stdlib); before numpy: a one-thread BLAS
+
+one_thread_blas()
 CANDIDATES = ("sb3", "sb3_fast", "sb3_fast_fused", "sbx_lib", "sbx", "sbx_tf4", "sbx_xnnpack")
 
 

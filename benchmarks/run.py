@@ -50,12 +50,23 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.floor import one_thread_blas  # noqa: E402 - light (stdlib); before anything imports numpy
+
+one_thread_blas()
 
 from benchmarks import bench_mini_sweep as mini  # noqa: E402
-from benchmarks.groups import GROUPS, STEPS, Results, floor_line, record_mini_sweep, selected  # noqa: E402
+from benchmarks.groups import (  # noqa: E402
+    GROUPS,
+    STEPS,
+    Results,
+    floor_again,
+    floor_line,
+    fractions_of_floor,
+    record_mini_sweep,
+    selected,
+)
 
 TARGETS = {
     "env_steps_per_second": (">=", 100_000),
@@ -69,6 +80,7 @@ TARGETS = {
     "learner_fraction_of_floor_default": (">=", 0.6),
     "mini_sweep_*_seconds": ("<=", 900),  # per backend the configs name (auto, sbx, sb3), and --sweep's
     "mini_sweep_vs_floor_*": ("<=", 1.3),
+    "mini_sweep_*_members_failed": ("<=", 0),
     "replay_bars_per_second": (">=", 5_000),
 }
 
@@ -179,7 +191,7 @@ def _mini_sweep_vs_floor(res: Results, given: float | None) -> None:
         return
     step = res.floors["128x128"]["floor_step_seconds"]
     for backend, record in res.mini_sweeps.items():
-        res.figures[f"mini_sweep_vs_floor_{backend}"] = mini.vs_floor(record, step)
+        res.figures[f"mini_sweep_vs_floor_{backend}"] = mini.vs_floor(record, step)  # None: a member failed
     if given is not None:
         res.figures["mini_sweep_vs_floor_given"] = sweep_vs_floor(
             wall_seconds=given, floor_step_seconds=step, **MINI_SWEEP
@@ -199,6 +211,9 @@ def run_groups(groups: set[str], args: argparse.Namespace) -> Results:
         if record and not args.smoke:
             continue  # the mini_sweep group ran the real one on this backend already
         _timed(f"mini_sweep_{backend}", record_mini_sweep, res, dataclasses.replace(mini.REAL, backend=backend))
+    if res.floors and len(GROUP_SECONDS) > 1:  # the floor and something measured against it
+        _timed("floor_again", floor_again, size, res)
+    fractions_of_floor(res)
     _mini_sweep_vs_floor(res, args.sweep_seconds)
     return res
 
@@ -211,7 +226,7 @@ def verdict(name: str, value: float | None) -> str:
     if pattern is None:
         return ""
     if value is None:
-        return "n/a (optional dependency missing, or not run in this mode)"
+        return "n/a (not measured: an optional dependency missing, a failed member, or not run in this mode)"
     op, target = TARGETS[pattern]
     ok = value >= target if op == ">=" else value <= target
     return f"{'PASS' if ok else 'MISS'} (target {op} {target:,})"

@@ -102,6 +102,91 @@ def test_backends_that_cannot_train_the_config_are_not_candidates():
     assert ab.choice(cfg, OBS, measure=lambda *a: pytest.fail("nothing to measure"))["chosen"] == "sb3"
 
 
+@pytest.mark.parametrize(
+    ("change", "same"),
+    [
+        ({"agent": {"algorithm": "crossq", "crossq": {"n_critics": 10}}}, False),
+        ({"agent": {"algorithm": "crossq", "crossq": {"batch_norm": False}}}, False),
+        ({"agent": {"algorithm": "td3", "td3": {"policy_delay": 1}}}, False),
+        ({"agent": {"algorithm": "tqc", "tqc": {"n_quantiles": 100}}}, False),
+        ({"training": {"device": "cuda"}}, False),
+        ({"sac": {"ent_coef": 0.1}}, False),
+        ({"sac": {"learning_rate": 1e-4, "gamma": 0.9, "tau": 0.01}}, True),  # a sweep's usual knobs: one measurement
+    ],
+)
+def test_the_key_holds_every_setting_that_changes_a_steps_cost(change, same):
+    def key(extra):
+        base = {"agent": {"backend": "auto"}}
+        algo = extra.get("agent", {}).get("algorithm")
+        if algo:  # the algorithm's default settings, then the change
+            base = {"agent": {"backend": "auto", "algorithm": algo}}
+        merged = {k: {**base.get(k, {}), **extra.get(k, {})} for k in {*base, *extra}}
+        return ab.choice_key(tiny_cfg(**merged), OBS, 1)
+
+    algo = change.get("agent", {}).get("algorithm")
+    reference = key({"agent": {"algorithm": algo}} if algo else {})
+    assert (key(change) == reference) is same
+
+
+def test_the_key_tells_apart_machines_of_one_model_string(monkeypatch):
+    from backend.core import machine
+
+    monkeypatch.setattr(machine, "cpu_model", lambda: "AMD EPYC")
+    monkeypatch.setattr(machine, "vector_isa", lambda: ["avx", "avx2", "fma"])
+    avx2 = ab.choice_key(_auto(), OBS, 1)
+    monkeypatch.setattr(machine, "vector_isa", lambda: ["avx", "avx2", "avx512f", "fma"])
+    assert ab.choice_key(_auto(), OBS, 1) != avx2
+
+
+def test_a_lock_file_link_leaving_the_cache_is_exit_2_and_nothing_is_created(tmp_path):
+    from backend.core.errors import FolderError
+
+    folder = ab.cache_dir()
+    folder.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    digest = ab._key_hash(ab.choice_key(_auto(), OBS, 1))
+    (folder / f"{digest}.lock").symlink_to(outside / "victim.lock")
+    with pytest.raises(FolderError, match="lock file is a symbolic link"):
+        ab.choice(_auto(), OBS, measure=_forced({"sb3": 10.0, "sbx": 20.0}, []))
+    assert list(outside.iterdir()) == []
+
+
+def test_an_entry_link_is_not_followed_but_replaced(monkeypatch, tmp_path):
+    calls: list = []
+    record = ab.choice(_auto(), OBS, measure=_forced({"sb3": 10.0, "sbx": 20.0}, calls))
+    entry = open(record["cache_entry"]).read()
+    outside = tmp_path / "planted.json"
+    outside.write_text(entry.replace('"sbx": 20.0', '"sbx": 30.0'))
+    ab.Path(record["cache_entry"]).unlink()
+    ab.Path(record["cache_entry"]).symlink_to(outside)
+    monkeypatch.setattr(ab, "_CHOSEN", {})
+    again = ab.choice(_auto(), OBS, measure=_forced({"sb3": 10.0, "sbx": 20.0}, calls))
+    assert len(calls) == 2 and not again["cached"]  # measured, not read through the link
+    assert not ab.Path(record["cache_entry"]).is_symlink() and "30.0" in outside.read_text()
+
+
+@pytest.mark.parametrize("unusable", ["a_file", "lock_is_a_folder", "read_only"])
+def test_an_unusable_cache_is_a_warning_and_a_measurement_in_the_process(monkeypatch, tmp_path, capsys, unusable):
+    cache = tmp_path / "cache"
+    if unusable == "a_file":
+        cache.write_text("x")
+    elif unusable == "lock_is_a_folder":
+        digest = ab._key_hash(ab.choice_key(_auto(), OBS, 1))
+        (cache / "backend_choice" / f"{digest}.lock").mkdir(parents=True)
+    else:
+        (cache / "backend_choice").mkdir(parents=True)
+        (cache / "backend_choice").chmod(0o500)
+        import os
+
+        if os.access(cache / "backend_choice", os.W_OK):  # root ignores the mode
+            pytest.skip("running as root: a read-only folder stays writable")
+    calls: list = []
+    record = ab.choice(_auto(), OBS, measure=_forced({"sb3": 10.0, "sbx": 20.0}, calls))
+    assert record["chosen"] == "sbx" and calls and record["cache_entry"] is None
+    assert "backend choice cache" in capsys.readouterr().err
+
+
 def _seed_cache(chosen: str) -> None:
     """The cache entry a measurement would write, choosing ``chosen`` (the run's workers read it)."""
     other = "sb3" if chosen == "sbx" else "sbx"

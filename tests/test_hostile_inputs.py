@@ -22,8 +22,14 @@ from backend.core.errors import EXIT_EVALUATION, EXIT_INPUT
 from backend.training import bundle
 from tests.helpers import wf
 
-COMPAT = {"algorithm": "sac", "backend": "sb3", "net_arch": [8], "observation_shape": [19],
-          "feature_names": ["ret_1", "ret_5", "vol_20", "time_of_day"], "normalize_obs": True}
+COMPAT = {
+    "algorithm": "sac",
+    "backend": "sb3",
+    "net_arch": [8],
+    "observation_shape": [19],
+    "feature_names": ["ret_1", "ret_5", "vol_20", "time_of_day"],
+    "normalize_obs": True,
+}
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> None:

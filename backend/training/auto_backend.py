@@ -1,22 +1,24 @@
 """``agent.backend: auto`` — the faster installed backend for this machine and config, measured once, cached.
 
-The choice depends on the CPU (SB3's PyTorch matmuls vs XLA's), the library versions, the algorithm,
-the network and the batch, and the observation size; that tuple is the cache key. On a miss, each
+The choice depends on the machine (CPU model and vector instruction sets: SB3's PyTorch matmuls vs XLA's),
+the library versions, and every setting that changes the cost of a step (see :func:`choice_key`); that is
+the cache key. On a miss, each
 installed backend trains the config's algorithm for a few hundred steps on a null env of the real
 spaces (random-action warm-up, then timed steps with one gradient step each, the backends alternating
 A/B/A/B in this process, with the worker's thread settings), and the one with more steps per second is
 chosen. The entry is written atomically under ``$WF_CACHE_DIR/backend_choice/`` (else the user's cache
 dir); a lock file makes a second worker of the same run wait for the first worker's measurement instead
-of measuring beside it.
+of measuring beside it. A link leaving the cache is refused (exit 2); a cache that cannot be written is
+warned about and the choice measured in the process.
 
 The cache entry is read as hostile input: bounded JSON (size, depth), and it is used only if it is an
 object whose ``key`` equals this machine's key, whose ``chosen`` is an installed backend, and whose
 ``steps_per_second`` are finite positive numbers; anything else is measured again and overwritten.
 
-What is recorded: :func:`choice` returns ``{"requested": "auto", "chosen", "steps_per_second", "key",
-"measured_at", "cached"}``; the bundle's ``compatibility`` holds ``backend`` (the one that trained) and
-``backend_choice`` (this record). Replay of such a bundle uses its recorded backend (see
-:func:`backend.training.bundle.replay_config`), never a new measurement.
+What is recorded: :func:`choice` returns ``{"requested": "auto", "chosen", "steps_per_second",
+"measured_at", "measure_seconds", "cached", "cache_entry"}``; the bundle's ``compatibility`` holds
+``backend`` (the one that trained) and ``backend_choice`` (this record). Replay of such a bundle uses its
+recorded backend (see :func:`backend.training.bundle.replay_config`), never a new measurement.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import hashlib
 import json
 import math
 import os
-import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +39,9 @@ import platformdirs
 
 from backend.config.algorithms import AUTO, installed_backends
 from backend.core import fsguard
-from backend.core.errors import InputError
+from backend.core.errors import FolderError, InputError
 from backend.core.jsonio import read_text_bounded, write_json
+from backend.core.machine import machine_id
 from backend.training.algo_kwargs import model_kwargs
 from backend.training.versions import library_versions
 
@@ -46,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backend.config.models import Config
 
 CACHE_SUBDIR = "backend_choice"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed on machine_id and every speed setting (1: the CPU model and five settings)
 WARMUP_STEPS = 64  # gradient steps after learning_starts, untimed (JAX compiles here)
 TIMED_STEPS = 150  # per backend and round
 ROUNDS = 2  # A/B, then B/A
@@ -58,18 +61,6 @@ _CHOSEN: dict[str, dict[str, Any]] = {}  # key hash -> choice, per process (buil
 def cache_dir() -> Path:
     """``$WF_CACHE_DIR/backend_choice``, else the user's cache dir (e.g. ~/.cache/wf-harness/backend_choice)."""
     return Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness")) / CACHE_SUBDIR
-
-
-def cpu_model() -> str:
-    """The CPU model string (Linux /proc/cpuinfo; else platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def usable_backends(cfg: Config) -> tuple[str, ...]:
@@ -85,22 +76,33 @@ def usable_backends(cfg: Config) -> tuple[str, ...]:
     return tuple(out)
 
 
-def choice_key(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
-    """What the faster backend depends on: machine, libraries, algorithm, network, batch, spaces, threads."""
+# sac settings that leave the cost of a step unchanged (no re-measurement when a sweep varies them)
+SPEED_NEUTRAL = frozenset({"learning_rate", "buffer_size", "learning_starts", "tau", "gamma", "target_entropy"})
 
+
+def choice_key(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """What the faster backend depends on: the machine, the libraries, every setting that changes the cost of a step.
+
+    The machine is its CPU model and vector instruction sets (two "AMD EPYC" VMs with and without AVX-512 run
+    the backends at different ratios); the settings are the whole ``sac`` section but :data:`SPEED_NEUTRAL`
+    (``ent_coef`` as auto or fixed: an auto coefficient is one more optimiser), the algorithm's own section
+    (critics, quantiles, policy delay, batch norm), the device and the threads.
+    """
+    sac = cfg.sac.model_dump(mode="json", exclude=set(SPEED_NEUTRAL))
+    sac["ent_coef"] = "auto" if str(cfg.sac.ent_coef).startswith("auto") else "fixed"
+    own = getattr(cfg.agent, cfg.agent.algorithm, None)
     return {
         "format": CACHE_FORMAT,
-        "cpu_model": cpu_model(),
+        "machine": machine_id(),
         "cpu_count": os.cpu_count(),
         "libraries": library_versions(AUTO),
         "candidates": list(usable_backends(cfg)),
         "algorithm": cfg.agent.algorithm,
-        "net_arch": list(cfg.sac.net_arch),
-        "batch_size": cfg.sac.batch_size,
-        "gradient_steps": cfg.sac.gradient_steps,
-        "train_freq": cfg.sac.train_freq,
+        "sac": sac,
+        "algorithm_settings": own.model_dump(mode="json") if own is not None else None,
         "obs_dim": obs_dim,
         "act_dim": act_dim,
+        "device": cfg.training.device,
         "threads": cfg.training.torch_threads,
     }
 
@@ -123,31 +125,47 @@ def _valid(entry: Any, key: dict[str, Any]) -> bool:
 
 
 def _read(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-
-    if not path.exists():
+    """The valid entry at ``path``, else None (absent, a link, not a file, unreadable, invalid: measured again)."""
+    if path.is_symlink() or not path.is_file():  # a link is never followed; the new entry replaces it
         return None
     try:
         text = read_text_bounded(path, "backend choice cache entry", MAX_ENTRY_BYTES)
         entry = json.loads(text)
-    except (InputError, ValueError, RecursionError):
+    except (InputError, OSError, ValueError, RecursionError):
         return None
     return entry if _valid(entry, key) else None
 
 
 @contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (POSIX); elsewhere no lock (two workers may then both measure)."""
+def _cache_slot(folder: Path, digest: str) -> Iterator[Path | None]:
+    """The entry's path, under an exclusive lock on ``<digest>.lock``; None when the cache cannot be used.
+
+    A link leaving the cache (the folder or the lock file) is refused (FolderError, exit 2), as everywhere in
+    the cache. A cache that cannot be written (a file, a read-only or foreign folder) yields None with a
+    warning: the choice is then measured in this process and not stored. Without POSIX locks (Windows) there
+    is no lock (two workers may then both measure).
+    """
+    lock = folder / f"{digest}.lock"
+    try:
+        fsguard.make_dirs(folder.parent, folder, "the cache")
+        fsguard.refuse_link(lock, "the backend choice lock file")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FolderError:
+        raise
+    except OSError as e:
+        print(f"warning: backend choice cache {folder} not usable ({e}); measuring in this process", file=sys.stderr)
+        yield None
+        return
     try:
         import fcntl  # lazy: POSIX only (ImportError on Windows)
     except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        fcntl = None  # type: ignore[assignment]
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield folder / f"{digest}.json"
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 Measure = Callable[[Any, int, int, tuple[str, ...]], dict[str, float]]
@@ -170,43 +188,54 @@ def choice(
         record = {"requested": AUTO, "chosen": candidates[0], "steps_per_second": None, "cached": False}
         _CHOSEN[digest] = record
         return record
+    run = measure or _measure_with(build)
 
-    folder = cache_dir()
-    fsguard.make_dirs(folder.parent, folder, "the cache")  # never through a link leaving the cache (exit 2)
-    path = folder / f"{digest}.json"
-    with _locked(folder / f"{digest}.lock"):
-        entry = _read(path, key)
+    with _cache_slot(cache_dir(), digest) as path:
+        entry = _read(path, key) if path is not None else None
         cached = entry is not None
         if entry is None:
-            if measure is None:
-                if build is None:
-                    raise RuntimeError("auto_backend.choice: nothing cached and no build function to measure with")
-                sps = measure_backends(cfg, obs_dim, act_dim, candidates, build)
-            else:
-                sps = measure(cfg, obs_dim, act_dim, candidates)
-            entry = {
-                "key": key,
-                "chosen": max(sps, key=sps.__getitem__),
-                "steps_per_second": {k: round(float(v), 2) for k, v in sps.items()},
-                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            _write(path, entry)
+            t0 = time.perf_counter()
+            sps = run(cfg, obs_dim, act_dim, candidates)
+            entry = _measured_entry(key, sps, time.perf_counter() - t0)
+            if path is not None:
+                _write(path, entry)
     record = {
         "requested": AUTO,
         "chosen": entry["chosen"],
         "steps_per_second": entry["steps_per_second"],
         "measured_at": entry.get("measured_at"),
+        "measure_seconds": entry.get("measure_seconds"),
         "cached": cached,
-        "cache_entry": str(path),
+        "cache_entry": str(path) if path is not None else None,
     }
     _CHOSEN[digest] = record
     return record
 
 
-def _write(path: Path, entry: dict[str, Any]) -> None:
+def _measure_with(build: Callable | None) -> Measure:
+    """:func:`measure_backends` with ``build``; without one, a miss is an error (a hit needs none)."""
 
+    def run(cfg: Any, obs_dim: int, act_dim: int, candidates: tuple[str, ...]) -> dict[str, float]:
+        if build is None:
+            raise RuntimeError("auto_backend.choice: nothing cached and no build function to measure with")
+        return measure_backends(cfg, obs_dim, act_dim, candidates, build)
+
+    return run
+
+
+def _measured_entry(key: dict[str, Any], sps: dict[str, float], seconds: float) -> dict[str, Any]:
+    return {
+        "key": key,
+        "chosen": max(sps, key=sps.__getitem__),
+        "steps_per_second": {k: round(float(v), 2) for k, v in sps.items()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measure_seconds": round(seconds, 1),
+    }
+
+
+def _write(path: Path, entry: dict[str, Any]) -> None:
     try:
-        write_json(path, entry)
+        write_json(path, entry)  # a temporary file renamed into place: replaces a link, never writes through it
     except OSError:  # a read-only cache: the choice still holds for this process
         pass
 

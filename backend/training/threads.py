@@ -14,7 +14,7 @@ import platformdirs
 from backend.config.algorithms import installed_backends
 from backend.core import fsguard
 from backend.core.errors import FolderError, TrainingError
-from backend.training.auto_backend import cpu_model
+from backend.core.machine import machine_id
 
 # ------------------------------------------------------------------------------------------ threads, device
 
@@ -61,8 +61,9 @@ def configure_worker(backend: str, threads: int = 1, device: str = "cpu") -> Non
 def jax_cache_dir() -> Path | None:
     """``$WF_CACHE_DIR/jax/<machine>``, else the user's cache dir; None when ``WF_JAX_CACHE=off``.
 
-    One folder per CPU model, jaxlib version and XLA_FLAGS: a folder shared between different machines
-    (a network home) never hands one machine's compiled code to another.
+    One folder per machine (CPU model and vector instruction sets: ``core.machine.machine_id``), jaxlib version
+    and XLA_FLAGS: a folder shared between different machines (a network home) never hands one machine's
+    compiled code to another.
     """
     if os.environ.get("WF_JAX_CACHE", "").lower() in ("off", "0", "false", "no"):
         return None
@@ -70,7 +71,7 @@ def jax_cache_dir() -> Path | None:
         jaxlib = metadata.version("jaxlib")
     except metadata.PackageNotFoundError:  # pragma: no cover - sbx without jaxlib cannot run
         jaxlib = "?"
-    machine = f"{cpu_model()}|{jaxlib}|{os.environ.get('XLA_FLAGS', '')}|{os.environ.get('JAX_PLATFORMS', '')}"
+    machine = f"{machine_id()}|{jaxlib}|{os.environ.get('XLA_FLAGS', '')}|{os.environ.get('JAX_PLATFORMS', '')}"
     root = Path(os.environ.get("WF_CACHE_DIR") or platformdirs.user_cache_dir("wf-harness"))
     return root / "jax" / hashlib.sha256(machine.encode()).hexdigest()[:16]
 
