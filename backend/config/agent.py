@@ -82,8 +82,8 @@ class AgentConfig(_Strict):
     """sac (default), tqc, crossq or td3; the shared hyperparameters are the `sac` section."""
     backend: Literal[BACKEND_CHOICES] = AUTO  # type: ignore[valid-type]
     """auto (default): the faster installed backend for this machine and config, from a short measurement
-    cached per CPU model and library versions (summary and bundle record the one that trained, and replay uses
-    it); or pin one: sb3 (PyTorch: stable-baselines3 / sb3-contrib) or sbx (JAX; pip install '.[jax]'). Pin a
+    cached per machine (CPU model, vector instruction sets), library versions and speed settings (summary and
+    bundle record the one that trained, and replay uses it); or pin one: sb3 (PyTorch: stable-baselines3 / sb3-contrib) or sbx (JAX; pip install '.[jax]'). Pin a
     backend to train the same implementation on every machine."""
     tqc: TQCConfig = Field(default_factory=TQCConfig)
     """Settings read only when algorithm is tqc."""
