@@ -217,7 +217,7 @@ def backend_fields(cfg: Config, obs_dim: int) -> dict[str, Any]:
     if cfg.agent.backend != AUTO:
         return {"backend": cfg.agent.backend}
     record = choice(cfg, obs_dim)  # the same record build_model used (cached in the process)
-    keep = ("requested", "chosen", "steps_per_second", "measured_at", "cached")
+    keep = ("requested", "chosen", "steps_per_second", "measured_at", "measure_seconds", "cached")
     return {"backend": record["chosen"], "backend_choice": {k: record.get(k) for k in keep}}
 
 
