@@ -172,3 +172,12 @@ def test_parity_curve_averages_the_first_and_last_fifth(monkeypatch: pytest.Monk
     points = {"w01": [(i, float(i)) for i in range(10)], "w02": [(i, 1.0) for i in range(3)]}  # w02: too few
     monkeypatch.setattr(parity, "episode_rewards", lambda tb: points[tb.name])
     assert parity.curve(tmp_path) == {"reward_first_fifth": 0.5, "reward_last_fifth": 8.5}
+
+
+def test_concurrency_script(tmp_path: Path) -> None:
+    out = tmp_path / "concurrency.json"
+    _script("concurrency.py", "--backend", "sb3", "--steps", "40", "--warmup", "20", "--net", "8", "--out", str(out))
+    doc = json.loads(out.read_text())
+    assert _finite_positive(doc["alone_steps_per_second"]) and len(doc["together_steps_per_second"]) == 2
+    assert all(_finite_positive(x) for x in doc["together_steps_per_second"])
+    assert _finite_positive(doc["together_vs_alone"])
