@@ -83,8 +83,9 @@ class AgentConfig(_Strict):
     backend: Literal[BACKEND_CHOICES] = AUTO  # type: ignore[valid-type]
     """auto (default): the faster installed backend for this machine and config, from a short measurement
     cached per machine (CPU model, vector instruction sets), library versions and speed settings (summary and
-    bundle record the one that trained, and replay uses it); or pin one: sb3 (PyTorch: stable-baselines3 / sb3-contrib) or sbx (JAX; pip install '.[jax]'). Pin a
-    backend to train the same implementation on every machine."""
+    bundle record the one that trained, and replay uses it); or pin one: sb3 (PyTorch: stable-baselines3 /
+    sb3-contrib) or sbx (JAX; pip install '.[jax]'). Pin a backend to train the same implementation on every
+    machine."""
     tqc: TQCConfig = Field(default_factory=TQCConfig)
     """Settings read only when algorithm is tqc."""
     crossq: CrossQConfig = Field(default_factory=CrossQConfig)
